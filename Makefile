@@ -1,0 +1,26 @@
+# hatchctl: every target bootstraps first (tmux, git, .venv), so a fresh clone needs nothing else.
+SHELL := /bin/bash
+VENV := .venv/bin
+DEMO_DIR ?= demo-project
+
+.PHONY: bootstrap demo test check bench clean
+
+bootstrap:
+	@tools/bootstrap.sh
+
+demo: bootstrap
+	$(VENV)/hatchctl demo --dir $(DEMO_DIR)
+
+test: bootstrap
+	env -u NO_COLOR $(VENV)/python -m pytest -q
+
+check: bootstrap
+	$(VENV)/ruff check hatchctl tests bench
+	$(VENV)/ruff format --check hatchctl tests bench
+	$(VENV)/mypy
+
+bench: bootstrap
+	$(VENV)/python bench/run_all.py
+
+clean:
+	rm -rf .venv $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

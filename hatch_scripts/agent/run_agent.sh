@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Run one agent launch in a tmux pane and record how it ended.
+# Usage: run_agent.sh AGENT_COMMAND [ARGS...]
+# Environment (set by hatchctl): HATCH_RUN_ID HATCH_TASK_ID HATCH_ROLE HATCH_ITERATION
+#   HATCH_ATTEMPT HATCH_WORKTREE HATCH_PROMPT_FILE HATCH_STOP_FILE HATCH_STATE_DIR
+#   HATCH_PROMPT_ARG (1: pass the prompt text as the last argument) HATCH_LAUNCH_TIMEOUT (s)
+# 1. Waits for the launch ticket runs/<RUN_ID>.ticket and claims it with an atomic rename;
+#    a cancelled or missing ticket means this launch must not run (exit 75, agent never started).
+# 2. Runs the agent (its arguments are passed as a list, never through a shell).
+# 3. Writes the .stop file atomically (temp file + mv) with the agent's exit status, even when
+#    the agent exits within milliseconds: tmux's pane-died hook is not relied on.
+# Exit codes: the agent's own, 2 usage, 75 no ticket (launch cancelled or timed out).
+set -euo pipefail
+[[ $# -ge 1 ]] || { echo "run_agent.sh: usage: run_agent.sh AGENT_COMMAND [ARGS...]" >&2; exit 2; }
+for var in HATCH_RUN_ID HATCH_TASK_ID HATCH_ROLE HATCH_ITERATION HATCH_ATTEMPT HATCH_STOP_FILE HATCH_STATE_DIR; do
+  [[ -n ${!var:-} ]] || { echo "run_agent.sh: $var is not set" >&2; exit 2; }
+done
+[[ $HATCH_RUN_ID =~ ^[0-9]+$ && $HATCH_ITERATION =~ ^[0-9]+$ && $HATCH_ATTEMPT =~ ^[0-9]+$ ]] ||
+  { echo "run_agent.sh: run id, iteration and attempt must be numbers" >&2; exit 2; }
+[[ $HATCH_TASK_ID =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || { echo "run_agent.sh: invalid task id" >&2; exit 2; }
+[[ $HATCH_ROLE == factory || $HATCH_ROLE == qa ]] || { echo "run_agent.sh: invalid role" >&2; exit 2; }
+
+runs="$HATCH_STATE_DIR/runs"
+ticket="$runs/$HATCH_RUN_ID.ticket"
+claimed="$runs/$HATCH_RUN_ID.claimed"
+timeout_ms=$(( ${HATCH_LAUNCH_TIMEOUT:-30} * 1000 ))
+waited=0
+while [[ ! -e $ticket ]]; do
+  if [[ -e $runs/$HATCH_RUN_ID.cancelled || $waited -ge $timeout_ms ]]; then
+    echo "run_agent.sh: launch $HATCH_RUN_ID was cancelled or never confirmed; not starting" >&2
+    exit 75
+  fi
+  sleep 0.01
+  waited=$((waited + 10))
+done
+mv -- "$ticket" "$claimed" 2>/dev/null || {
+  echo "run_agent.sh: launch $HATCH_RUN_ID was cancelled; not starting" >&2
+  exit 75
+}
+now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+printf 'pid=%s started_at=%s started_ns=%s\n' "$$" "$(now)" "$(date +%s%N)" >>"$claimed"
+
+args=("$@")
+if [[ ${HATCH_PROMPT_ARG:-0} == 1 && -n ${HATCH_PROMPT_FILE:-} ]]; then
+  args+=("$(cat -- "$HATCH_PROMPT_FILE")")
+fi
+set +e
+"${args[@]}"
+code=$?
+set -e
+printf 'ended_at=%s ended_ns=%s exit_code=%s\n' "$(now)" "$(date +%s%N)" "$code" >>"$claimed"
+tmp="$HATCH_STOP_FILE.$$.tmp"
+printf '{"task_id": "%s", "role": "%s", "iteration": %d, "attempt": %d, "reason": "exit", "exit_code": %d, "at": "%s", "run_id": %d}\n' \
+  "$HATCH_TASK_ID" "$HATCH_ROLE" "$HATCH_ITERATION" "$HATCH_ATTEMPT" "$code" "$(now)" "$HATCH_RUN_ID" >"$tmp"
+mv -f -- "$tmp" "$HATCH_STOP_FILE"
+exit "$code"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Merge a task branch into the integration branch, inside the integration worktree.
+# Usage: merge_branch.sh [--dry-run] INTEGRATION_WORKTREE TASK_BRANCH
+# On a conflict the merge is aborted, leaving the integration worktree clean.
+# Prints the new integration commit on stdout.
+# Exit codes: 0 merged, 2 usage, 3 git failed, 10 merge conflict (nothing changed).
+set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+parse_common "$@"
+set -- "${HATCH_ARGS[@]}"
+[[ $# -eq 2 ]] || die 2 "usage: merge_branch.sh [--dry-run] INTEGRATION_WORKTREE TASK_BRANCH"
+wt=$1 branch=$2
+require_dir "$wt"
+[[ $branch =~ ^hatch/ ]] || die 2 "not a task branch: $branch"
+check_id "${branch#hatch/}"
+query git -C "$wt" rev-parse --verify --quiet "refs/heads/$branch" >/dev/null || die 3 "no branch $branch"
+
+if [[ -z $(git -C "$wt" config user.email || true) ]]; then
+  export GIT_AUTHOR_NAME=hatchctl GIT_AUTHOR_EMAIL=hatchctl@localhost
+  export GIT_COMMITTER_NAME=hatchctl GIT_COMMITTER_EMAIL=hatchctl@localhost
+fi
+if [[ -n $(git -C "$wt" status --porcelain --untracked-files=no) ]]; then
+  run git -C "$wt" reset --hard --quiet || die 3 "cannot clean the integration worktree"
+fi
+if ! run git -C "$wt" merge --no-ff --no-edit -m "hatch: merge $branch" "$branch" >&2; then
+  if git -C "$wt" rev-parse --verify --quiet MERGE_HEAD >/dev/null; then
+    git -C "$wt" diff --name-only --diff-filter=U >&2 || true
+    run git -C "$wt" merge --abort || run git -C "$wt" reset --hard --quiet
+    die 10 "merge conflict merging $branch; integration left unchanged"
+  fi
+  die 3 "git merge failed"
+fi
+git -C "$wt" rev-parse HEAD

@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# Shared helpers for hatch scripts. Sourced, never executed.
+#   run CMD ARGS...    print the command to stderr, then run it (skipped under --dry-run)
+#   query CMD ARGS...  print and run a read-only command (also under --dry-run)
+#   die CODE MSG       print "script: MSG" to stderr and exit CODE
+#   check_id ID        refuse anything but a valid task id (exit 2)
+# Exit code 2 always means a usage error (bad or missing arguments).
+
+HATCH_DRY_RUN=${HATCH_DRY_RUN:-0}
+HATCH_SCRIPT_NAME=$(basename "$0")
+
+die() {
+  local code=$1
+  shift
+  printf '%s: %s\n' "$HATCH_SCRIPT_NAME" "$*" >&2
+  exit "$code"
+}
+
+_show() {
+  local out='+'
+  local arg
+  for arg in "$@"; do out+=" $(printf '%q' "$arg")"; done
+  printf '%s\n' "$out" >&2
+}
+
+run() {
+  if [[ $HATCH_DRY_RUN == 1 ]]; then
+    _show "$@"
+    return 0
+  fi
+  _show "$@"
+  "$@"
+}
+
+query() {
+  _show "$@"
+  "$@"
+}
+
+# Parse a leading --dry-run; the caller does: parse_common "$@"; set -- "${HATCH_ARGS[@]}"
+parse_common() {
+  HATCH_ARGS=()
+  local arg
+  for arg in "$@"; do
+    case $arg in
+      --dry-run) HATCH_DRY_RUN=1 ;;
+      --help | -h)
+        sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0" >&2
+        exit 0
+        ;;
+      *) HATCH_ARGS+=("$arg") ;;
+    esac
+  done
+}
+
+check_id() {
+  [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && $1 != *..* && $1 != *. && $1 != *.lock ]] ||
+    die 2 "invalid task id: $1"
+}
+
+require_dir() {
+  [[ -d $1 ]] || die 2 "not a directory: $1"
+}
+
+# Mount points at or below DIR (one per line), decoded from /proc/self/mountinfo.
+mounts_under() {
+  local dir
+  dir=$(realpath -m -- "$1")
+  local mp
+  while read -r _ _ _ _ mp _; do
+    mp=$(printf '%b' "${mp//\\/\\0}")
+    if [[ $mp == "$dir" || $mp == "$dir"/* ]]; then
+      printf '%s\n' "$mp"
+    fi
+  done </proc/self/mountinfo
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Give a worktree a read-only view of the planning directory.
+# Usage: mount_readonly.sh [--dry-run] SOURCE TARGET
+# Tries a read-only bind mount (needs CAP_SYS_ADMIN); if that is not permitted, falls back to a
+# read-only copy (files chmod a-w; a snapshot, not live). Prints the method used on stdout as
+# the last line: "bind" or "copy". Idempotent: an existing bind mount of SOURCE is kept.
+# Exit codes: 0 ok, 2 usage, 6 neither method worked.
+set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+parse_common "$@"
+set -- "${HATCH_ARGS[@]}"
+[[ $# -eq 2 ]] || die 2 "usage: mount_readonly.sh [--dry-run] SOURCE TARGET"
+src=$1 dst=$2
+require_dir "$src"
+src=$(realpath -- "$src")
+if [[ -n $(mounts_under "$dst" | grep -Fx -- "$(realpath -m -- "$dst")" || true) ]]; then
+  echo bind
+  exit 0
+fi
+run mkdir -p -- "$dst"
+if [[ $(id -u) -eq 0 ]] && run mount --bind -- "$src" "$dst" 2>/dev/null; then
+  if run mount -o remount,bind,ro -- "$dst" 2>/dev/null; then
+    echo bind
+    exit 0
+  fi
+  run umount -- "$dst" || die 6 "bind mounted $dst but could not make it read-only or unmount it"
+fi
+run cp -a -- "$src/." "$dst/" || die 6 "cannot copy $src to $dst"
+run chmod -R a-w -- "$dst" || die 6 "cannot make $dst read-only"
+echo copy

@@ -1,0 +1,3 @@
+from hatchctl.cli import main
+
+raise SystemExit(main())

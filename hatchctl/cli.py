@@ -1,0 +1,144 @@
+"""Command line: parses arguments, builds objects, calls them. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from hatchctl import __version__, logsetup
+from hatchctl.errors import HatchError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"hatchctl: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def _cmd(name: str) -> Callable[[argparse.Namespace], int]:
+    """Import a command module lazily: `hatchctl sim-agent` must start in milliseconds."""
+
+    def call(args: argparse.Namespace) -> int:
+        module_name, func_name = name.split(":")
+        module = __import__(f"hatchctl.cmds.{module_name}", fromlist=[func_name])
+        result: int = getattr(module, func_name)(args)
+        return result
+
+    return call
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hatchctl", description="A control room for a team of coding agents.")
+    p.add_argument(
+        "-C",
+        dest="directory",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="run as if started in DIR (hatch.toml is looked up from there)",
+    )
+    p.add_argument("--read-only", action="store_true", help="UI: refuse every action")
+    p.add_argument("--version", action="version", version=f"hatchctl {__version__}")
+    p.set_defaults(func=_cmd("ui:main"))
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("init", help="create hatch.toml, specs/ and prompt templates here")
+    s.add_argument("--name", help="project name (default: the directory name)")
+    s.set_defaults(func=_cmd("setup:init"))
+
+    s = sub.add_parser("validate", help="check hatch.toml and every spec; report all problems")
+    s.set_defaults(func=_cmd("inspect:validate"))
+
+    s = sub.add_parser("status", help="tasks, states, strikes and the supervisor")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    s.set_defaults(func=_cmd("inspect:status"))
+
+    s = sub.add_parser("events", help="the audit trail")
+    s.add_argument("--task", metavar="ID")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    s.add_argument("--limit", type=int, default=None, metavar="N", help="only the last N")
+    s.set_defaults(func=_cmd("inspect:events"))
+
+    s = sub.add_parser("logs", help="print an agent's pane log (ANSI stripped)")
+    s.add_argument("task_id", metavar="ID")
+    s.add_argument("--role", choices=["factory", "qa"], default=None)
+    s.add_argument("--follow", "-f", action="store_true")
+    s.add_argument("--raw", action="store_true", help="raw terminal bytes")
+    s.set_defaults(func=_cmd("inspect:logs"))
+
+    s = sub.add_parser("doctor", help="check tmux, git, agents, inotify and mounts")
+    s.set_defaults(func=_cmd("inspect:doctor"))
+
+    s = sub.add_parser("demo", help="write the demo project and run it")
+    s.add_argument("--dir", type=Path, default=None, help="where (default: ./demo-project)")
+    s.add_argument("--headless", action="store_true", help="no UI, progress on stdout")
+    s.add_argument("--keep", action="store_true", help="reuse an existing demo project")
+    s.set_defaults(func=_cmd("run:demo"))
+
+    s = sub.add_parser("run", help="run the supervisor in the foreground")
+    s.add_argument(
+        "--until-drained",
+        action="store_true",
+        help="exit when no task can make progress (0 = all completed)",
+    )
+    s.set_defaults(func=_cmd("run:run"))
+
+    for name, help_text in (
+        ("kill", "kill a task's agent and fail the task (retry brings it back)"),
+        ("restart", "kill a task's agent and start it again (no strike)"),
+        ("retry", "put a failed or blocked task back in the queue"),
+    ):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("task_id", metavar="ID")
+        s.add_argument("--no-wait", action="store_true", help="do not wait for the result")
+        s.set_defaults(func=_cmd(f"control:{name}"))
+    for name, help_text in (
+        ("pause", "stop starting new agents"),
+        ("resume", "start new agents again"),
+        ("down", "stop every agent and the supervisor"),
+    ):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("--no-wait", action="store_true", help="do not wait for the result")
+        s.set_defaults(func=_cmd(f"control:{name}"))
+
+    s = sub.add_parser("scripts", help="list the bash scripts hatchctl runs")
+    s.add_argument("--eject", type=Path, metavar="DIR", help="copy them to DIR for customizing")
+    s.set_defaults(func=_cmd("setup:scripts"))
+
+    s = sub.add_parser("sim-agent", help="the simulated agent (used by the demo and tests)")
+    s.add_argument("prompt", nargs="?", default=None, help="prompt text (ignored)")
+    s.add_argument("--interactive", action="store_true", help="pause with a Stop hook, like Claude")
+    s.set_defaults(func=_cmd("simagent:main"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "sim-agent":
+        logsetup.configure(None)  # until a project is known, log nowhere (never the terminal)
+    try:
+        return int(args.func(args))
+    except HatchError as exc:
+        sys.stderr.write(f"hatchctl: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("hatchctl: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        logsetup.get().error("internal_error", error=repr(exc), tb=traceback.format_exc())
+        sys.stderr.write(f"hatchctl: internal error: {type(exc).__name__}: {exc}\n")
+        return 70
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""``hatchctl init`` and ``hatchctl scripts``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from string import Template
+
+from hatchctl.cmds.common import start_dir
+from hatchctl.config import CONFIG_NAME, default_project_name, parse_config
+from hatchctl.errors import ConfigError, HatchError
+from hatchctl.runtime import proc
+from hatchctl.runtime.gitrepo import exclude_hatch_paths
+from hatchctl.runtime.scripts import SCRIPT_NAMES, builtin_root, eject
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def template(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def git_toplevel(where: Path) -> Path:
+    try:
+        out = proc.run(["git", "-C", str(where), "rev-parse", "--show-toplevel"], timeout=10)
+    except HatchError:
+        raise HatchError(f"{where} is not inside a git repository (run `git init` first)") from None
+    return Path(out.stdout.strip())
+
+
+def init(args: argparse.Namespace) -> int:
+    here = start_dir(args).resolve()
+    git_toplevel(here)
+    config = here / CONFIG_NAME
+    if config.exists():
+        raise ConfigError(f"{config} already exists; not overwriting it")
+    name = args.name or default_project_name(here)
+    text = Template(template("hatch.toml")).safe_substitute(name=name)
+    parse_config(text, config)  # refuses a bad --name before anything is written
+    (here / "specs").mkdir(exist_ok=True)
+    (here / "prompts").mkdir(exist_ok=True)
+    created = [config]
+    config.write_text(text, encoding="utf-8")
+    for rel, src in (
+        ("specs/EXAMPLE-001.md", "example_spec.md"),
+        ("prompts/factory.md", "factory.md"),
+        ("prompts/qa.md", "qa.md"),
+    ):
+        target = here / rel
+        if not target.exists():
+            target.write_text(template(src), encoding="utf-8")
+            created.append(target)
+    exclude_hatch_paths(here)
+    for path in created:
+        print(f"created {path.relative_to(here)}")
+    print("added .hatch/ to .git/info/exclude")
+    print("next: edit specs/, then `hatchctl validate` and `hatchctl`")
+    return 0
+
+
+def scripts(args: argparse.Namespace) -> int:
+    if args.eject:
+        dest = args.eject if args.eject.is_absolute() else start_dir(args) / args.eject
+        for path in eject(dest):
+            print(path)
+        print(f'to use them, set scripts_dir = "{dest}" under [project] in hatch.toml')
+        return 0
+    root = builtin_root()
+    for name in SCRIPT_NAMES:
+        path = root / name
+        lines = path.read_text(encoding="utf-8").splitlines()
+        purpose = next((ln[2:] for ln in lines[1:] if ln.startswith("# ")), "")
+        print(f"{name:<28} {purpose}")
+    print(f"(in {root})")
+    return 0

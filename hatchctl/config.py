@@ -1,0 +1,159 @@
+"""hatch.toml -> pydantic models. Defaults for everything; unknown keys are errors naming key and file."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from hatchctl.errors import ConfigError
+from hatchctl.state.durations import parse_duration
+
+CONFIG_NAME = "hatch.toml"
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSection(_Strict):
+    name: str = "hatch"
+    specs_dir: str = "specs"
+    planning_dir: str = ""  # mounted read-only into worktrees; defaults to specs_dir
+    base_ref: str = "HEAD"
+    integration_branch: str = "hatch/integration"
+    scripts_dir: str = ""  # an ejected copy of hatch_scripts (hatchctl scripts --eject)
+    regression: list[str] | str = Field(default_factory=list)  # run on integration after merge
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.fullmatch(v):
+            raise ValueError("must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$ (it names a tmux socket)")
+        return v
+
+
+class RestartPolicy(_Strict):
+    initial_backoff: Duration = 5.0
+    multiplier: float = Field(default=2.0, ge=1.0)
+    max_backoff: Duration = 300.0
+    max_restarts: int = Field(default=5, ge=0)
+    reset_after: Duration = 600.0
+    jitter: float = Field(default=0.2, ge=0.0, le=1.0)
+
+
+class BreakerPolicy(_Strict):
+    threshold: int = Field(default=5, ge=1)  # infra failures within `window` that pause scheduling
+    window: Duration = 300.0
+
+
+class LimitsSection(_Strict):
+    max_active: int = Field(default=2, ge=1)
+    max_strikes: int = Field(default=3, ge=1)
+    run_timeout: Duration = 1800.0
+    idle_timeout: Duration = 300.0
+    stall_after: Duration | None = None  # shown as `stalled` after this; default idle_timeout/2
+    test_timeout: Duration = 300.0
+    summary_timeout: Duration = 60.0
+    summary_requests: int = Field(default=2, ge=0)
+    tmux_timeout: Duration = 5.0
+    git_timeout: Duration = 60.0
+    script_timeout: Duration = 120.0
+    kill_grace: Duration = 5.0
+    launch_timeout: Duration = 30.0  # a launched pane must claim its ticket within this
+    tick: Duration = 1.0
+    db_busy_timeout: Duration = 5.0  # how long a locked state database is retried
+    restart: RestartPolicy = RestartPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
+
+    @property
+    def stall_seconds(self) -> float:
+        return self.stall_after if self.stall_after is not None else self.idle_timeout / 2
+
+
+class AgentSection(_Strict):
+    command: list[str] = Field(default_factory=lambda: ["hatchctl", "sim-agent"], min_length=1)
+    prompt_template: str = ""  # path relative to the project root; empty = built-in template
+    prompt_delivery: Literal["argument", "paste"] = "argument"
+    stop: Literal["exit", "claude-hook"] = "exit"
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class AgentsSection(_Strict):
+    factory: AgentSection = AgentSection()
+    qa: AgentSection = AgentSection()
+
+
+class NotifySection(_Strict):
+    command: list[str] = Field(default_factory=list)
+    timeout: Duration = 10.0
+
+
+class LogSection(_Strict):
+    max_bytes: int = Field(default=5_000_000, ge=10_000)
+    backups: int = Field(default=3, ge=0)
+
+
+class HatchConfig(_Strict):
+    project: ProjectSection = ProjectSection()
+    limits: LimitsSection = LimitsSection()
+    agents: AgentsSection = AgentsSection()
+    notify: NotifySection = NotifySection()
+    log: LogSection = LogSection()
+
+
+def find_config(start: Path) -> Path:
+    """Walk up from ``start`` (like git) to the first directory holding hatch.toml."""
+    here = start.resolve()
+    for candidate in (here, *here.parents):
+        path = candidate / CONFIG_NAME
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"no {CONFIG_NAME} found in {here} or any parent directory "
+        "(run `hatchctl init` or pass -C DIR)"
+    )
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{path}: unknown key '{key}'"
+    return f"{path}: invalid value for '{key}': {first['msg']}"
+
+
+def parse_config(text: str, path: Path) -> HatchConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        return HatchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def load_config(path: Path) -> HatchConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return parse_config(text, path)
+
+
+def default_project_name(root: Path) -> str:
+    raw = re.sub(r"[^A-Za-z0-9_-]+", "-", root.name).strip("-_") or "hatch"
+    if not raw[0].isalnum():
+        raw = "p" + raw
+    return raw[:40]
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false", "no")

@@ -1,0 +1,1 @@
+"""The supervisor: reconcile, schedule, launch, detect, verify, hand over, retry."""

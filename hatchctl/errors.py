@@ -1,0 +1,95 @@
+"""The one error hierarchy. Every error a user can cause is a HatchError with a one-line message.
+
+The CLI prints ``hatchctl: <message>`` and exits with ``exit_code``; nothing else reaches the user.
+"""
+
+from __future__ import annotations
+
+
+class HatchError(Exception):
+    """Base of every expected error. ``str(err)`` is a single line meant for the user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message.replace("\n", " ").strip()
+
+
+class ConfigError(HatchError):
+    """hatch.toml missing, unreadable, or invalid."""
+
+
+class SpecError(HatchError):
+    """A task spec is invalid. ``problems`` holds every problem found, each ``file:line: msg``."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class InvalidIdError(HatchError):
+    """A task id does not match the allowed pattern."""
+
+
+class StoreError(HatchError):
+    """The state database cannot be opened or used."""
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked past the retry bound."""
+
+
+class TransitionError(HatchError):
+    """A state transition was refused (not allowed, or the current state was not the expected one)."""
+
+
+class SummaryError(HatchError):
+    """A handover summary or .stop file is missing or invalid."""
+
+
+class CommandError(HatchError):
+    """An external command failed. Carries argv, exit code and captured output."""
+
+    def __init__(
+        self, argv: list[str], returncode: int | None, output: str, message: str = ""
+    ) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = output
+        tail = output.strip().splitlines()[-1] if output.strip() else ""
+        msg = message or f"{argv[0]} exited with {returncode}"
+        if tail and not message:
+            msg += f": {tail[:300]}"
+        super().__init__(msg)
+
+
+class CommandTimeout(CommandError):
+    """An external command ran past its timeout and was killed."""
+
+    def __init__(self, argv: list[str], timeout: float, output: str) -> None:
+        super().__init__(argv, None, output, f"{argv[0]} timed out after {timeout:g}s")
+        self.timeout = timeout
+
+
+class ScriptError(CommandError):
+    """A hatch script failed; ``returncode`` is the script's documented exit code."""
+
+
+class TmuxError(HatchError):
+    """tmux failed or its server is unreachable."""
+
+
+class TmuxServerDead(TmuxError):
+    """The private tmux server is not running."""
+
+
+class SupervisorError(HatchError):
+    """No supervisor is running, or another one already is."""
+
+
+class ReadOnlyError(HatchError):
+    """An action was refused because the client is read-only."""

@@ -1,0 +1,54 @@
+"""A hatch project: root, config, on-disk paths; opens the store and loads the specs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatchctl.config import HatchConfig, find_config, load_config
+from hatchctl.state.paths import ProjectPaths
+from hatchctl.state.snapshot import SnapshotExporter
+from hatchctl.state.spec import SpecSet, load_specs
+from hatchctl.state.store import Store
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    config_path: Path
+    config: HatchConfig
+
+    @classmethod
+    def find(cls, start: Path) -> Project:
+        path = find_config(start)
+        return cls(root=path.parent.resolve(), config_path=path, config=load_config(path))
+
+    @property
+    def name(self) -> str:
+        return self.config.project.name
+
+    @property
+    def paths(self) -> ProjectPaths:
+        return ProjectPaths(self.root)
+
+    @property
+    def specs_dir(self) -> Path:
+        return self.paths.inside(self.root / self.config.project.specs_dir)
+
+    @property
+    def planning_dir(self) -> Path:
+        rel = self.config.project.planning_dir or self.config.project.specs_dir
+        return self.paths.inside(self.root / rel)
+
+    @property
+    def tmux_socket(self) -> str:
+        return f"hatch-{self.name}"
+
+    def load_specs(self) -> SpecSet:
+        return load_specs(self.specs_dir)
+
+    def open_store(self) -> Store:
+        paths = self.paths
+        paths.ensure()
+        exporter = SnapshotExporter(paths.snapshot, self.name, paths.supervisor_lock)
+        return Store(paths.db, busy_timeout=self.config.limits.db_busy_timeout, on_commit=exporter)

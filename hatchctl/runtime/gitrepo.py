@@ -1,0 +1,85 @@
+"""Git queries hatchctl makes itself (everything that changes a repository is a script)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatchctl.errors import CommandError, HatchError
+from hatchctl.runtime import proc
+
+_SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
+EXCLUDES = (".hatch/", "project-state-readonly/", ".claude/settings.local.json")
+
+
+@dataclass(frozen=True)
+class Git:
+    """Read-only git operations on one repository or worktree, each with a timeout."""
+
+    repo: Path
+    timeout: float = 60.0
+
+    def _run(self, *args: str, check: bool = True) -> proc.Result:
+        return proc.run(["git", "-C", str(self.repo), *args], timeout=self.timeout, check=check)
+
+    def rev_parse(self, ref: str) -> str:
+        return self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").stdout.strip()
+
+    def commit_exists(self, sha: str) -> bool:
+        if not _SHA_RE.fullmatch(sha):
+            return False
+        return self._run("cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
+
+    def is_ancestor(self, sha: str, ref: str) -> bool:
+        if not _SHA_RE.fullmatch(sha):
+            return False
+        return self._run("merge-base", "--is-ancestor", sha, ref, check=False).returncode == 0
+
+    def diff_names(self, base: str, ref: str) -> list[str]:
+        out = self._run("diff", "--name-only", "--no-renames", f"{base}..{ref}").stdout
+        return [line for line in out.splitlines() if line]
+
+    def diff_loc(self, base: str, ref: str) -> int:
+        """Changed lines (insertions + deletions) between base and ref."""
+        out = self._run("diff", "--numstat", "--no-renames", f"{base}..{ref}").stdout
+        total = 0
+        for line in out.splitlines():
+            added, deleted, _ = [*line.split("\t", 2), "", ""][:3]
+            total += int(added) if added.isdigit() else 0
+            total += int(deleted) if deleted.isdigit() else 0
+        return total
+
+    def dirty_files(self) -> list[str]:
+        out = self._run("status", "--porcelain", "--untracked-files=all").stdout
+        return [
+            line[3:] for line in out.splitlines() if line[3:] and not line[3:].startswith(EXCLUDES)
+        ]
+
+    def log_oneline(self, rng: str, limit: int = 50) -> list[str]:
+        return self._run("log", "--oneline", f"-{limit}", rng).stdout.splitlines()
+
+    def diff_text(self, base: str, ref: str, max_bytes: int = 2_000_000) -> str:
+        return self._run("diff", "--stat", "--patch", f"{base}..{ref}").stdout[:max_bytes]
+
+    def common_dir(self) -> Path:
+        out = self._run("rev-parse", "--git-common-dir").stdout.strip()
+        path = Path(out)
+        return path if path.is_absolute() else (self.repo / path).resolve()
+
+
+def exclude_hatch_paths(repo: Path, timeout: float = 10.0) -> None:
+    """Add hatchctl's runtime paths to .git/info/exclude (shared by every worktree)."""
+    try:
+        common = Git(repo, timeout).common_dir()
+    except CommandError as exc:
+        raise HatchError(f"{repo} is not a git repository: {exc}") from None
+    exclude = common / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    current = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+    missing = [p for p in EXCLUDES if p not in current]
+    if missing:
+        with exclude.open("a", encoding="utf-8") as fh:
+            if current and current[-1] != "":
+                fh.write("\n")
+            fh.write("# hatchctl runtime files\n" + "\n".join(missing) + "\n")

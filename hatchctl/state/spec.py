@@ -1,0 +1,235 @@
+"""Task specs: Markdown with YAML front matter, parsed with the line of every problem."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hatchctl.state.durations import parse_duration
+from hatchctl.state.ids import TASK_ID_PATTERN, is_valid_task_id
+from hatchctl.state.simscript import SimScript
+
+
+class TaskSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    title: str
+    depends_on: list[str] = Field(default_factory=list)
+    priority: int = 50
+    files: list[str] = Field(default_factory=list)
+    acceptance: str | list[str] | None = None
+    tdd: bool = False
+    loc_cap: int | None = Field(default=500, ge=1)
+    timeout: float | None = None
+    sim: SimScript | None = None
+    # filled by the loader, not by the front matter
+    body: str = ""
+    path: str = ""
+    digest: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not is_valid_task_id(v):
+            raise ValueError(f"invalid id {v!r}: must match {TASK_ID_PATTERN}")
+        return v
+
+    @field_validator("depends_on")
+    @classmethod
+    def _deps(cls, v: list[str]) -> list[str]:
+        for dep in v:
+            if not is_valid_task_id(dep):
+                raise ValueError(f"invalid dependency id {dep!r}")
+        return v
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, v: list[str]) -> list[str]:
+        for f in v:
+            p = PurePosixPath(f)
+            if not f or p.is_absolute() or ".." in p.parts:
+                raise ValueError(f"file {f!r} must be a relative path inside the repository")
+        return v
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: object) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @field_validator("acceptance")
+    @classmethod
+    def _acceptance(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, str):
+            try:
+                if not shlex.split(v):
+                    raise ValueError("acceptance command is empty")
+            except ValueError as exc:
+                raise ValueError(f"acceptance command cannot be parsed: {exc}") from None
+        elif isinstance(v, list) and not v:
+            raise ValueError("acceptance command is empty")
+        return v
+
+    def acceptance_argv(self) -> list[str] | None:
+        """The acceptance command as an argv list (never run through a shell)."""
+        if self.acceptance is None:
+            return None
+        if isinstance(self.acceptance, list):
+            return list(self.acceptance)
+        return shlex.split(self.acceptance)
+
+
+@dataclass
+class SpecParse:
+    spec: TaskSpec | None
+    problems: list[str] = field(default_factory=list)
+    key_lines: dict[str, int] = field(default_factory=dict)
+    id_line: int = 1
+
+
+def _key_lines(text: str, offset: int) -> dict[str, int]:
+    """Line (1-based, in the whole file) of each top-level key of the front matter."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                lines[str(key_node.value)] = key_node.start_mark.line + 1 + offset
+    return lines
+
+
+def parse_spec(text: str, path: Path) -> SpecParse:
+    """Parse one spec. Never raises for bad content: problems are returned as ``file:line: msg``."""
+    name = str(path)
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return SpecParse(
+            None, [f"{name}:1: missing YAML front matter (the file must start with ---)"]
+        )
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
+    if end is None:
+        return SpecParse(None, [f"{name}:1: front matter is not closed with ---"])
+    front = "\n".join(lines[1:end])
+    body = "\n".join(lines[end + 1 :]).strip()
+    try:
+        data: Any = yaml.safe_load(front)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = (mark.line + 2) if mark is not None else 2
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return SpecParse(None, [f"{name}:{line}: invalid YAML: {problem}"])
+    if not isinstance(data, dict):
+        return SpecParse(None, [f"{name}:2: front matter must be a mapping of keys to values"])
+    key_lines = _key_lines(front, offset=1)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    try:
+        spec = TaskSpec.model_validate({**data, "body": body, "path": name, "digest": digest})
+    except ValidationError as exc:
+        problems = []
+        reported: set[str] = set()
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            if key in reported and err["type"] not in ("extra_forbidden", "missing"):
+                continue  # one problem per key: a union reports every branch otherwise
+            reported.add(key)
+            line = key_lines.get(key, 1)
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown key '{key}'"
+            elif err["type"] == "missing":
+                msg = f"missing required key '{key}'"
+            else:
+                # drop pydantic's union-branch tags such as "literal['ok',...]" from the location
+                parts = [str(p) for p in err["loc"] if "[" not in str(p)]
+                msg = f"{'.'.join(parts)}: {err['msg'].removeprefix('Value error, ')}"
+            problems.append(f"{name}:{line}: {msg}")
+        return SpecParse(None, problems, key_lines)
+    return SpecParse(spec, [], key_lines, key_lines.get("id", 1))
+
+
+@dataclass
+class SpecSet:
+    specs: dict[str, TaskSpec]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def find_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Every elementary cycle found by DFS, each once, as ``[A, B, C, A]``."""
+    cycles: list[list[str]] = []
+    seen_keys: set[frozenset[str]] = set()
+    color: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        color[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if dep not in graph:
+                continue
+            if color.get(dep, 0) == 0:
+                visit(dep)
+            elif color.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                key = frozenset(cycle)
+                if key not in seen_keys:
+                    seen_keys.add(key)
+                    cycles.append(cycle)
+        stack.pop()
+        color[node] = 2
+
+    for node in sorted(graph):
+        if color.get(node, 0) == 0:
+            visit(node)
+    return cycles
+
+
+def load_specs(specs_dir: Path) -> SpecSet:
+    """Load every ``*.md`` spec under ``specs_dir`` and report every problem at once."""
+    problems: list[str] = []
+    specs: dict[str, TaskSpec] = {}
+    parsed: dict[str, SpecParse] = {}
+    if not specs_dir.is_dir():
+        return SpecSet({}, [f"{specs_dir}: specs directory does not exist"])
+    for path in sorted(specs_dir.glob("*.md")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}:1: cannot read: {exc}")
+            continue
+        result = parse_spec(text, path)
+        problems.extend(result.problems)
+        if result.spec is None:
+            continue
+        spec = result.spec
+        if spec.id in specs:
+            problems.append(
+                f"{path}:{result.id_line}: duplicate id '{spec.id}' (also in {specs[spec.id].path})"
+            )
+            continue
+        specs[spec.id] = spec
+        parsed[spec.id] = result
+    for spec in specs.values():
+        line = parsed[spec.id].key_lines.get("depends_on", 1)
+        for dep in spec.depends_on:
+            if dep not in specs:
+                problems.append(f"{spec.path}:{line}: unknown dependency '{dep}'")
+            elif dep == spec.id:
+                problems.append(f"{spec.path}:{line}: task depends on itself")
+    graph = {sid: [d for d in s.depends_on if d != sid] for sid, s in specs.items()}
+    for cycle in find_cycles(graph):
+        first = specs[cycle[0]]
+        line = parsed[first.id].key_lines.get("depends_on", 1)
+        problems.append(f"{first.path}:{line}: dependency cycle: {' -> '.join(cycle)}")
+    return SpecSet(specs, problems)

@@ -1,0 +1,67 @@
+"""Shared fixtures. Every test has a hard time limit (no test may hang CI) and NO_COLOR is unset."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.pop("NO_COLOR", None)
+os.environ.setdefault("GIT_AUTHOR_NAME", "hatchctl tests")
+os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@hatchctl.invalid")
+os.environ.setdefault("GIT_COMMITTER_NAME", "hatchctl tests")
+os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@hatchctl.invalid")
+
+TEST_TIME_LIMIT = float(os.environ.get("HATCH_TEST_TIME_LIMIT", "90"))
+HATCHCTL = [sys.executable, "-m", "hatchctl"]
+
+
+@pytest.fixture(autouse=True)
+def _time_limit() -> Iterator[None]:
+    """Dump every thread's stack and exit if a test runs past the limit (a hung test fails CI)."""
+    faulthandler.dump_traceback_later(TEST_TIME_LIMIT, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def make_repo(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "--quiet", "--initial-branch=main")
+    (root / "README.md").write_text("test repo\n")
+    git(root, "add", "-A")
+    git(root, "commit", "--quiet", "-m", "initial")
+    return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+def hatchctl(
+    *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [*HATCHCTL, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+
+
+def write_spec(specs: Path, task_id: str, front: str = "", body: str = "Do it.") -> Path:
+    specs.mkdir(parents=True, exist_ok=True)
+    path = specs / f"{task_id}.md"
+    path.write_text(f"---\nid: {task_id}\ntitle: Task {task_id}\n{front}---\n{body}\n")
+    return path

@@ -1,0 +1,145 @@
+"""Every bad input: one clear line on stderr, a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import hatchctl, make_repo, write_spec
+
+
+def one_line_error(out: object, needle: str) -> None:
+    stderr = out.stderr  # type: ignore[attr-defined]
+    assert out.returncode != 0  # type: ignore[attr-defined]
+    assert "Traceback" not in stderr and "Traceback" not in out.stdout  # type: ignore[attr-defined]
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("hatchctl: ") and needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = make_repo(tmp_path / "proj")
+    (root / "hatch.toml").write_text('[project]\nname = "p1"\n[limits]\ndb_busy_timeout = "0.3s"\n')
+    write_spec(root / "specs", "A")
+    return root
+
+
+def test_missing_hatch_toml(tmp_path: Path) -> None:
+    one_line_error(hatchctl("status", cwd=tmp_path), "no hatch.toml found")
+
+
+def test_unknown_config_key(project: Path) -> None:
+    (project / "hatch.toml").write_text("[limits]\nmax_actve = 2\n")
+    one_line_error(hatchctl("-C", str(project), "status"), "unknown key 'limits.max_actve'")
+
+
+def test_unreadable_db(project: Path) -> None:
+    (project / ".hatch").mkdir()
+    (project / ".hatch" / "hatch.db").write_bytes(b"garbage" * 1000)
+    one_line_error(hatchctl("-C", str(project), "status"), "cannot open state database")
+
+
+def test_locked_db(project: Path) -> None:
+    assert hatchctl("-C", str(project), "status").returncode == 0
+    blocker = sqlite3.connect(project / ".hatch" / "hatch.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        one_line_error(hatchctl("-C", str(project), "status"), "is locked by another process")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+def test_invalid_task_id_argument(project: Path) -> None:
+    one_line_error(hatchctl("-C", str(project), "events", "--task", "../etc"), "invalid task id")
+    one_line_error(hatchctl("-C", str(project), "logs", "$(rm -rf x)"), "invalid task id")
+
+
+def test_usage_error_is_one_line(project: Path) -> None:
+    out = hatchctl("-C", str(project), "status", "--bogus")
+    one_line_error(out, "unrecognized arguments")
+    assert out.returncode == 2
+
+
+def test_dash_c_not_a_directory(tmp_path: Path) -> None:
+    one_line_error(hatchctl("-C", str(tmp_path / "nope"), "status"), "not a directory")
+
+
+def test_validate_reports_all_problems(project: Path) -> None:
+    specs = project / "specs"
+    write_spec(specs, "B", "depends_on: [C]\n")
+    write_spec(specs, "C", "depends_on: [B]\n")
+    write_spec(specs, "D", "depends_on: [GHOST]\n")
+    (specs / "D2.md").write_text("---\nid: D\ntitle: dup\n---\n")
+    (specs / "bad.md").write_text("---\nid: a b\ntitle: t\n---\n")
+    (specs / "broken.md").write_text("---\nid: E\ntitle: : :\n  - x\n---\n")
+    out = hatchctl("-C", str(project), "validate")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(ln.startswith(f"{specs}/B.md:4: dependency cycle: B -> C -> B") for ln in lines)
+    assert any(ln.startswith(f"{specs}/D.md:4: unknown dependency 'GHOST'") for ln in lines)
+    assert any(ln.startswith(f"{specs}/D2.md:2: duplicate id 'D'") for ln in lines)
+    assert any(ln.startswith(f"{specs}/bad.md:2: id: invalid id 'a b'") for ln in lines)
+    assert any(ln.startswith(f"{specs}/broken.md:") and "invalid YAML" in ln for ln in lines)
+    assert len(lines) == 5
+
+
+def test_validate_clean_exits_zero(project: Path) -> None:
+    out = hatchctl("-C", str(project), "validate")
+    assert out.returncode == 0 and "1 specs are valid" in out.stdout
+
+
+def test_status_json_shape(project: Path) -> None:
+    out = hatchctl("-C", str(project), "status", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert set(doc) >= {"project", "supervisor", "paused", "counts", "tasks"}
+    assert doc["supervisor"] == {"running": False, "pid": None}
+    assert set(doc["counts"]) == {"pending", "active", "blocked", "completed", "failed"}
+    task = doc["tasks"][0]
+    for key in (
+        "id",
+        "title",
+        "state",
+        "phase",
+        "iteration",
+        "attempt",
+        "strikes",
+        "restarts",
+        "depends_on",
+        "branch",
+        "worktree",
+        "pane_id",
+        "failure_class",
+        "last_error",
+        "errors",
+    ):
+        assert key in task
+    assert task["state"] == "pending"
+
+
+def test_events_json_lines(project: Path) -> None:
+    hatchctl("-C", str(project), "status")
+    out = hatchctl("-C", str(project), "events", "--json")
+    events = [json.loads(ln) for ln in out.stdout.splitlines()]
+    assert events and set(events[0]) == {
+        "id",
+        "at",
+        "task_id",
+        "run_id",
+        "kind",
+        "from",
+        "to",
+        "data",
+    }
+    assert events[0]["kind"] == "task_created" and events[0]["task_id"] == "A"
+
+
+def test_write_commands_without_supervisor(project: Path) -> None:
+    one_line_error(hatchctl("-C", str(project), "kill", "A"), "no supervisor is running")
+    one_line_error(hatchctl("-C", str(project), "pause"), "no supervisor is running")

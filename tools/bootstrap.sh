@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Bootstrap a development environment: system tools (tmux, git) and the .venv.
+# Usage: tools/bootstrap.sh            (idempotent; fast when everything is present)
+# Exit codes: 0 ready, 1 a system tool is missing and cannot be installed here,
+#             2 no suitable python3 (3.11+).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in tmux git; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  install_cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
+  if command -v apt-get >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]]; then
+      echo "bootstrap: installing ${missing[*]}" >&2
+      apt-get update -qq >&2 || true
+      DEBIAN_FRONTEND=noninteractive "${install_cmd[@]}" >&2
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      echo "bootstrap: installing ${missing[*]} with sudo" >&2
+      sudo apt-get update -qq >&2 || true
+      sudo DEBIAN_FRONTEND=noninteractive "${install_cmd[@]}" >&2
+    else
+      echo "bootstrap: missing ${missing[*]}; install with: sudo ${install_cmd[*]}" >&2
+      exit 1
+    fi
+  else
+    echo "bootstrap: missing ${missing[*]}; install them with your package manager" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+  echo "bootstrap: need python3 >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
+  exit 2
+fi
+
+stamp=.venv/.hatchctl-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "bootstrap: creating .venv" >&2
+    "$PY" -m venv .venv
+  fi
+  echo "bootstrap: installing hatchctl[test] into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' >&2
+  touch "$stamp"
+fi
