@@ -249,6 +249,21 @@ def is_demo(root: Path) -> bool:
     return (root / MARKER).is_file()
 
 
+def _teardown(root: Path) -> None:
+    """Stop an old demo's tmux server and unmount its worktrees' read-only views."""
+    import tomllib
+
+    from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
+    from hatchctl.runtime.tmux import Tmux
+
+    try:
+        name = tomllib.loads((root / "hatch.toml").read_text())["project"]["name"]
+        Tmux(f"hatch-{name}").kill_server()
+    except (OSError, KeyError, ValueError, HatchError):
+        pass
+    unmount_all_under(Scripts(builtin_root(), timeout=30), root)
+
+
 def write_demo(root: Path, name: str = "demo") -> None:
     """Create the demo project at ``root``, which must not exist, be empty, or be an old demo."""
     if root.exists() and any(root.iterdir()):
@@ -256,6 +271,7 @@ def write_demo(root: Path, name: str = "demo") -> None:
             raise HatchError(
                 f"{root} exists, is not empty and is not a hatchctl demo; use another --dir"
             )
+        _teardown(root)
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text(

@@ -4,6 +4,7 @@
 # Environment (set by hatchctl): HATCH_RUN_ID HATCH_TASK_ID HATCH_ROLE HATCH_ITERATION
 #   HATCH_ATTEMPT HATCH_WORKTREE HATCH_PROMPT_FILE HATCH_STOP_FILE HATCH_STATE_DIR
 #   HATCH_PROMPT_ARG (1: pass the prompt text as the last argument) HATCH_LAUNCH_TIMEOUT (s)
+#   HATCH_BIN_DIR (put first on PATH: where hatchctl itself is installed)
 # 1. Waits for the launch ticket runs/<RUN_ID>.ticket and claims it with an atomic rename;
 #    a cancelled or missing ticket means this launch must not run (exit 75, agent never started).
 # 2. Runs the agent (its arguments are passed as a list, never through a shell).
@@ -40,6 +41,9 @@ mv -- "$ticket" "$claimed" 2>/dev/null || {
 now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
 printf 'pid=%s started_at=%s started_ns=%s\n' "$$" "$(now)" "$(date +%s%N)" >>"$claimed"
 
+if [[ -n ${HATCH_BIN_DIR:-} ]]; then
+  export PATH="$HATCH_BIN_DIR:$PATH"
+fi
 args=("$@")
 if [[ ${HATCH_PROMPT_ARG:-0} == 1 && -n ${HATCH_PROMPT_FILE:-} ]]; then
   args+=("$(cat -- "$HATCH_PROMPT_FILE")")

@@ -30,7 +30,8 @@ if [[ -e $worktree ]]; then
     git -C "$worktree" rev-parse HEAD
     exit 0
   fi
-  run git -C "$repo" worktree remove --force "$worktree" || die 3 "cannot remove stale worktree $worktree"
+  # through remove_worktree.sh: it unmounts the read-only planning view first
+  run bash "$(dirname "$0")/remove_worktree.sh" "$repo" "$worktree" >&2 || die 3 "cannot remove stale worktree $worktree"
 fi
 run git -C "$repo" worktree prune || die 3 "git worktree prune failed"
 mkdir -p "$(dirname "$worktree")"

@@ -6,8 +6,12 @@ import argparse
 from pathlib import Path
 
 from hatchctl import logsetup
+from hatchctl.engine.deps import Deps
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
+from hatchctl.runtime.notify import Notifier
+from hatchctl.runtime.scripts import Scripts, scripts_root
+from hatchctl.runtime.tmux import Tmux
 
 
 def start_dir(args: argparse.Namespace) -> Path:
@@ -25,3 +29,17 @@ def load_project(args: argparse.Namespace) -> Project:
     project.paths.orchestrator_log.parent.mkdir(parents=True, exist_ok=True)
     logsetup.configure(project.paths.orchestrator_log, max_bytes=cfg.max_bytes, backups=cfg.backups)
     return project
+
+
+def build_deps(project: Project) -> Deps:
+    """Everything the engine needs, built once here and passed in."""
+    cfg = project.config
+    store = project.open_store()
+    root = scripts_root(project.root / cfg.project.scripts_dir if cfg.project.scripts_dir else None)
+    return Deps(
+        project=project,
+        store=store,
+        tmux=Tmux(project.tmux_socket, timeout=cfg.limits.tmux_timeout),
+        scripts=Scripts(root, timeout=cfg.limits.script_timeout),
+        notifier=Notifier(cfg.notify.command, cfg.notify.timeout),
+    )

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 
 from hatchctl.errors import HatchError
+from hatchctl.project import Project
+
+
+def run_ui(project: Project, *, read_only: bool) -> int:
+    raise HatchError("the control room UI is not implemented yet; use `hatchctl demo --headless`")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -51,7 +51,8 @@ class Git:
         return total
 
     def dirty_files(self) -> list[str]:
-        out = self._run("status", "--porcelain", "--untracked-files=all").stdout
+        """Tracked files with uncommitted changes (untracked build artefacts are not counted)."""
+        out = self._run("status", "--porcelain", "--untracked-files=no").stdout
         return [
             line[3:] for line in out.splitlines() if line[3:] and not line[3:].startswith(EXCLUDES)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ SCRIPT_NAMES = (
     "git/ensure_integration.sh",
     "git/merge_branch.sh",
     "git/remove_worktree.sh",
+    "git/undo_merge.sh",
     "mount/mount_readonly.sh",
     "mount/unmount.sh",
     "agent/run_agent.sh",
@@ -86,3 +88,30 @@ def eject(dest: Path) -> list[Path]:
         raise HatchError(f"{dest} exists and is not empty; eject into a new directory")
     shutil.copytree(src, dest, dirs_exist_ok=True)
     return sorted(p for p in dest.rglob("*.sh"))
+
+
+def mounts_under(path: Path) -> list[Path]:
+    """Mount points at or below ``path`` (from /proc/self/mountinfo), deepest first."""
+    target = path.resolve()
+    found = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        point = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+        if point == target or target in point.parents:
+            found.append(point)
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def unmount_all_under(scripts: Scripts, path: Path) -> None:
+    """Unmount every mount below ``path`` (before deleting it: never delete through a mount)."""
+    for point in mounts_under(path):
+        scripts.run("mount/unmount.sh", str(point))
+    left = mounts_under(path)
+    if left:
+        raise HatchError(f"cannot unmount {left[0]}; refusing to delete {path}")

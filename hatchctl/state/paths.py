@@ -31,8 +31,9 @@ class ProjectPaths:
 
     @property
     def wake(self) -> Path:
-        """Touched by clients after writing a command; watched by the supervisor."""
-        return self.hatch / "wake"
+        """Touched by clients after writing a command; its directory is watched by the supervisor
+        (not .hatch/ itself, where every database write would wake it)."""
+        return self.hatch / "signals" / "wake"
 
     @property
     def worktrees(self) -> Path:
@@ -97,6 +98,7 @@ class ProjectPaths:
     def ensure(self) -> None:
         for d in (
             self.hatch,
+            self.wake.parent,
             self.worktrees,
             self.orchestrator_log.parent,
             self.hooks,

@@ -42,6 +42,7 @@ class TaskRow:
     restarts: int
     restart_window_start: float | None
     next_retry_at: float | None
+    resume_phase: str | None
     branch: str | None
     worktree: str | None
     base_sha: str | None
@@ -84,6 +85,7 @@ class RunRow:
     reason: str | None
     stop_seen: str | None
     summary_requests: int
+    prompt_sent: int
     last_request_at: float | None
     last_activity_at: float | None
     log_size: int

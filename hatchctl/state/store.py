@@ -382,6 +382,10 @@ class Store:
             params.append(limit)
         return [EventRow.from_row(r) for r in self._query(sql, tuple(params))]
 
+    def last_event_id(self) -> int:
+        rows = self._query("SELECT COALESCE(MAX(id), 0) FROM events")
+        return int(rows[0][0])
+
     def locks(self) -> dict[str, str]:
         return {r["path"]: r["task_id"] for r in self._query("SELECT path, task_id FROM locks")}
 

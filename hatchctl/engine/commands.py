@@ -1,0 +1,183 @@
+"""Commands written by clients (``hatchctl kill|restart|retry|pause|resume|down``) into the
+commands table, applied by the supervisor. Each ends as done or failed with a result line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hatchctl.engine import launcher
+from hatchctl.engine.deps import Deps
+from hatchctl.engine.lifecycle import fail
+from hatchctl.errors import HatchError
+from hatchctl.state.rows import CommandRow, RunRow
+from hatchctl.state.transitions import RUN_LIVE
+
+KINDS = ("kill", "restart", "retry", "pause", "resume", "down")
+
+
+class CommandFailed(HatchError):
+    pass
+
+
+class Commands:
+    def __init__(
+        self, deps: Deps, on_down: Callable[[], None], on_resume: Callable[[], None]
+    ) -> None:
+        self.deps = deps
+        self.on_down = on_down
+        self.on_resume = on_resume
+
+    def process(self) -> int:
+        done = 0
+        for cmd in self.deps.store.pending_commands():
+            try:
+                result = self.apply(cmd)
+                ok = True
+            except HatchError as exc:
+                result, ok = str(exc), False
+            with self.deps.store.tx() as tx:
+                tx.finish_command(cmd.id, ok, result)
+                tx.event(
+                    "command_done" if ok else "command_failed",
+                    task_id=cmd.task_id,
+                    data={"command": cmd.kind, "id": cmd.id, "result": result},
+                )
+            self.deps.log.info(
+                "command_applied", command=cmd.kind, task_id=cmd.task_id, ok=ok, result=result
+            )
+            done += 1
+        return done
+
+    def apply(self, cmd: CommandRow) -> str:
+        if cmd.kind not in KINDS:
+            raise CommandFailed(f"unknown command {cmd.kind!r}")
+        if cmd.kind == "pause":
+            return self.pause()
+        if cmd.kind == "resume":
+            return self.resume()
+        if cmd.kind == "down":
+            return self.down()
+        task = self.deps.store.task(cmd.task_id or "")
+        if task is None:
+            raise CommandFailed(f"no task {cmd.task_id!r}")
+        per_task = {"kill": self.kill, "restart": self.restart, "retry": self.retry}
+        return per_task[cmd.kind](task.id)
+
+    def _live(self, task_id: str) -> list[RunRow]:
+        return [r for r in self.deps.store.runs(task_id) if r.state in RUN_LIVE]
+
+    def kill(self, task_id: str) -> str:
+        deps = self.deps
+        task = deps.store.task(task_id)
+        assert task is not None
+        if task.state != "active":
+            raise CommandFailed(f"{task_id} is {task.state}, not active: nothing to kill")
+        survivors = 0
+        live = self._live(task_id)
+        for run in live:
+            report = launcher.kill(deps, run)
+            survivors += len(report.survivors)
+            with deps.store.tx() as tx:
+                current = tx.run(run.id)
+                if current is not None and current.state in RUN_LIVE:
+                    tx.transition_run(
+                        run.id,
+                        current.state,
+                        "killed",
+                        ended_at=tx.now,
+                        reason="killed_by_user",
+                        data={"kill": report.as_dict()},
+                    )
+        with deps.store.tx() as tx:
+            current_task = tx.task(task_id)
+            assert current_task is not None
+            fail(
+                deps,
+                tx,
+                current_task,
+                failure_class=None,
+                last_error="killed by user (hatchctl kill)",
+            )
+        return f"killed {task_id}: {len(live)} agent(s) stopped" + (
+            f", {survivors} process(es) survived SIGKILL" if survivors else ""
+        )
+
+    def restart(self, task_id: str) -> str:
+        deps = self.deps
+        task = deps.store.task(task_id)
+        assert task is not None
+        if task.state != "active":
+            raise CommandFailed(f"{task_id} is {task.state}, not active: nothing to restart")
+        live = self._live(task_id)
+        if not live and task.phase != "backoff":
+            raise CommandFailed(f"{task_id} has no running agent (phase {task.phase})")
+        role = live[0].role if live else (task.resume_phase or "factory")
+        for run in live:
+            report = launcher.kill(deps, run)
+            with deps.store.tx() as tx:
+                current = tx.run(run.id)
+                if current is not None and current.state in RUN_LIVE:
+                    tx.transition_run(
+                        run.id,
+                        current.state,
+                        "killed",
+                        ended_at=tx.now,
+                        reason="restarted_by_user",
+                        data={"kill": report.as_dict()},
+                    )
+        with deps.store.tx() as tx:  # relaunch on the next loop, no strike, no restart counted
+            tx.update_task(
+                task_id, phase="backoff", resume_phase=role, next_retry_at=tx.now, pane_id=None
+            )
+        return f"restarting the {role} of {task_id}"
+
+    def retry(self, task_id: str) -> str:
+        deps = self.deps
+        task = deps.store.task(task_id)
+        assert task is not None
+        if task.state not in ("failed", "blocked"):
+            raise CommandFailed(
+                f"{task_id} is {task.state}; only failed or blocked tasks can be retried"
+            )
+        with deps.store.tx() as tx:
+            errors = (
+                [*task.errors, {"retry": True, "at_strikes": task.strikes}] if task.errors else []
+            )
+            tx.transition_task(
+                task_id,
+                task.state,
+                "pending",
+                kind="task_retried",
+                phase=None,
+                iteration=0,
+                attempt=0,
+                strikes=0,
+                restarts=0,
+                failure_class=None,
+                last_error=None,
+                base_sha=None,
+                next_retry_at=None,
+                resume_phase=None,
+                errors=errors,
+                data={"previous_strikes": task.strikes},
+            )
+        return f"{task_id} is pending again (its previous errors are kept)"
+
+    def pause(self) -> str:
+        with self.deps.store.tx() as tx:
+            tx.set_meta("paused", "1")
+            tx.set_meta("pause_reason", "paused by user")
+            tx.event("paused", data={"reason": "paused by user"})
+        return "paused: no new agents will be started"
+
+    def resume(self) -> str:
+        with self.deps.store.tx() as tx:
+            tx.set_meta("paused", "0")
+            tx.set_meta("pause_reason", "")
+            tx.event("resumed")
+        self.on_resume()
+        return "resumed"
+
+    def down(self) -> str:
+        self.on_down()
+        return "stopping every agent and the supervisor"

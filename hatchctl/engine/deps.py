@@ -1,0 +1,38 @@
+"""What the engine is given (never reaches for): project, store, tmux, scripts, clock, rng."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hatchctl import logsetup
+from hatchctl.project import Project
+from hatchctl.runtime.notify import Notifier
+from hatchctl.runtime.scripts import Scripts
+from hatchctl.runtime.tmux import Tmux
+from hatchctl.state.store import Store
+
+
+@dataclass
+class Deps:
+    project: Project
+    store: Store
+    tmux: Tmux
+    scripts: Scripts
+    notifier: Notifier
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+    log: Any = field(default_factory=lambda: logsetup.get(component="engine"))
+
+    @property
+    def limits(self) -> Any:
+        return self.project.config.limits
+
+    def run_key(self, run_id: int) -> str:
+        """Marks every process of a run (HATCH_RUN_KEY), unique across projects on this machine."""
+        root = hashlib.sha1(str(self.project.root).encode(), usedforsecurity=False).hexdigest()[:10]
+        return f"{root}-{run_id}"

@@ -1,0 +1,188 @@
+"""Launch and kill agent runs.
+
+Launch protocol (crash-safe, never starts an agent twice):
+1. the run row is committed in state ``starting``;
+2. a tmux window runs ``run_agent.sh``, which waits for the run's ticket file;
+3. pipe-pane sends the pane's output to the run's log (before the agent can print anything);
+4. the ticket is written (atomic rename); the wrapper claims it with an atomic rename and starts
+   the agent. A supervisor that restarts mid-launch cancels an unclaimed ticket the same way, so
+   exactly one of "agent started" and "launch cancelled" happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from hatchctl.engine.deps import Deps
+from hatchctl.engine.prompt import load_template, render
+from hatchctl.errors import HatchError, TmuxError
+from hatchctl.runtime import psinfo
+from hatchctl.state.ids import run_name
+from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.snapshot import write_atomic
+from hatchctl.state.spec import TaskSpec
+
+
+class LaunchFailed(HatchError):
+    """tmux could not start the run's pane (an infrastructure failure)."""
+
+
+def _rel(deps: Deps, path: Path) -> str:
+    return str(path.relative_to(deps.project.root))
+
+
+def launch(
+    deps: Deps,
+    task: TaskRow,
+    spec: TaskSpec,
+    role: str,
+    iteration: int,
+    attempt: int,
+    *,
+    resume_note: str = "",
+) -> RunRow:
+    project, paths = deps.project, deps.project.paths
+    agent = getattr(project.config.agents, role)
+    worktree = Path(task.worktree or paths.worktree(task.id))
+    name = run_name(task.id, role, iteration, attempt)
+    log = paths.run_log(task.id, role, iteration, attempt)
+    stop = paths.stop_file(task.id, role, iteration, attempt)
+    summary = paths.summary_file(task.id, role, iteration)
+    prompt = paths.prompt_file(task.id, role, iteration, attempt)
+    if role == "qa":
+        handover: Path | None = paths.summary_file(task.id, "factory", iteration)
+    else:
+        handover = paths.handover_file(task.id, "factory", iteration) if iteration > 1 else None
+    template = load_template(role, agent.prompt_template, project.root)
+    text = render(
+        template,
+        spec=spec,
+        task=task,
+        role=role,
+        iteration=iteration,
+        attempt=attempt,
+        worktree=worktree,
+        summary_file=summary,
+        stop_file=stop,
+        handover_file=handover,
+        resume_note=resume_note,
+    )
+    prompt.parent.mkdir(parents=True, exist_ok=True)
+    prompt.write_text(text, encoding="utf-8")
+    stop.unlink(missing_ok=True)
+    with deps.store.tx() as tx:
+        run = tx.insert_run(
+            task_id=task.id,
+            role=role,
+            iteration=iteration,
+            attempt=attempt,
+            window_name=name,
+            log_path=_rel(deps, log),
+            stop_path=_rel(deps, stop),
+            summary_path=_rel(deps, summary),
+            prompt_path=_rel(deps, prompt),
+        )
+        tx.update_task(task.id, phase=role, attempt=attempt, resume_phase=None, next_retry_at=None)
+    env = {
+        "HATCH_RUN_ID": str(run.id),
+        "HATCH_RUN_KEY": deps.run_key(run.id),
+        "HATCH_TASK_ID": task.id,
+        "HATCH_ROLE": role,
+        "HATCH_ITERATION": str(iteration),
+        "HATCH_ATTEMPT": str(attempt),
+        "HATCH_WORKTREE": str(worktree),
+        "HATCH_SPEC_FILE": str(project.root / spec.path)
+        if not Path(spec.path).is_absolute()
+        else spec.path,
+        "HATCH_PROMPT_FILE": str(prompt),
+        "HATCH_SUMMARY_FILE": str(summary),
+        "HATCH_STOP_FILE": str(stop),
+        "HATCH_HANDOVER_FILE": str(handover) if handover else "",
+        "HATCH_STATE_DIR": str(paths.hatch),
+        "HATCH_BASE_SHA": task.base_sha or "",
+        "HATCH_PROMPT_ARG": "1" if agent.prompt_delivery == "argument" else "0",
+        "HATCH_STOP_MODE": agent.stop,
+        "HATCH_LAUNCH_TIMEOUT": str(int(max(1, deps.limits.launch_timeout))),
+        # run_agent.sh puts this first on PATH so the agent finds this hatchctl (`hatchctl
+        # sim-agent`); tmux itself overrides PATH given with -e by the client's PATH
+        "HATCH_BIN_DIR": str(Path(sys.executable).parent),
+        **agent.env,
+    }
+    argv = ["bash", str(deps.scripts.path("agent/run_agent.sh")), *agent.command]
+    pane = None
+    try:
+        pane = deps.tmux.new_window(name, argv, cwd=worktree, env=env)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        deps.tmux.pipe_pane(pane.pane_id, f"exec cat >> {shlex.quote(str(log))}")
+    except TmuxError as exc:
+        if pane is not None:
+            deps.tmux.kill_pane(pane.pane_id)
+        cancel_ticket(deps, run.id)
+        with deps.store.tx() as tx:
+            tx.transition_run(
+                run.id,
+                "starting",
+                "crashed",
+                ended_at=tx.now,
+                reason="launch_failed",
+                data={"error": str(exc)},
+            )
+        raise LaunchFailed(f"could not launch {name}: {exc}") from None
+    write_atomic(paths.ticket(run.id), f"run_id={run.id} task={task.id} role={role}\n".encode())
+    with deps.store.tx() as tx:
+        run = tx.transition_run(
+            run.id,
+            "starting",
+            "running",
+            pane_id=pane.pane_id,
+            pane_pid=pane.pid,
+            running_at=tx.now,
+            last_activity_at=tx.now,
+            data={"pane_id": pane.pane_id, "window": name},
+        )
+        tx.update_task(task.id, pane_id=pane.pane_id)
+    deps.log.info(
+        "run_launched",
+        task_id=task.id,
+        run_id=run.id,
+        role=role,
+        iteration=iteration,
+        attempt=attempt,
+        pane_id=pane.pane_id,
+    )
+    return run
+
+
+def cancel_ticket(deps: Deps, run_id: int) -> bool:
+    """Make sure run ``run_id`` never starts. False when the agent already claimed the ticket."""
+    paths = deps.project.paths
+    cancelled = paths.cancelled(run_id)
+    try:
+        os.replace(paths.ticket(run_id), cancelled)
+        return True
+    except FileNotFoundError:
+        if paths.claimed(run_id).exists():
+            return False
+        cancelled.write_text("cancelled before the ticket was written\n")
+        return not paths.claimed(run_id).exists()
+
+
+def claimed(deps: Deps, run_id: int) -> bool:
+    return deps.project.paths.claimed(run_id).exists()
+
+
+def kill(deps: Deps, run: RunRow) -> psinfo.KillReport:
+    """Kill escalation: SIGTERM to the process group(s), grace, SIGKILL, check for survivors;
+    then close the pane. Safe to call on an already dead run."""
+    cancel_ticket(deps, run.id)
+    report = psinfo.kill_agent(deps.run_key(run.id), grace=deps.limits.kill_grace)
+    with contextlib.suppress(TmuxError):
+        for pane in deps.tmux.list_panes():  # pane ids restart with a new server: match the name
+            if pane.window_name == run.window_name:
+                deps.tmux.kill_pane(pane.pane_id)
+    deps.log.info("run_killed", task_id=run.task_id, run_id=run.id, **report.as_dict())
+    return report

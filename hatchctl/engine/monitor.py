@@ -1,0 +1,379 @@
+"""Watch live runs: stop files, summaries, run and idle timeouts, vanished panes.
+
+Called for every live run on each tick and whenever the watcher reports a hook or summary file.
+No tmux call per agent per tick: liveness and idleness come from psutil and the log's size.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hatchctl.engine import launcher, lifecycle
+from hatchctl.engine.deps import Deps
+from hatchctl.engine.prompt import SUMMARY_REQUEST
+from hatchctl.errors import SummaryError, TmuxError
+from hatchctl.runtime import psinfo
+from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.spec import TaskSpec
+from hatchctl.state.store import Tx
+from hatchctl.state.summary import Summary, load_stop, load_summary
+
+ACTIVE = ("running", "stalled")
+
+
+class Monitor:
+    def __init__(self, deps: Deps, specs: dict[str, TaskSpec]) -> None:
+        self.deps = deps
+        self.specs = specs
+        self.cpu: dict[int, float] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _path(self, rel: str) -> Path:
+        return self.deps.project.root / rel
+
+    def _stop_signature(self, run: RunRow) -> str | None:
+        try:
+            st = os.stat(self._path(run.stop_path))
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}"
+
+    def fresh_summary(self, run: RunRow) -> Summary:
+        """The run's summary, if it is valid and was written during this run."""
+        path = self._path(run.summary_path)
+        try:
+            if path.stat().st_mtime < run.started_at - 1.0:
+                raise SummaryError(f"summary {path.name} is older than this run")
+        except FileNotFoundError:
+            raise SummaryError(f"summary {path.name} does not exist") from None
+        return load_summary(path, task_id=run.task_id, role=run.role, iteration=run.iteration)
+
+    def _task(self, run: RunRow) -> TaskRow:
+        task = self.deps.store.task(run.task_id)
+        assert task is not None
+        return task
+
+    # -- entry point -----------------------------------------------------------------------
+    def check(self, run: RunRow, now: float) -> None:
+        if run.state == "starting":
+            return  # only seen during reconcile, which handles it
+        sig = self._stop_signature(run)
+        if sig is not None and sig != run.stop_seen:
+            self.on_stop(run, sig)
+            return
+        if run.state in ACTIVE:
+            self._check_active(run, now)
+        elif run.state == "summarizing":
+            self._check_summarizing(run, now)
+
+    def _check_active(self, run: RunRow, now: float) -> None:
+        deps, lim = self.deps, self.deps.limits
+        spec = self.specs.get(run.task_id)
+        started = run.running_at or run.started_at
+        if not psinfo.alive_since(run.pane_pid, started):
+            sig = self._stop_signature(run)  # the wrapper writes .stop just before it exits
+            if sig is not None and sig != run.stop_seen:
+                self.on_stop(run, sig)
+                return
+            reason = "vanished" if launcher.claimed(deps, run.id) else "never_started"
+            self.restart(run, reason, "the agent's pane is gone and it wrote no .stop file")
+            return
+        limit = spec.timeout if spec is not None and spec.timeout else lim.run_timeout
+        if now - started > limit:
+            report = launcher.kill(deps, run)
+            with deps.store.tx() as tx:
+                tx.transition_run(
+                    run.id,
+                    run.state,
+                    "timed_out",
+                    ended_at=tx.now,
+                    reason="run_timeout",
+                    data={"limit": limit, "kill": report.as_dict()},
+                )
+                lifecycle.strike(
+                    deps,
+                    tx,
+                    self._task(run),
+                    role=run.role,
+                    failure_class="timeout",
+                    reason="run_timeout",
+                    detail=f"ran longer than {limit:g}s",
+                    run_id=run.id,
+                )
+            return
+        if run.role and getattr(deps.project.config.agents, run.role).prompt_delivery == "paste":
+            self._paste_prompt(run)
+        self._check_idle(run, now, started)
+
+    def _check_idle(self, run: RunRow, now: float, started: float) -> None:
+        deps, lim = self.deps, self.deps.limits
+        try:
+            size = self._path(run.log_path).stat().st_size
+        except FileNotFoundError:
+            size = 0
+        cpu = psinfo.cpu_seconds(run.pane_pid) if run.pane_pid else 0.0
+        previous = self.cpu.get(run.id)
+        self.cpu[run.id] = cpu
+        busy = size != run.log_size or (previous is not None and cpu - previous > 0.02)
+        last = run.last_activity_at or started
+        if busy:
+            if run.state == "stalled":
+                with deps.store.tx() as tx:
+                    tx.transition_run(
+                        run.id,
+                        "stalled",
+                        "running",
+                        last_activity_at=now,
+                        log_size=size,
+                        data={"note": "activity resumed"},
+                    )
+            elif now - last >= 1.0 or size != run.log_size:
+                with deps.store.tx() as tx:  # at most about once a second per run
+                    tx.update_run(run.id, last_activity_at=now, log_size=size)
+            return
+        idle = now - last
+        if idle >= lim.idle_timeout:
+            report = launcher.kill(deps, run)
+            with deps.store.tx() as tx:
+                tx.transition_run(
+                    run.id,
+                    run.state,
+                    "timed_out",
+                    ended_at=tx.now,
+                    reason="idle_timeout",
+                    data={"idle": round(idle, 2), "kill": report.as_dict()},
+                )
+                lifecycle.schedule_restart(
+                    deps,
+                    tx,
+                    self._task(run),
+                    role=run.role,
+                    reason="idle_timeout",
+                    detail=f"no output and no CPU for {idle:.1f}s",
+                    run_id=run.id,
+                    stable_for=0.0,
+                    failure_class="timeout",
+                )
+        elif idle >= lim.stall_seconds and run.state == "running":
+            with deps.store.tx() as tx:
+                tx.transition_run(run.id, "running", "stalled", data={"idle": round(idle, 2)})
+
+    def _paste_prompt(self, run: RunRow) -> None:
+        if run.prompt_sent or not launcher.claimed(self.deps, run.id) or not run.pane_id:
+            return
+        text = self._path(run.prompt_path).read_text(encoding="utf-8")
+        try:
+            self.deps.tmux.send_text(run.pane_id, text)
+        except TmuxError as exc:
+            self.deps.log.warning("prompt_paste_failed", run_id=run.id, error=str(exc))
+            return
+        with self.deps.store.tx() as tx:
+            tx.update_run(run.id, prompt_sent=1)
+            tx.event("prompt_pasted", task_id=run.task_id, run_id=run.id, data={"chars": len(text)})
+
+    def _check_summarizing(self, run: RunRow, now: float) -> None:
+        try:
+            summary = self.fresh_summary(run)
+        except SummaryError:
+            if now - (run.last_request_at or now) > self.deps.limits.summary_timeout:
+                self._request_or_fail(run, "summary_timeout")
+            return
+        self.succeed(run, summary, kill_pane=True)
+
+    # -- stop files ------------------------------------------------------------------------
+    def on_stop(self, run: RunRow, sig: str) -> None:
+        deps = self.deps
+        try:
+            stop = load_stop(self._path(run.stop_path))
+            mismatch = (stop.task_id, stop.role, stop.iteration, stop.attempt) != (
+                run.task_id,
+                run.role,
+                run.iteration,
+                run.attempt,
+            )
+            if mismatch:
+                raise SummaryError(f"stop file {run.stop_path} is for another run")
+        except SummaryError as exc:
+            with deps.store.tx() as tx:
+                tx.update_run(run.id, stop_seen=sig)
+                tx.event(
+                    "stop_file_invalid",
+                    task_id=run.task_id,
+                    run_id=run.id,
+                    data={"error": str(exc)},
+                )
+            return
+        if stop.reason == "exit":
+            self._on_exit(run, sig, stop.exit_code)
+        else:
+            self._on_hook(run, sig)
+
+    def _on_exit(self, run: RunRow, sig: str, exit_code: int | None) -> None:
+        deps = self.deps
+        with deps.store.tx() as tx:
+            run = tx.transition_run(
+                run.id,
+                run.state,
+                "stopped",
+                stop_seen=sig,
+                exit_code=exit_code,
+                ended_at=tx.now,
+                data={"reason": "exit", "exit_code": exit_code},
+            )
+        try:
+            summary = self.fresh_summary(run)
+        except SummaryError as exc:
+            if exit_code not in (0, None):
+                self.restart(
+                    run, f"exit_{exit_code}", f"the agent exited with {exit_code} and no summary"
+                )
+                return
+            reason = (
+                "no_summary"
+                if "does not exist" in str(exc) or "older" in str(exc)
+                else "bad_summary"
+            )
+            with deps.store.tx() as tx:
+                tx.transition_run(
+                    run.id, "stopped", "failed", reason=reason, data={"error": str(exc)}
+                )
+                lifecycle.strike(
+                    deps,
+                    tx,
+                    self._task(run),
+                    role=run.role,
+                    failure_class="agent",
+                    reason=reason,
+                    detail=str(exc),
+                    run_id=run.id,
+                )
+            return
+        self.succeed(run, summary, kill_pane=False)
+
+    def _on_hook(self, run: RunRow, sig: str) -> None:
+        with self.deps.store.tx() as tx:
+            run = tx.transition_run(
+                run.id, run.state, "stopped", stop_seen=sig, data={"reason": "hook"}
+            )
+        try:
+            summary = self.fresh_summary(run)
+        except SummaryError:
+            self._request_or_fail(run, "no_summary")
+            return
+        self.succeed(run, summary, kill_pane=True)
+
+    def _request_or_fail(self, run: RunRow, reason: str) -> None:
+        deps = self.deps
+        if run.summary_requests < deps.limits.summary_requests and run.pane_id:
+            text = SUMMARY_REQUEST.format(path=self._path(run.summary_path))
+            try:
+                deps.tmux.send_text(run.pane_id, text)
+            except TmuxError as exc:
+                deps.log.warning("summary_request_failed", run_id=run.id, error=str(exc))
+            with deps.store.tx() as tx:
+                if run.state == "summarizing":
+                    tx.transition_run(
+                        run.id, "summarizing", "stopped", data={"note": "asking again"}
+                    )
+                tx.transition_run(
+                    run.id,
+                    "stopped",
+                    "summarizing",
+                    summary_requests=run.summary_requests + 1,
+                    last_request_at=tx.now,
+                    kind="summary_requested",
+                    data={"request": run.summary_requests + 1},
+                )
+            return
+        report = launcher.kill(deps, run)
+        with deps.store.tx() as tx:
+            tx.transition_run(
+                run.id,
+                run.state,
+                "failed",
+                ended_at=tx.now,
+                reason="no_summary",
+                data={"requests": run.summary_requests, "kill": report.as_dict()},
+            )
+            lifecycle.strike(
+                deps,
+                tx,
+                self._task(run),
+                role=run.role,
+                failure_class="agent",
+                reason="no_summary",
+                detail=f"no valid summary after {run.summary_requests} request(s)",
+                run_id=run.id,
+            )
+
+    # -- outcomes --------------------------------------------------------------------------
+    def succeed(self, run: RunRow, summary: Summary, *, kill_pane: bool) -> None:
+        deps = self.deps
+        if kill_pane:
+            launcher.kill(deps, run)
+        with deps.store.tx() as tx:
+            tx.transition_run(
+                run.id,
+                run.state,
+                "succeeded",
+                ended_at=run.ended_at or tx.now,
+                reason=summary.status,
+                data={"status": summary.status},
+            )
+            self.advance(tx, run, summary)
+
+    def advance(self, tx: Tx, run: RunRow, summary: Summary) -> None:
+        task = tx.task(run.task_id)
+        assert task is not None
+        if run.role == "factory":
+            tx.update_task(task.id, phase="verify", pane_id=None)
+            tx.event(
+                "handover",
+                task_id=task.id,
+                run_id=run.id,
+                data={"from": "factory", "to": "verify", "status": summary.status},
+            )
+        elif summary.status == "approved":
+            tx.update_task(task.id, phase="merge", pane_id=None)
+            tx.event("handover", task_id=task.id, run_id=run.id, data={"from": "qa", "to": "merge"})
+        else:
+            findings = summary.finding_texts()
+            lifecycle.strike(
+                self.deps,
+                tx,
+                task,
+                role="qa",
+                failure_class="code",
+                reason="qa_rejected",
+                detail="; ".join(findings)[:500] or "rejected without findings",
+                run_id=run.id,
+                findings=findings,
+            )
+
+    def restart(self, run: RunRow, reason: str, detail: str) -> None:
+        """A crashed or vanished agent: clean up what is left of it, then restart by policy."""
+        deps = self.deps
+        report = launcher.kill(deps, run)
+        stable = (run.ended_at or deps.clock()) - (run.running_at or run.started_at)
+        with deps.store.tx() as tx:
+            current = tx.run(run.id)
+            assert current is not None
+            tx.transition_run(
+                run.id,
+                current.state,
+                "crashed",
+                ended_at=current.ended_at or tx.now,
+                reason=reason,
+                data={"detail": detail, "kill": report.as_dict()},
+            )
+            lifecycle.schedule_restart(
+                deps,
+                tx,
+                self._task(run),
+                role=run.role,
+                reason=reason,
+                detail=detail,
+                run_id=run.id,
+                stable_for=stable,
+            )

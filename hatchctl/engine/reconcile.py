@@ -1,0 +1,102 @@
+"""Reconcile on start: the database's live runs against one ``tmux list-panes -a`` call and the
+files written while no supervisor ran. Live agents are adopted, unclaimed launches cancelled,
+stray panes closed, locks of inactive tasks released. Finished and vanished runs are then
+handled by the monitor's first pass (stop files, or restart by policy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hatchctl.engine import launcher
+from hatchctl.engine.deps import Deps
+from hatchctl.runtime import psinfo
+from hatchctl.runtime.tmux import AGENT_SESSION, Pane
+
+
+@dataclass
+class ReconcileReport:
+    adopted: list[int] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
+    stray_panes: list[str] = field(default_factory=list)
+    released_locks: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "adopted": self.adopted,
+            "cancelled": self.cancelled,
+            "stray_panes": self.stray_panes,
+            "released_locks": self.released_locks,
+        }
+
+
+def _claimed_pid(deps: Deps, run_id: int) -> int | None:
+    try:
+        text = deps.project.paths.claimed(run_id).read_text()
+    except OSError:
+        return None
+    for token in text.split():
+        if token.startswith("pid=") and token[4:].isdigit():
+            return int(token[4:])
+    return None
+
+
+def reconcile(deps: Deps) -> ReconcileReport:
+    report = ReconcileReport()
+    store = deps.store
+    panes = [p for p in deps.tmux.list_panes() if p.session == AGENT_SESSION]
+    by_name: dict[str, Pane] = {p.window_name: p for p in panes if not p.dead}
+    live = store.runs(live_only=True)
+    for run in live:
+        pane = by_name.get(run.window_name)
+        if run.state == "starting":
+            if launcher.cancel_ticket(deps, run.id):  # the agent never started and never will
+                if pane is not None:
+                    deps.tmux.kill_pane(pane.pane_id)
+                with store.tx() as tx:
+                    tx.transition_run(
+                        run.id,
+                        "starting",
+                        "crashed",
+                        ended_at=tx.now,
+                        reason="launch_interrupted",
+                        data={"note": "the supervisor stopped mid-launch; relaunching"},
+                    )
+                report.cancelled.append(run.id)
+                continue
+            pid = pane.pid if pane is not None else _claimed_pid(deps, run.id)
+            with store.tx() as tx:
+                tx.transition_run(
+                    run.id,
+                    "starting",
+                    "running",
+                    pane_id=pane.pane_id if pane else None,
+                    pane_pid=pid,
+                    running_at=run.started_at,
+                    last_activity_at=tx.now,
+                    data={"note": "adopted a launch the previous supervisor had not confirmed"},
+                )
+            report.adopted.append(run.id)
+            continue
+        if pane is not None and psinfo.alive(pane.pid):
+            if (pane.pane_id, pane.pid) != (run.pane_id, run.pane_pid):
+                with store.tx() as tx:
+                    tx.update_run(run.id, pane_id=pane.pane_id, pane_pid=pane.pid)
+            report.adopted.append(run.id)
+    live_names = {r.window_name for r in store.runs(live_only=True)}
+    finished = {r.window_name: r for r in store.runs() if r.window_name not in live_names}
+    for pane in panes:
+        if pane.window_name == "home" or pane.window_name in live_names:
+            continue
+        old = finished.get(pane.window_name)
+        if old is not None:  # a pane outliving its run: kill the whole process tree
+            launcher.kill(deps, old)
+        else:
+            deps.tmux.kill_pane(pane.pane_id)
+        report.stray_panes.append(f"{pane.window_name} ({pane.pane_id})")
+    active = {t.id for t in store.tasks() if t.state == "active"}
+    with store.tx() as tx:
+        for task_id in set(store.locks().values()) - active:
+            report.released_locks += tx.release_locks(task_id)
+        tx.event("reconciled", data=report.as_dict())
+    deps.log.info("reconciled", **report.as_dict())
+    return report

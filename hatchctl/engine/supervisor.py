@@ -1,0 +1,492 @@
+"""The supervisor: one per project (it holds supervisor.lock), the only process that launches or
+kills agents. Event-driven (inotify on hook, summary, spec and wake files) with a cheap tick for
+timeouts, idle checks and psutil sampling. Its decisions are level-triggered: each pass derives
+what to do from the database, so a supervisor killed at any moment resumes where it was.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from hatchctl.engine import jobs, launcher, lifecycle
+from hatchctl.engine.breaker import Breaker
+from hatchctl.engine.commands import Commands
+from hatchctl.engine.deps import Deps
+from hatchctl.engine.monitor import Monitor
+from hatchctl.engine.policy import plan
+from hatchctl.engine.reconcile import reconcile
+from hatchctl.errors import HatchError, SpecError, StoreBusyError
+from hatchctl.runtime import psinfo
+from hatchctl.runtime.logfile import tail_lines
+from hatchctl.runtime.watcher import Watcher
+from hatchctl.state.ids import branch_name
+from hatchctl.state.lockfile import SupervisorLock
+from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.spec import TaskSpec
+from hatchctl.state.sync import sync_specs
+from hatchctl.state.transitions import RUN_LIVE
+
+
+class Supervisor:
+    def __init__(
+        self, deps: Deps, *, until_drained: bool = False, on_pass: Callable[[], None] | None = None
+    ) -> None:
+        self.deps = deps
+        self.until_drained = until_drained
+        self.on_pass = on_pass
+        self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.jobs: dict[str, Future[Any]] = {}
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(2, deps.limits.max_active), thread_name_prefix="job"
+        )
+        self.specs: dict[str, TaskSpec] = {}
+        self.monitor = Monitor(deps, self.specs)
+        self.commands = Commands(deps, on_down=self._down, on_resume=self._resume)
+        lim = deps.limits
+        self.breaker = Breaker(lim.breaker.threshold, lim.breaker.window)
+        self.lock = SupervisorLock(deps.project.paths.supervisor_lock)
+        self.stop_requested = False
+        self.going_down = False
+        self.server_pid: int | None = None
+        self.tmux_retry_at = 0.0
+        self.job_env = jobs.JobEnv(
+            root=deps.project.root,
+            paths=deps.project.paths,
+            config=deps.project.config,
+            scripts=deps.scripts,
+            planning_dir=deps.project.planning_dir,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self) -> int:
+        deps = self.deps
+        paths = deps.project.paths
+        paths.ensure()
+        self.lock.acquire()
+        watcher = None
+        try:
+            self._load_specs(strict=True)
+            with deps.store.tx() as tx:
+                tx.event(
+                    "supervisor_started",
+                    data={"pid": os.getpid(), "took_over_from": self.lock.took_over_from},
+                )
+            self.server_pid = deps.tmux.ensure_server(deps.project.root)
+            reconcile(deps)
+            watcher = Watcher(
+                [paths.hooks, paths.summaries, paths.wake.parent, deps.project.specs_dir],
+                self.queue,
+            )
+            watcher.start()
+            self._install_signals()
+            return self._loop()
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                with deps.store.tx() as tx:
+                    tx.event("supervisor_stopped", data={"down": self.going_down})
+            except HatchError:
+                pass
+            self.lock.release()
+            if self.going_down or (self.until_drained and not deps.store.runs(live_only=True)):
+                deps.tmux.kill_server()
+            deps.notifier.drain()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(_sig: int, _frame: object) -> None:
+            self.stop_requested = True
+            self.queue.put(("signal", ""))
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _load_specs(self, *, strict: bool) -> None:
+        specset = self.deps.project.load_specs()
+        if specset.problems:
+            if strict:
+                raise SpecError(
+                    f"{len(specset.problems)} problem(s) in the specs, first: {specset.problems[0]} "
+                    "(run `hatchctl validate`)",
+                    specset.problems,
+                )
+            with self.deps.store.tx() as tx:
+                tx.event("specs_invalid", data={"problems": specset.problems[:20]})
+            return
+        self.specs.clear()
+        self.specs.update(specset.specs)
+        sync_specs(self.deps.store, self.specs)
+
+    # -- the loop --------------------------------------------------------------------------
+    def _loop(self) -> int:
+        tick = self.deps.limits.tick
+        while not self.stop_requested:
+            specs_changed = self._wait(tick)
+            if self.stop_requested:
+                break
+            try:
+                if specs_changed:
+                    self._load_specs(strict=False)
+                drained = self.step()
+            except StoreBusyError as exc:
+                self.deps.log.warning("store_busy", error=str(exc))
+                continue
+            if self.on_pass is not None:
+                self.on_pass()
+            if self.going_down:
+                break
+            if drained and self.until_drained:
+                break
+        return 0 if all(t.state == "completed" for t in self.deps.store.tasks()) else 1
+
+    def _wait(self, tick: float) -> bool:
+        specs_dir = str(self.deps.project.specs_dir)
+        specs_changed = False
+        try:
+            item = self.queue.get(timeout=tick)
+        except queue.Empty:
+            return False
+        items = [item]
+        while True:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        for _kind, path in items:
+            if path.startswith(specs_dir) and path.endswith(".md"):
+                specs_changed = True
+        return specs_changed
+
+    def step(self) -> bool:
+        """One pass. Returns True when nothing can make progress any more."""
+        deps = self.deps
+        now = deps.clock()
+        self._check_tmux(now)
+        self.commands.process()
+        if self.going_down:
+            return False
+        for run in deps.store.runs(live_only=True):
+            self._guard(run.task_id, self.monitor.check, run, deps.clock())
+        self._collect_jobs()
+        paused = deps.store.meta("paused") == "1"
+        tasks = deps.store.tasks()
+        decision = plan(tasks, deps.store.locks(), deps.limits.max_active, paused)
+        self._apply_plan(decision.start, decision.block, decision.unblock)
+        live = {r.task_id for r in deps.store.runs(live_only=True)}
+        for task in deps.store.tasks():
+            if task.state == "active":
+                self._guard(task.id, self._advance, task, task.id in live, paused)
+        tasks = deps.store.tasks()
+        busy = bool(self.jobs) or bool(deps.store.runs(live_only=True))
+        if busy:
+            return False
+        if paused:
+            return True
+        return not any(t.state == "active" for t in tasks) and not decision.start
+
+    def _guard(self, task_id: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run one task's handling; an infrastructure error is recorded, never fatal."""
+        try:
+            fn(*args)
+        except StoreBusyError:
+            raise
+        except HatchError as exc:
+            self._infra_failure(task_id, str(exc))
+        except Exception as exc:  # a bug must not take the supervisor down with every agent
+            self.deps.log.exception("supervisor_error", task_id=task_id, error=repr(exc))
+            self._infra_failure(task_id, f"internal error: {exc!r}")
+
+    def _infra_failure(self, task_id: str | None, what: str) -> None:
+        deps = self.deps
+        deps.log.warning("infra_failure", task_id=task_id, error=what)
+        with deps.store.tx() as tx:
+            tx.event("infra_failure", task_id=task_id, data={"error": what[:500]})
+        reason = self.breaker.record(deps.clock(), what)
+        if reason and deps.store.meta("paused") != "1":
+            with deps.store.tx() as tx:
+                tx.set_meta("paused", "1")
+                tx.set_meta("pause_reason", reason)
+                tx.event("paused", data={"reason": reason, "by": "circuit_breaker"})
+            deps.notifier.send("supervisor_paused", reason=reason)
+
+    def _resume(self) -> None:
+        self.breaker.reset()
+
+    # -- tmux server -----------------------------------------------------------------------
+    def _check_tmux(self, now: float) -> None:
+        if self.server_pid is not None and psinfo.alive(self.server_pid):
+            return
+        if now < self.tmux_retry_at:
+            return
+        deps = self.deps
+        if self.server_pid is not None:
+            with deps.store.tx() as tx:
+                tx.event(
+                    "tmux_server_died", data={"pid": self.server_pid, "socket": deps.tmux.socket}
+                )
+            deps.log.error("tmux_server_died", pid=self.server_pid)
+            self.server_pid = None
+        try:
+            self.server_pid = deps.tmux.ensure_server(deps.project.root)
+            with deps.store.tx() as tx:
+                tx.event("tmux_server_started", data={"pid": self.server_pid})
+        except HatchError as exc:
+            self.tmux_retry_at = now + min(30.0, max(1.0, deps.limits.restart.initial_backoff))
+            self._infra_failure(None, f"tmux server: {exc}")
+
+    # -- scheduling ------------------------------------------------------------------------
+    def _apply_plan(self, start: list[str], block: list[str], unblock: list[str]) -> None:
+        store = self.deps.store
+        for task_id in block:
+            with store.tx() as tx:
+                task = tx.task(task_id)
+                if task is not None and task.state == "pending":
+                    failed = [
+                        d
+                        for d in task.depends_on
+                        if (tx.task(d) or task).state in ("failed", "blocked")
+                    ]
+                    tx.transition_task(
+                        task_id,
+                        "pending",
+                        "blocked",
+                        kind="task_blocked",
+                        last_error=f"blocked by {', '.join(failed)}",
+                        data={"by": failed},
+                    )
+                    self.deps.notifier.send("task_blocked", task_id=task_id, by=failed)
+        for task_id in unblock:
+            with store.tx() as tx:
+                tx.transition_task(
+                    task_id, "blocked", "pending", kind="task_unblocked", last_error=None
+                )
+        for task_id in start:
+            if task_id not in self.specs:
+                continue
+            with store.tx() as tx:
+                task = tx.task(task_id)
+                if task is None or task.state != "pending":
+                    continue
+                if tx.acquire_locks(task_id, list(task.files)):
+                    continue  # another task took a file since the plan was made
+                tx.transition_task(
+                    task_id,
+                    "pending",
+                    "active",
+                    kind="task_started",
+                    phase="factory",
+                    iteration=max(task.iteration, 1),
+                    attempt=0,
+                    restarts=0,
+                    branch=branch_name(task_id),
+                    worktree=str(self.deps.project.paths.worktree(task_id)),
+                    data={"priority": task.priority, "files": task.files},
+                )
+
+    def _advance(self, task: TaskRow, has_live_run: bool, paused: bool) -> None:
+        if task.id in self.jobs or has_live_run:
+            return
+        deps = self.deps
+        spec = self.specs.get(task.id)
+        if spec is None:
+            with deps.store.tx() as tx:
+                lifecycle.fail(
+                    deps, tx, task, failure_class="infra", last_error="its spec file is gone"
+                )
+            return
+        if task.phase == "backoff":
+            if paused or (task.next_retry_at is not None and deps.clock() < task.next_retry_at):
+                return
+            with deps.store.tx() as tx:
+                task = tx.update_task(
+                    task.id,
+                    phase=task.resume_phase or "factory",
+                    next_retry_at=None,
+                    resume_phase=None,
+                )
+        if task.base_sha is None:
+            self._submit(task.id, "setup", jobs.setup, self.job_env, spec)
+        elif task.phase in ("factory", "qa"):
+            if not paused:
+                self._launch(task, spec, task.phase)
+        elif task.phase == "verify":
+            self._submit(
+                task.id, "verify", jobs.verify, self.job_env, spec, task.iteration, task.base_sha
+            )
+        elif task.phase == "merge":
+            self._submit(task.id, "merge", jobs.merge, self.job_env, spec)
+
+    def _launch(self, task: TaskRow, spec: TaskSpec, role: str) -> None:
+        deps = self.deps
+        previous = [
+            r for r in deps.store.runs(task.id) if r.role == role and r.iteration == task.iteration
+        ]
+        attempt = max((r.attempt for r in previous), default=0) + 1
+        note = self._resume_note(previous[-1]) if previous else ""
+        try:
+            launcher.launch(deps, task, spec, role, task.iteration, attempt, resume_note=note)
+        except launcher.LaunchFailed as exc:
+            with deps.store.tx() as tx:
+                lifecycle.schedule_restart(
+                    deps,
+                    tx,
+                    task,
+                    role=role,
+                    reason="launch_failed",
+                    detail=str(exc),
+                    run_id=None,
+                    failure_class="infra",
+                )
+            self._infra_failure(task.id, str(exc))
+
+    def _resume_note(self, run: RunRow) -> str:
+        root = self.deps.project.root
+        summary = root / run.summary_path
+        if summary.exists():
+            text = summary.read_text(encoding="utf-8", errors="replace")[:4000]
+            return f"A previous attempt ({run.attempt}) ended ({run.reason}). Its summary:\n{text}"
+        tail = "\n".join(tail_lines(root / run.log_path, 40))
+        return (
+            f"A previous attempt ({run.attempt}) ended ({run.reason}); your partial work is in the "
+            f"worktree. The end of its output:\n{tail}"
+        )
+
+    # -- jobs ------------------------------------------------------------------------------
+    def _submit(self, task_id: str, kind: str, fn: Callable[..., Any], *args: Any) -> None:
+        future = self.pool.submit(fn, *args)
+        future.add_done_callback(lambda _f: self.queue.put(("job", task_id)))
+        future.kind = kind  # type: ignore[attr-defined]
+        self.jobs[task_id] = future
+
+    def _collect_jobs(self) -> None:
+        for task_id, future in list(self.jobs.items()):
+            if not future.done():
+                continue
+            del self.jobs[task_id]
+            kind: str = future.kind  # type: ignore[attr-defined]
+            task = self.deps.store.task(task_id)
+            if task is None or task.state != "active":
+                continue
+            try:
+                result = future.result()
+            except HatchError as exc:
+                self._job_failed(task, kind, str(exc))
+                continue
+            except Exception as exc:
+                self.deps.log.exception("job_crashed", task_id=task_id, job=kind)
+                self._job_failed(task, kind, f"internal error: {exc!r}")
+                continue
+            self._guard(task_id, self._apply_job, task, kind, result)
+
+    def _job_failed(self, task: TaskRow, kind: str, error: str) -> None:
+        with self.deps.store.tx() as tx:
+            tx.event("job_failed", task_id=task.id, data={"job": kind, "error": error[:500]})
+            resume = "factory" if kind == "setup" else kind
+            lifecycle.schedule_restart(
+                self.deps,
+                tx,
+                task,
+                role=resume,
+                reason=f"{kind}_failed",
+                detail=error,
+                run_id=None,
+                failure_class="infra",
+            )
+        self._infra_failure(task.id, f"{kind}: {error}")
+
+    def _apply_job(self, task: TaskRow, kind: str, result: Any) -> None:
+        deps = self.deps
+        if kind == "setup":
+            assert isinstance(result, jobs.SetupResult)
+            with deps.store.tx() as tx:
+                tx.update_task(task.id, base_sha=result.base_sha, worktree=result.worktree)
+                tx.event(
+                    "worktree_ready",
+                    task_id=task.id,
+                    data={
+                        "base": result.base_sha[:12],
+                        "mount": result.mount_method,
+                        **result.data,
+                    },
+                )
+                if result.fast_path == "passed":
+                    lifecycle.complete(deps, tx, task, {"fast_path": True, "detail": result.detail})
+                elif result.fast_path == "red_violation":
+                    lifecycle.strike(
+                        deps,
+                        tx,
+                        task,
+                        role=None,
+                        failure_class="red_violation",
+                        reason="red_violation",
+                        detail=result.detail,
+                    )
+            if result.fast_path == "passed":
+                self._submit(task.id, "cleanup", jobs.remove_worktree, self.job_env, task.id)
+        elif kind == "verify":
+            with deps.store.tx() as tx:
+                if result.ok:
+                    tx.update_task(task.id, phase="qa")
+                    tx.event("verified", task_id=task.id, data=result.checks)
+                else:
+                    lifecycle.strike(
+                        deps,
+                        tx,
+                        task,
+                        role="factory",
+                        failure_class=result.failure_class,
+                        reason=result.reason,
+                        detail=result.detail,
+                    )
+        elif kind == "merge":
+            with deps.store.tx() as tx:
+                if result.ok:
+                    tx.event("merged", task_id=task.id, data={"commit": result.merged_sha[:12]})
+                    lifecycle.complete(deps, tx, task, {"merged": result.merged_sha})
+                else:
+                    lifecycle.strike(
+                        deps,
+                        tx,
+                        task,
+                        role=None,
+                        failure_class=result.failure_class,
+                        reason=result.reason,
+                        detail=result.detail,
+                    )
+
+    # -- down --------------------------------------------------------------------------------
+    def _down(self) -> None:
+        """Stop every agent (they are relaunched, without penalty, by the next supervisor)."""
+        deps = self.deps
+        self.going_down = True
+        for run in deps.store.runs(live_only=True):
+            report = launcher.kill(deps, run)
+            with deps.store.tx() as tx:
+                current = tx.run(run.id)
+                if current is None or current.state not in RUN_LIVE:
+                    continue
+                tx.transition_run(
+                    run.id,
+                    current.state,
+                    "killed",
+                    ended_at=tx.now,
+                    reason="down",
+                    data={"kill": report.as_dict()},
+                )
+                tx.update_task(
+                    run.task_id,
+                    phase="backoff",
+                    resume_phase=run.role,
+                    next_retry_at=tx.now,
+                    pane_id=None,
+                )

@@ -1,0 +1,38 @@
+"""Run a task's acceptance command (an argv list, never a shell string) with a timeout."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatchctl.errors import CommandError, CommandTimeout
+from hatchctl.runtime import proc
+
+
+@dataclass(frozen=True)
+class AcceptanceResult:
+    passed: bool
+    timed_out: bool
+    returncode: int | None
+    output_tail: str
+    seconds: float
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"acceptance timed out after {self.seconds:.1f}s"
+        last = self.output_tail.strip().splitlines()[-1:] or [""]
+        return f"acceptance exited {self.returncode}: {last[0][:200]}"
+
+
+def run_acceptance(argv: list[str], cwd: Path, timeout: float) -> AcceptanceResult:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        result = proc.run(argv, timeout=timeout, cwd=cwd, env=env, check=False)
+    except CommandTimeout as exc:
+        return AcceptanceResult(False, True, None, exc.output[-4000:], timeout)
+    except CommandError as exc:  # not found / not executable
+        return AcceptanceResult(False, False, exc.returncode, str(exc), 0.0)
+    return AcceptanceResult(
+        result.returncode == 0, False, result.returncode, result.output[-4000:], result.seconds
+    )
