@@ -10,6 +10,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from hatchctl.config import default_project_name
 from hatchctl.errors import HatchError
 from hatchctl.runtime import proc
 
@@ -264,7 +265,7 @@ def _teardown(root: Path) -> None:
     unmount_all_under(Scripts(builtin_root(), timeout=30), root)
 
 
-def write_demo(root: Path, name: str = "demo") -> None:
+def write_demo(root: Path, name: str | None = None) -> None:
     """Create the demo project at ``root``, which must not exist, be empty, or be an old demo."""
     if root.exists() and any(root.iterdir()):
         if not is_demo(root):
@@ -282,6 +283,7 @@ def write_demo(root: Path, name: str = "demo") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
     (root / ".gitignore").write_text(MARKER + "\n__pycache__/\n", encoding="utf-8")
+    name = name or default_project_name(root)  # the tmux socket is hatch-<name>
     (root / "hatch.toml").write_text(CONFIG.format(name=name), encoding="utf-8")
     (root / "specs").mkdir()
     for fname, text in specs().items():

@@ -46,7 +46,8 @@ if [[ -n ${HATCH_BIN_DIR:-} ]]; then
 fi
 args=("$@")
 if [[ ${HATCH_PROMPT_ARG:-0} == 1 && -n ${HATCH_PROMPT_FILE:-} ]]; then
-  args+=("$(cat -- "$HATCH_PROMPT_FILE")")
+  prompt=$(cat -- "$HATCH_PROMPT_FILE" && printf x)  # the x keeps trailing newlines verbatim
+  args+=("${prompt%x}")
 fi
 set +e
 "${args[@]}"

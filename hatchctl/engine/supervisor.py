@@ -35,10 +35,17 @@ from hatchctl.state.transitions import RUN_LIVE
 
 class Supervisor:
     def __init__(
-        self, deps: Deps, *, until_drained: bool = False, on_pass: Callable[[], None] | None = None
+        self,
+        deps: Deps,
+        *,
+        until_drained: bool = False,
+        on_pass: Callable[[], None] | None = None,
+        time_limit: float | None = None,
     ) -> None:
         self.deps = deps
         self.until_drained = until_drained
+        self.time_limit = time_limit
+        self._old_handlers: dict[int, Any] = {}
         self.on_pass = on_pass
         self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
         self.jobs: dict[str, Future[Any]] = {}
@@ -87,6 +94,8 @@ class Supervisor:
             self._install_signals()
             return self._loop()
         finally:
+            for sig, handler in self._old_handlers.items():
+                signal.signal(sig, handler)
             if watcher is not None:
                 watcher.stop()
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -108,8 +117,8 @@ class Supervisor:
             self.stop_requested = True
             self.queue.put(("signal", ""))
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old_handlers[sig] = signal.signal(sig, stop)
 
     def _load_specs(self, *, strict: bool) -> None:
         specset = self.deps.project.load_specs()
@@ -130,7 +139,12 @@ class Supervisor:
     # -- the loop --------------------------------------------------------------------------
     def _loop(self) -> int:
         tick = self.deps.limits.tick
+        deadline = None if self.time_limit is None else self.deps.clock() + self.time_limit
         while not self.stop_requested:
+            if deadline is not None and self.deps.clock() > deadline:
+                with self.deps.store.tx() as tx:
+                    tx.event("time_limit_reached", data={"seconds": self.time_limit})
+                break
             specs_changed = self._wait(tick)
             if self.stop_requested:
                 break
@@ -192,7 +206,8 @@ class Supervisor:
             return False
         if paused:
             return True
-        return not any(t.state == "active" for t in tasks) and not decision.start
+        changed = decision.start or decision.block or decision.unblock
+        return not any(t.state == "active" for t in tasks) and not changed
 
     def _guard(self, task_id: str, fn: Callable[..., None], *args: Any) -> None:
         """Run one task's handling; an infrastructure error is recorded, never fatal."""

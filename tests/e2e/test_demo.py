@@ -1,0 +1,56 @@
+"""`hatchctl demo --headless` end to end, as `make demo` runs it with no terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from hatchctl.demo import EXPECTED
+from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
+from hatchctl.runtime.tmux import Tmux
+from tests.conftest import git, hatchctl
+
+
+def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
+    root = tmp_path / "demo-e2e"
+    try:
+        out = hatchctl("demo", "--headless", "--dir", str(root), timeout=110)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr
+        assert "demo: every task reached its expected end state" in out.stdout
+        assert "demo tests pass" in out.stdout
+        assert "Traceback" not in out.stdout + out.stderr
+
+        status = hatchctl("-C", str(root), "status", "--json")
+        doc = json.loads(status.stdout)
+        states = {t["id"]: t for t in doc["tasks"]}
+        assert {k: v["state"] for k, v in states.items()} == EXPECTED
+        assert doc["supervisor"]["running"] is False
+        assert (
+            states["CALC-002"]["iteration"] == 2 and states["CALC-002"]["strikes"] == 1
+        )  # QA rejected once
+        assert states["CALC-003"]["restarts"] >= 1  # the hung agent was restarted
+        assert states["CALC-005"]["strikes"] == 3
+        assert [e["class"] for e in states["CALC-005"]["errors"]] == ["code", "agent", "agent"]
+        assert "CALC-005" in states["CALC-006"]["last_error"]
+
+        # the integration branch holds the merged work of every completed task that changed code
+        for task_id, want in EXPECTED.items():
+            if want == "completed" and task_id != "CALC-004":  # CALC-004 took the fast path
+                git(root, "merge-base", "--is-ancestor", f"hatch/{task_id}", "hatch/integration")
+        # the TDD chain ran in order: each cycle's branch contains the previous cycle's commit
+        git(root, "merge-base", "--is-ancestor", "hatch/STATS-1", "hatch/STATS-2")
+        git(root, "merge-base", "--is-ancestor", "hatch/STATS-2", "hatch/STATS-3")
+        files = git(root, "ls-tree", "-r", "--name-only", "hatch/integration")
+        for f in ("calc/arith.py", "calc/mul.py", "calc/power.py", "calc/stats.py"):
+            assert f in files.split()
+        assert "calc/div.py" not in files.split()  # the failed task's work was never merged
+
+        again = hatchctl(
+            "demo", "--headless", "--dir", str(root), timeout=110
+        )  # recreates it cleanly
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr
+    finally:
+        Tmux("hatch-demo-e2e").kill_server()
+        with contextlib.suppress(Exception):
+            unmount_all_under(Scripts(builtin_root(), timeout=30), root)
