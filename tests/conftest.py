@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from hatchctl import logsetup
+
 os.environ.pop("NO_COLOR", None)
 os.environ.setdefault("GIT_AUTHOR_NAME", "hatchctl tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@hatchctl.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "hatchctl tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@hatchctl.invalid")
+
+logsetup.configure(None)  # structlog's default would print to stdout
 
 TEST_TIME_LIMIT = float(os.environ.get("HATCH_TEST_TIME_LIMIT", "90"))
 HATCHCTL = [sys.executable, "-m", "hatchctl"]

@@ -1,16 +1,91 @@
-"""Write commands: kill, restart, retry, pause, resume, down (sent to the running supervisor)."""
+"""Write commands: kill, restart, retry, pause, resume, down. They are written to the commands
+table of the running supervisor (which acts within a second) and the result is printed."""
 
 from __future__ import annotations
 
 import argparse
+import time
 
-from hatchctl.errors import SupervisorError
+from hatchctl.cmds.common import load_project
+from hatchctl.errors import HatchError, SupervisorError
+from hatchctl.project import Project
+from hatchctl.state.ids import check_task_id
+from hatchctl.state.lockfile import probe
+
+WAIT_SECONDS = 15.0
 
 
-def _refuse(args: argparse.Namespace) -> int:
-    raise SupervisorError(
-        "no supervisor is running for this project (start one with `hatchctl run`)"
-    )
+def touch_wake(project: Project) -> None:
+    wake = project.paths.wake
+    wake.parent.mkdir(parents=True, exist_ok=True)
+    wake.write_text(f"{time.time()}\n")
 
 
-kill = restart = retry = pause = resume = down = _refuse
+def send(
+    project: Project,
+    kind: str,
+    task_id: str | None = None,
+    *,
+    wait: bool = True,
+    timeout: float = WAIT_SECONDS,
+) -> tuple[bool, str]:
+    """Queue a command for the supervisor; optionally wait for its result."""
+    if task_id is not None:
+        check_task_id(task_id)
+    lock = probe(project.paths.supervisor_lock)
+    if not lock.held:
+        raise SupervisorError(
+            f"no supervisor is running for project {project.name} (start one with `hatchctl run` or `hatchctl`)"
+        )
+    store = project.open_store()
+    try:
+        if task_id is not None and store.task(task_id) is None:
+            raise HatchError(f"no task {task_id!r} in project {project.name}")
+        command_id = store.enqueue_command(kind, task_id)
+        touch_wake(project)
+        if not wait:
+            return True, f"queued {kind} as command {command_id}"
+        deadline = time.monotonic() + timeout + project.config.limits.kill_grace
+        while time.monotonic() < deadline:
+            cmd = store.command(command_id)
+            if cmd is not None and cmd.state != "pending":
+                return cmd.state == "done", cmd.result or cmd.state
+            time.sleep(0.05)
+        raise SupervisorError(
+            f"the supervisor (pid {lock.pid}) did not answer within {timeout:g}s; command {command_id} stays queued"
+        )
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace, kind: str, task_id: str | None = None) -> int:
+    project = load_project(args)
+    ok, result = send(project, kind, task_id, wait=not args.no_wait)
+    if not ok:
+        raise HatchError(f"{kind} failed: {result}")
+    print(result)
+    return 0
+
+
+def kill(args: argparse.Namespace) -> int:
+    return _run(args, "kill", args.task_id)
+
+
+def restart(args: argparse.Namespace) -> int:
+    return _run(args, "restart", args.task_id)
+
+
+def retry(args: argparse.Namespace) -> int:
+    return _run(args, "retry", args.task_id)
+
+
+def pause(args: argparse.Namespace) -> int:
+    return _run(args, "pause")
+
+
+def resume(args: argparse.Namespace) -> int:
+    return _run(args, "resume")
+
+
+def down(args: argparse.Namespace) -> int:
+    return _run(args, "down")

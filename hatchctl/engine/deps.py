@@ -32,7 +32,15 @@ class Deps:
     def limits(self) -> Any:
         return self.project.config.limits
 
+    @property
+    def project_key(self) -> str:
+        return hashlib.sha1(str(self.project.root).encode(), usedforsecurity=False).hexdigest()[:10]
+
     def run_key(self, run_id: int) -> str:
         """Marks every process of a run (HATCH_RUN_KEY), unique across projects on this machine."""
-        root = hashlib.sha1(str(self.project.root).encode(), usedforsecurity=False).hexdigest()[:10]
-        return f"{root}-{run_id}"
+        return f"{self.project_key}-{run_id}"
+
+    @property
+    def job_key(self) -> str:
+        """Marks every process started by this project's supervisor jobs (HATCH_JOB_KEY)."""
+        return f"{self.project_key}-jobs"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from hatchctl.engine import launcher, lifecycle
 from hatchctl.engine.deps import Deps
@@ -17,7 +18,7 @@ from hatchctl.runtime import psinfo
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
 from hatchctl.state.store import Tx
-from hatchctl.state.summary import Summary, load_stop, load_summary
+from hatchctl.state.summary import StopSignal, Summary, load_stop, load_summary
 
 ACTIVE = ("running", "stalled")
 
@@ -62,7 +63,13 @@ class Monitor:
         if sig is not None and sig != run.stop_seen:
             self.on_stop(run, sig)
             return
-        if run.state in ACTIVE:
+        if run.state == "stopped":  # a supervisor stopped between recording and acting on it
+            try:
+                exited = self._read_stop(run).reason == "exit"
+            except SummaryError:
+                exited = not psinfo.alive_since(run.pane_pid, run.running_at or run.started_at)
+            self.after_stop(run, exited)
+        elif run.state in ACTIVE:
             self._check_active(run, now)
         elif run.state == "summarizing":
             self._check_summarizing(run, now)
@@ -152,7 +159,7 @@ class Monitor:
                     reason="idle_timeout",
                     detail=f"no output and no CPU for {idle:.1f}s",
                     run_id=run.id,
-                    stable_for=0.0,
+                    stable_for=last - started,
                     failure_class="timeout",
                 )
         elif idle >= lim.stall_seconds and run.state == "running":
@@ -183,17 +190,11 @@ class Monitor:
 
     # -- stop files ------------------------------------------------------------------------
     def on_stop(self, run: RunRow, sig: str) -> None:
+        """A new .stop file: record it (run -> stopped) and act on it, in two steps that are each
+        safe to repeat: a supervisor killed in between finds the run stopped and acts again."""
         deps = self.deps
         try:
-            stop = load_stop(self._path(run.stop_path))
-            mismatch = (stop.task_id, stop.role, stop.iteration, stop.attempt) != (
-                run.task_id,
-                run.role,
-                run.iteration,
-                run.attempt,
-            )
-            if mismatch:
-                raise SummaryError(f"stop file {run.stop_path} is for another run")
+            stop = self._read_stop(run)
         except SummaryError as exc:
             with deps.store.tx() as tx:
                 tx.update_run(run.id, stop_seen=sig)
@@ -204,42 +205,50 @@ class Monitor:
                     data={"error": str(exc)},
                 )
             return
-        if stop.reason == "exit":
-            self._on_exit(run, sig, stop.exit_code)
-        else:
-            self._on_hook(run, sig)
-
-    def _on_exit(self, run: RunRow, sig: str, exit_code: int | None) -> None:
-        deps = self.deps
+        exited = stop.reason == "exit"
         with deps.store.tx() as tx:
+            fields: dict[str, Any] = {"stop_seen": sig}
+            if exited:
+                fields.update(exit_code=stop.exit_code, ended_at=tx.now)
             run = tx.transition_run(
                 run.id,
                 run.state,
                 "stopped",
-                stop_seen=sig,
-                exit_code=exit_code,
-                ended_at=tx.now,
-                data={"reason": "exit", "exit_code": exit_code},
+                data={"reason": stop.reason, "exit_code": stop.exit_code},
+                **fields,
             )
+        self.after_stop(run, exited)
+
+    def _read_stop(self, run: RunRow) -> StopSignal:
+        stop = load_stop(self._path(run.stop_path))
+        ours = (run.task_id, run.role, run.iteration, run.attempt)
+        if (stop.task_id, stop.role, stop.iteration, stop.attempt) != ours:
+            raise SummaryError(f"stop file {run.stop_path} is for another run")
+        return stop
+
+    def after_stop(self, run: RunRow, exited: bool) -> None:
+        """The run is ``stopped``: the agent exited, or paused (a hook stop)."""
         try:
             summary = self.fresh_summary(run)
         except SummaryError as exc:
-            if exit_code not in (0, None):
+            if not exited:
+                self._request_or_fail(run, "no_summary")
+                return
+            if run.exit_code not in (0, None):
                 self.restart(
-                    run, f"exit_{exit_code}", f"the agent exited with {exit_code} and no summary"
+                    run,
+                    f"exit_{run.exit_code}",
+                    f"the agent exited with {run.exit_code} and no summary",
                 )
                 return
-            reason = (
-                "no_summary"
-                if "does not exist" in str(exc) or "older" in str(exc)
-                else "bad_summary"
-            )
-            with deps.store.tx() as tx:
+            missing = "does not exist" in str(exc) or "older" in str(exc)
+            reason = "no_summary" if missing else "bad_summary"
+            with self.deps.store.tx() as tx:
                 tx.transition_run(
                     run.id, "stopped", "failed", reason=reason, data={"error": str(exc)}
                 )
                 lifecycle.strike(
-                    deps,
+                    self.deps,
                     tx,
                     self._task(run),
                     role=run.role,
@@ -249,19 +258,7 @@ class Monitor:
                     run_id=run.id,
                 )
             return
-        self.succeed(run, summary, kill_pane=False)
-
-    def _on_hook(self, run: RunRow, sig: str) -> None:
-        with self.deps.store.tx() as tx:
-            run = tx.transition_run(
-                run.id, run.state, "stopped", stop_seen=sig, data={"reason": "hook"}
-            )
-        try:
-            summary = self.fresh_summary(run)
-        except SummaryError:
-            self._request_or_fail(run, "no_summary")
-            return
-        self.succeed(run, summary, kill_pane=True)
+        self.succeed(run, summary, kill_pane=not exited)
 
     def _request_or_fail(self, run: RunRow, reason: str) -> None:
         deps = self.deps

@@ -11,13 +11,13 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from hatchctl.engine import jobs, launcher, lifecycle
 from hatchctl.engine.breaker import Breaker
 from hatchctl.engine.commands import Commands
 from hatchctl.engine.deps import Deps
+from hatchctl.engine.jobrunner import JobRunner
 from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
 from hatchctl.engine.reconcile import reconcile
@@ -48,10 +48,6 @@ class Supervisor:
         self._old_handlers: dict[int, Any] = {}
         self.on_pass = on_pass
         self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
-        self.jobs: dict[str, Future[Any]] = {}
-        self.pool = ThreadPoolExecutor(
-            max_workers=max(2, deps.limits.max_active), thread_name_prefix="job"
-        )
         self.specs: dict[str, TaskSpec] = {}
         self.monitor = Monitor(deps, self.specs)
         self.commands = Commands(deps, on_down=self._down, on_resume=self._resume)
@@ -69,6 +65,7 @@ class Supervisor:
             scripts=deps.scripts,
             planning_dir=deps.project.planning_dir,
         )
+        self.jobs = JobRunner(deps, self.job_env, self.queue, self._guard, self._infra_failure)
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -78,14 +75,27 @@ class Supervisor:
         self.lock.acquire()
         watcher = None
         try:
+            # Jobs' processes (scripts, git, tests) carry the job key; whatever a killed
+            # predecessor left running is stopped before anything is redone.
+            orphans = psinfo.kill_orphaned_jobs(deps.job_key)
+            os.environ[psinfo.JOB_KEY_ENV] = deps.job_key
             self._load_specs(strict=True)
             with deps.store.tx() as tx:
                 tx.event(
                     "supervisor_started",
-                    data={"pid": os.getpid(), "took_over_from": self.lock.took_over_from},
+                    data={
+                        "pid": os.getpid(),
+                        "took_over_from": self.lock.took_over_from,
+                        "orphaned_job_processes_killed": orphans,
+                    },
                 )
             self.server_pid = deps.tmux.ensure_server(deps.project.root)
             reconcile(deps)
+            for task in deps.store.tasks():  # a cleanup interrupted by a crash is finished now
+                if task.state == "completed" and deps.project.paths.worktree(task.id).exists():
+                    self.jobs.submit(
+                        task.id, "cleanup", jobs.remove_worktree, self.job_env, task.id
+                    )
             watcher = Watcher(
                 [paths.hooks, paths.summaries, paths.wake.parent, deps.project.specs_dir],
                 self.queue,
@@ -94,11 +104,12 @@ class Supervisor:
             self._install_signals()
             return self._loop()
         finally:
+            os.environ.pop(psinfo.JOB_KEY_ENV, None)
             for sig, handler in self._old_handlers.items():
                 signal.signal(sig, handler)
             if watcher is not None:
                 watcher.stop()
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.jobs.shutdown()
             try:
                 with deps.store.tx() as tx:
                     tx.event("supervisor_stopped", data={"down": self.going_down})
@@ -191,7 +202,7 @@ class Supervisor:
             return False
         for run in deps.store.runs(live_only=True):
             self._guard(run.task_id, self.monitor.check, run, deps.clock())
-        self._collect_jobs()
+        self.jobs.collect()
         paused = deps.store.meta("paused") == "1"
         tasks = deps.store.tasks()
         decision = plan(tasks, deps.store.locks(), deps.limits.max_active, paused)
@@ -330,16 +341,16 @@ class Supervisor:
                     resume_phase=None,
                 )
         if task.base_sha is None:
-            self._submit(task.id, "setup", jobs.setup, self.job_env, spec)
+            self.jobs.submit(task.id, "setup", jobs.setup, self.job_env, spec)
         elif task.phase in ("factory", "qa"):
             if not paused:
                 self._launch(task, spec, task.phase)
         elif task.phase == "verify":
-            self._submit(
+            self.jobs.submit(
                 task.id, "verify", jobs.verify, self.job_env, spec, task.iteration, task.base_sha
             )
         elif task.phase == "merge":
-            self._submit(task.id, "merge", jobs.merge, self.job_env, spec)
+            self.jobs.submit(task.id, "merge", jobs.merge, self.job_env, spec)
 
     def _launch(self, task: TaskRow, spec: TaskSpec, role: str) -> None:
         deps = self.deps
@@ -377,108 +388,6 @@ class Supervisor:
         )
 
     # -- jobs ------------------------------------------------------------------------------
-    def _submit(self, task_id: str, kind: str, fn: Callable[..., Any], *args: Any) -> None:
-        future = self.pool.submit(fn, *args)
-        future.add_done_callback(lambda _f: self.queue.put(("job", task_id)))
-        future.kind = kind  # type: ignore[attr-defined]
-        self.jobs[task_id] = future
-
-    def _collect_jobs(self) -> None:
-        for task_id, future in list(self.jobs.items()):
-            if not future.done():
-                continue
-            del self.jobs[task_id]
-            kind: str = future.kind  # type: ignore[attr-defined]
-            task = self.deps.store.task(task_id)
-            if task is None or task.state != "active":
-                continue
-            try:
-                result = future.result()
-            except HatchError as exc:
-                self._job_failed(task, kind, str(exc))
-                continue
-            except Exception as exc:
-                self.deps.log.exception("job_crashed", task_id=task_id, job=kind)
-                self._job_failed(task, kind, f"internal error: {exc!r}")
-                continue
-            self._guard(task_id, self._apply_job, task, kind, result)
-
-    def _job_failed(self, task: TaskRow, kind: str, error: str) -> None:
-        with self.deps.store.tx() as tx:
-            tx.event("job_failed", task_id=task.id, data={"job": kind, "error": error[:500]})
-            resume = "factory" if kind == "setup" else kind
-            lifecycle.schedule_restart(
-                self.deps,
-                tx,
-                task,
-                role=resume,
-                reason=f"{kind}_failed",
-                detail=error,
-                run_id=None,
-                failure_class="infra",
-            )
-        self._infra_failure(task.id, f"{kind}: {error}")
-
-    def _apply_job(self, task: TaskRow, kind: str, result: Any) -> None:
-        deps = self.deps
-        if kind == "setup":
-            assert isinstance(result, jobs.SetupResult)
-            with deps.store.tx() as tx:
-                tx.update_task(task.id, base_sha=result.base_sha, worktree=result.worktree)
-                tx.event(
-                    "worktree_ready",
-                    task_id=task.id,
-                    data={
-                        "base": result.base_sha[:12],
-                        "mount": result.mount_method,
-                        **result.data,
-                    },
-                )
-                if result.fast_path == "passed":
-                    lifecycle.complete(deps, tx, task, {"fast_path": True, "detail": result.detail})
-                elif result.fast_path == "red_violation":
-                    lifecycle.strike(
-                        deps,
-                        tx,
-                        task,
-                        role=None,
-                        failure_class="red_violation",
-                        reason="red_violation",
-                        detail=result.detail,
-                    )
-            if result.fast_path == "passed":
-                self._submit(task.id, "cleanup", jobs.remove_worktree, self.job_env, task.id)
-        elif kind == "verify":
-            with deps.store.tx() as tx:
-                if result.ok:
-                    tx.update_task(task.id, phase="qa")
-                    tx.event("verified", task_id=task.id, data=result.checks)
-                else:
-                    lifecycle.strike(
-                        deps,
-                        tx,
-                        task,
-                        role="factory",
-                        failure_class=result.failure_class,
-                        reason=result.reason,
-                        detail=result.detail,
-                    )
-        elif kind == "merge":
-            with deps.store.tx() as tx:
-                if result.ok:
-                    tx.event("merged", task_id=task.id, data={"commit": result.merged_sha[:12]})
-                    lifecycle.complete(deps, tx, task, {"merged": result.merged_sha})
-                else:
-                    lifecycle.strike(
-                        deps,
-                        tx,
-                        task,
-                        role=None,
-                        failure_class=result.failure_class,
-                        reason=result.reason,
-                        detail=result.detail,
-                    )
-
     # -- down --------------------------------------------------------------------------------
     def _down(self) -> None:
         """Stop every agent (they are relaunched, without penalty, by the next supervisor)."""

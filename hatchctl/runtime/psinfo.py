@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 import psutil
 
 RUN_KEY_ENV = "HATCH_RUN_KEY"
+JOB_KEY_ENV = "HATCH_JOB_KEY"  # carried by every process a supervisor's jobs start
+
+
+def kill_orphaned_jobs(job_key: str) -> int:
+    """SIGKILL what a previous (killed) supervisor's jobs left running: scripts, git, tests."""
+    procs = [p for p in marked(job_key, JOB_KEY_ENV) if p.pid != os.getpid()]
+    _signal_all(procs, signal.SIGKILL)
+    _wait_gone(procs, 2.0)
+    return len(procs)
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -26,15 +35,15 @@ def tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def marked(run_key: str) -> list[psutil.Process]:
-    """Every process whose environment holds HATCH_RUN_KEY=run_key."""
+def marked(run_key: str, var: str = RUN_KEY_ENV) -> list[psutil.Process]:
+    """Every process whose environment holds ``var=run_key`` (HATCH_RUN_KEY by default)."""
     found = []
     me = os.getpid()
     for p in psutil.process_iter():
         if p.pid == me:
             continue
         try:
-            if p.environ().get(RUN_KEY_ENV) == run_key:
+            if p.environ().get(var) == run_key:
                 found.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue

@@ -41,7 +41,8 @@ class Tmux:
         return ["tmux", "-L", self.socket, "-f", "/dev/null", *args]
 
     def run(self, *args: str, input_text: str | None = None, check: bool = True) -> proc.Result:
-        env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+        # the server (and so every pane) must not inherit a job marker or another tmux's socket
+        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "HATCH_JOB_KEY")}
         try:
             return proc.run(
                 self._argv(*args), timeout=self.timeout, env=env, input_text=input_text, check=check

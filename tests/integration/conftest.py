@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -130,3 +131,54 @@ def kinds(deps: Deps, task_id: str) -> list[str]:
 
 
 Make = Callable[..., Project]
+
+
+class SupervisorProcess:
+    """`hatchctl run` in a child process, as a user runs it."""
+
+    def __init__(self, project: Project, *args: str) -> None:
+        import subprocess
+        import sys
+
+        self.project = project
+        self.log = open(project.root / f"supervisor-{uuid.uuid4().hex[:6]}.out", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hatchctl", "-C", str(project.root), "run", *args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_running(self, timeout: float = 15.0) -> int:
+        from hatchctl.state.lockfile import probe
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = probe(self.project.paths.supervisor_lock)
+            if info.held and info.pid == self.proc.pid:
+                return self.proc.pid
+            assert self.proc.poll() is None, self.output()
+            time.sleep(0.02)
+        raise AssertionError("the supervisor did not take its lock")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,101 @@
+"""Chaos: the demo runs while its supervisor is SIGKILLed at random moments (at least 20 times)
+and restarted each time. Replay a failure with HATCH_CHAOS_SEED=<seed printed below>."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hatchctl.demo import EXPECTED, write_demo
+from hatchctl.project import Project
+from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
+from hatchctl.runtime.tmux import Tmux
+
+KILLS = 20
+
+
+def _intervals(project: Project) -> dict[str, list[tuple[int, int, int]]]:
+    """Per task, (start_ns, end_ns, run_id) of every agent that actually started (claimed ticket)."""
+    store = project.open_store()
+    runs = {r.id: r for r in store.runs()}
+    created = {e.run_id for e in store.events() if e.kind == "run_created"}
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for claimed in project.paths.runs.glob("*.claimed"):
+        run_id = int(claimed.name.split(".")[0])
+        assert run_id in runs and run_id in created, (
+            f"agent run {run_id} started without a recorded launch"
+        )
+        fields = dict(kv.split("=", 1) for kv in claimed.read_text().split() if "=" in kv)
+        run = runs[run_id]
+        start = int(fields["started_ns"])
+        if "ended_ns" in fields:
+            end = int(fields["ended_ns"])
+        else:  # killed before the wrapper could record its end: the supervisor recorded it
+            assert run.ended_at is not None, f"run {run_id} has no end at all ({run.state})"
+            end = int(run.ended_at * 1e9)
+        out.setdefault(run.task_id, []).append((start, end, run_id))
+    store.close()
+    return out
+
+
+def test_demo_survives_supervisor_sigkills(tmp_path: Path) -> None:
+    seed = int(os.environ.get("HATCH_CHAOS_SEED", random.randrange(1 << 30)))
+    print(f"chaos seed: {seed} (replay with HATCH_CHAOS_SEED={seed})")
+    rng = random.Random(seed)
+    root = tmp_path / "chaos-demo"
+    write_demo(root)
+    project = Project.find(root)
+    argv = [sys.executable, "-m", "hatchctl", "-C", str(root), "run", "--until-drained"]
+    kills = 0
+    log = open(root / "supervisors.out", "w")  # noqa: SIM115
+    try:
+        deadline = time.monotonic() + 100
+        final = None
+        while time.monotonic() < deadline:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            if kills < KILLS:
+                try:
+                    final = proc.wait(timeout=rng.uniform(0.15, 1.0))
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
+                    kills += 1
+                    continue
+                if final is not None and kills >= KILLS:
+                    break
+                continue  # drained before this kill: start again (the next one drains at once)
+            final = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            break
+        log.flush()
+        assert kills >= KILLS, f"seed {seed}: only {kills} kills"
+        store = project.open_store()
+        states = {t.id: t.state for t in store.tasks()}
+        assert states == EXPECTED, (
+            f"seed {seed}: {states}\n{(root / 'supervisors.out').read_text()[-3000:]}"
+        )
+        assert store.runs(live_only=True) == []
+        assert final == 1  # one task fails by design
+        # how many kills landed after a supervisor had started (not just during its start-up)?
+        life = [
+            e.kind for e in store.events() if e.kind in ("supervisor_started", "supervisor_stopped")
+        ]
+        mid_run = sum(1 for a, b in itertools.pairwise(life) if a == b == "supervisor_started")
+        print(f"chaos: {kills} SIGKILLs, {mid_run} of them after the supervisor had started")
+        assert mid_run >= KILLS // 2, f"seed {seed}: only {mid_run} kills landed mid-run"
+        store.close()
+        for task_id, spans in _intervals(project).items():
+            spans.sort()
+            for (_s1, e1, r1), (s2, _e2, r2) in itertools.pairwise(spans):
+                assert s2 >= e1, f"seed {seed}: runs {r1} and {r2} of {task_id} overlapped"
+    finally:
+        log.close()
+        Tmux(project.tmux_socket).kill_server()
+        with contextlib.suppress(Exception):
+            unmount_all_under(Scripts(builtin_root(), timeout=30), root)

@@ -1,0 +1,335 @@
+"""Supervision: timeouts, restarts, kill escalation, one supervisor with many clients, crash
+recovery, the circuit breaker and notifications. Real processes throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from hatchctl.runtime import psinfo
+from hatchctl.runtime.tmux import Tmux
+from hatchctl.state.store import Store
+from tests.conftest import hatchctl
+from tests.integration.conftest import Projects, SupervisorProcess, drain, kinds, wait_for
+
+
+def store_of(project) -> Store:  # type: ignore[no-untyped-def]
+    return project.open_store()
+
+
+def live_run(project, task_id: str):  # type: ignore[no-untyped-def]
+    store = store_of(project)
+    try:
+        runs = [r for r in store.runs(task_id) if r.state in ("running", "stalled")]
+        return runs[-1] if runs else None
+    finally:
+        store.close()
+
+
+def test_hang_is_detected_restarted_with_backoff_then_struck(projects: Projects) -> None:
+    p = projects.make(
+        {"H": {"sim": {"factory": ["hang"]}}},
+        {
+            "limits": {
+                "idle_timeout": "0.8s",
+                "stall_after": "0.4s",
+                "max_strikes": 1,
+                "restart": {
+                    "initial_backoff": "0.1s",
+                    "max_backoff": "5s",
+                    "multiplier": 2,
+                    "max_restarts": 2,
+                    "jitter": 0.0,
+                },
+            }
+        },
+    )
+    _, tasks, deps = drain(p)
+    h = tasks["H"]
+    assert (h.state, h.failure_class, h.restarts) == ("failed", "timeout", 2)
+    assert "restart_budget_exhausted" in (h.last_error or "")
+    runs = deps.store.runs("H")
+    assert [(r.attempt, r.state, r.reason) for r in runs] == [
+        (i, "timed_out", "idle_timeout") for i in (1, 2, 3)
+    ]
+    events = deps.store.events("H")
+    stalled = [e for e in events if e.kind == "run_state" and e.to_state == "stalled"]
+    assert len(stalled) == 3  # shown as stalled before it was acted on
+    delays = [e.data["delay"] for e in events if e.kind == "restart_scheduled"]
+    assert delays == [0.1, 0.2]  # capped exponential backoff (jitter 0 here)
+    gaps = [(runs[i + 1].started_at - runs[i].ended_at) for i in range(2)]  # type: ignore[operator]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2
+    for r in runs:  # every hung agent was killed
+        assert psinfo.marked(deps.run_key(r.id)) == []
+
+
+def test_kill_from_another_process_takes_effect_within_a_second(projects: Projects) -> None:
+    p = projects.make({"K": {"sim": {"factory": ["hang"]}}}, {"limits": {"idle_timeout": "60s"}})
+    sup = SupervisorProcess(p)
+    try:
+        sup.wait_running()
+        run = wait_for(lambda: live_run(p, "K"), what="the agent to run")
+        out = hatchctl("-C", str(p.root), "kill", "K")
+        assert out.returncode == 0, out.stderr
+        assert "killed K" in out.stdout
+        store = store_of(p)
+        cmd = store.command(1)
+        assert cmd is not None and cmd.state == "done" and cmd.done_at is not None
+        assert cmd.done_at - cmd.at < 1.0  # queued -> applied, agent gone, within one second
+        assert psinfo.marked(f"{_key(p)}-{run.id}") == []
+        task = store.task("K")
+        assert (
+            task is not None
+            and task.state == "failed"
+            and task.last_error == "killed by user (hatchctl kill)"
+        )
+        assert store.run(run.id).state == "killed"  # type: ignore[union-attr]
+        assert "command_done" in [e.kind for e in store.events("K")]
+        store.close()
+    finally:
+        sup.kill()
+
+
+def _key(project) -> str:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    return hashlib.sha1(str(project.root).encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def test_kill_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
+    projects: Projects,
+) -> None:
+    p = projects.make(
+        {"S": {"sim": {"factory": ["stubborn"]}}},
+        {"limits": {"idle_timeout": "60s", "kill_grace": "0.5s"}},
+    )
+    sup = SupervisorProcess(p)
+    try:
+        sup.wait_running()
+        run = wait_for(lambda: live_run(p, "S"), what="the agent to run")
+        key = f"{_key(p)}-{run.id}"
+        procs = wait_for(
+            lambda: (lambda m: m if len(m) >= 3 else None)(psinfo.marked(key)),
+            what="the agent and its setsid grandchild",
+        )
+        sessions = {os.getsid(pr.pid) for pr in procs}
+        assert len(sessions) >= 2  # the grandchild left the agent's session
+        out = hatchctl("-C", str(p.root), "kill", "S")
+        assert out.returncode == 0, out.stderr
+        assert psinfo.marked(key) == []  # fully gone: agent, wrapper and grandchild
+        store = store_of(p)
+        ev = next(e for e in store.events("S") if e.kind == "run_state" and e.to_state == "killed")
+        assert ev.data["kill"]["sigkilled"] >= 1 and ev.data["kill"]["survivors"] == []
+        store.close()
+    finally:
+        sup.kill()
+
+
+def test_second_supervisor_refused_status_still_works_pause_resume_down(projects: Projects) -> None:
+    p = projects.make(
+        {
+            "A": {"sim": {"factory": ["slow"], "slow_seconds": 30}},
+            "B": {"sim": {"files": {"b.txt": "b\n"}}},
+        },
+        {"limits": {"max_active": 1, "idle_timeout": "60s"}},
+    )
+    sup = SupervisorProcess(p)
+    try:
+        pid = sup.wait_running()
+        second = hatchctl("-C", str(p.root), "run")
+        assert second.returncode == 1
+        assert (
+            second.stderr.strip()
+            == f"hatchctl: another supervisor is already running for this project (pid {pid})"
+        )
+        status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+        assert status["supervisor"] == {"running": True, "pid": pid}
+        wait_for(lambda: live_run(p, "A"), what="A to run")
+        assert hatchctl("-C", str(p.root), "pause").returncode == 0
+        status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+        assert status["paused"] is True
+        out = hatchctl("-C", str(p.root), "down")
+        assert out.returncode == 0, out.stderr
+        assert sup.wait(20) == 1  # exits (not every task completed)
+        store = store_of(p)
+        a = store.task("A")
+        assert (
+            a is not None and a.state == "active" and a.phase == "backoff"
+        )  # resumed by the next one
+        assert store.runs("A")[-1].reason == "down"
+        store.close()
+        assert not Tmux(p.tmux_socket).has_session("hatch")
+        assert hatchctl("-C", str(p.root), "resume").returncode == 1  # no supervisor any more
+    finally:
+        sup.kill()
+
+
+def test_killing_the_tmux_server_mid_run(projects: Projects) -> None:
+    p = projects.make(
+        {
+            "A": {
+                "sim": {"files": {"a.txt": "a\n"}, "factory": [["slow", "ok"]], "slow_seconds": 30}
+            }
+        },
+        {"limits": {"idle_timeout": "60s"}},
+    )
+    sup = SupervisorProcess(p, "--until-drained")
+    try:
+        sup.wait_running()
+        wait_for(lambda: live_run(p, "A"), what="A to run")
+        Tmux(p.tmux_socket).kill_server()
+        assert sup.wait(40) == 0, sup.output()
+        store = store_of(p)
+        k = [e.kind for e in store.events()]
+        assert "tmux_server_died" in k and "tmux_server_started" in k
+        a = store.task("A")
+        assert a is not None and (a.state, a.restarts, a.strikes) == ("completed", 1, 0)
+        first = store.runs("A")[0]
+        assert (first.state, first.reason) == ("crashed", "vanished")
+        store.close()
+        assert "A: restart 1/2 of the factory" in sup.output()
+    finally:
+        sup.kill()
+
+
+def test_supervisor_killed_mid_run_adopts_the_live_agent(projects: Projects) -> None:
+    p = projects.make(
+        {"A": {"sim": {"files": {"a.txt": "a\n"}, "factory": ["slow"], "slow_seconds": 2}}},
+        {"limits": {"idle_timeout": "60s"}},
+    )
+    first = SupervisorProcess(p, "--until-drained")
+    try:
+        first.wait_running()
+        run = wait_for(lambda: live_run(p, "A"), what="A to run")
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(5)
+        second = SupervisorProcess(p, "--until-drained")
+        assert second.wait(40) == 0, second.output()
+        store = store_of(p)
+        reconciled = [e for e in store.events() if e.kind == "reconciled"][-1]
+        assert run.id in reconciled.data["adopted"]
+        a = store.task("A")
+        assert a is not None and (a.state, a.restarts) == ("completed", 0)
+        assert [r.attempt for r in store.runs("A") if r.role == "factory"] == [
+            1
+        ]  # never started twice
+        store.close()
+        second.kill()
+    finally:
+        first.kill()
+
+
+def test_circuit_breaker_pauses_instead_of_burning_strikes(
+    projects: Projects, tmp_path: Path
+) -> None:
+    scripts = tmp_path / "scripts"
+    assert hatchctl("scripts", "--eject", str(scripts)).returncode == 0
+    (scripts / "git" / "create_worktree.sh").write_text(
+        "#!/usr/bin/env bash\necho 'disk on fire' >&2\nexit 3\n"
+    )
+    notes = tmp_path / "notes.jsonl"
+    notify = [
+        sys.executable,
+        "-c",
+        f"import sys; open({str(notes)!r}, 'a').write(sys.stdin.read() + '\\n')",
+    ]
+    p = projects.make(
+        {t: {} for t in ("A", "B", "C")},
+        {
+            "project": {"scripts_dir": str(scripts)},
+            "notify": {"command": notify},
+            "limits": {
+                "breaker": {"threshold": 3, "window": "1m"},
+                "restart": {"max_restarts": 5, "initial_backoff": "0.05s"},
+            },
+        },
+    )
+    code, tasks, deps = drain(p, time_limit=20)
+    assert code == 1
+    assert deps.store.meta("paused") == "1"
+    reason = deps.store.meta("pause_reason") or ""
+    assert (
+        reason.startswith("circuit breaker: 3 infrastructure failures") and "disk on fire" in reason
+    )
+    assert all(t.strikes == 0 for t in tasks.values())  # no task paid for the infrastructure
+    status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+    assert status["paused"] is True and status["pause_reason"] == reason
+    deps.notifier.drain()
+    sent = [
+        json.loads(line)
+        for line in wait_for(
+            lambda: notes.exists() and notes.read_text().split("\n\n"), what="a notification"
+        )
+        if line.strip()
+    ]
+    assert any(n["event"] == "supervisor_paused" and n["reason"] == reason for n in sent)
+
+
+def test_notifications_on_complete_fail_and_block(projects: Projects, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.jsonl"
+    notify = [
+        sys.executable,
+        "-c",
+        f"import sys; open({str(notes)!r}, 'a').write(sys.stdin.read() + '\\n')",
+    ]
+    p = projects.make(
+        {
+            "OK": {"sim": {"files": {"a.txt": "a\n"}}},
+            "BAD": {"sim": {"files": {"b.txt": "b\n"}, "factory": ["false_claims"]}},
+            "DEP": {"depends_on": ["BAD"]},
+        },
+        {"notify": {"command": notify}, "limits": {"max_strikes": 1}},
+    )
+    _, tasks, deps = drain(p)
+    deps.notifier.drain()
+    events = wait_for(
+        lambda: (
+            notes.exists()
+            and len(notes.read_text().split()) >= 3
+            and [json.loads(x) for x in notes.read_text().splitlines() if x.strip()]
+        ),
+        what="three notifications",
+    )
+    got = {(n["event"], n["task_id"]) for n in events}
+    assert {("task_completed", "OK"), ("task_failed", "BAD"), ("task_blocked", "DEP")} <= got
+    assert tasks["DEP"].state == "blocked"
+
+
+def test_restart_command_relaunches_without_a_strike(projects: Projects) -> None:
+    p = projects.make(
+        {"R": {"sim": {"files": {"r.txt": "r\n"}, "factory": [["hang", "ok"]]}}},
+        {"limits": {"idle_timeout": "60s"}},
+    )
+    sup = SupervisorProcess(p, "--until-drained")
+    try:
+        sup.wait_running()
+        wait_for(lambda: live_run(p, "R"), what="R to run")
+        out = hatchctl("-C", str(p.root), "restart", "R")
+        assert out.returncode == 0 and "restarting the factory of R" in out.stdout
+        assert sup.wait(40) == 0, sup.output()
+        store = store_of(p)
+        r = store.task("R")
+        assert r is not None and (r.state, r.strikes, r.restarts) == ("completed", 0, 0)
+        assert next(x.reason for x in store.runs("R") if x.role == "factory") == "restarted_by_user"
+        store.close()
+    finally:
+        sup.kill()
+
+
+def test_time_is_bounded_by_the_run_timeout(projects: Projects) -> None:
+    p = projects.make(
+        {"T": {"timeout": "1s", "sim": {"factory": ["noisy", "ok"], "noisy_lines": 10**7}}},
+        {"limits": {"max_strikes": 1}},
+    )
+    t0 = time.monotonic()
+    _, tasks, deps = drain(p)
+    assert time.monotonic() - t0 < 20
+    t = tasks["T"]
+    assert (t.state, t.failure_class) == ("failed", "timeout") and "run_timeout" in (
+        t.last_error or ""
+    )
+    assert "task_failed" in kinds(deps, "T")
