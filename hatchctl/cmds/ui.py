@@ -1,16 +1,92 @@
-"""``hatchctl`` with no command: the control room."""
+"""``hatchctl`` with no command: make sure a supervisor runs (in a hidden window of the
+project's private tmux server, so closing the terminal stops nothing), then open the control
+room as a client of it."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
-from hatchctl.errors import HatchError
+from hatchctl.cmds.common import load_project
+from hatchctl.cmds.control import send
+from hatchctl.errors import HatchError, SupervisorError
 from hatchctl.project import Project
+from hatchctl.runtime.tmux import SUPERVISOR_SESSION, Tmux
+from hatchctl.state.lockfile import probe
+
+
+def ensure_supervisor(project: Project, *, timeout: float = 20.0) -> int:
+    """Start `hatchctl run` in a hidden tmux window unless a supervisor already runs; its pid."""
+    info = probe(project.paths.supervisor_lock)
+    if info.held and info.pid:
+        return info.pid
+    specs = project.load_specs()
+    if specs.problems:
+        raise HatchError(
+            f"{len(specs.problems)} problem(s) in the specs, first: {specs.problems[0]} "
+            "(run `hatchctl validate`)"
+        )
+    tmux = Tmux(project.tmux_socket, timeout=project.config.limits.tmux_timeout)
+    tmux.ensure_server(project.root)
+    argv = [sys.executable, "-m", "hatchctl", "-C", str(project.root), "run"]
+    if tmux.has_session(SUPERVISOR_SESSION):
+        tmux.run(
+            "new-window",
+            "-d",
+            "-t",
+            f"={SUPERVISOR_SESSION}:",
+            "-n",
+            "supervisor",
+            "-c",
+            str(project.root),
+            "--",
+            *argv,
+        )
+    else:
+        tmux.run(
+            "new-session",
+            "-d",
+            "-s",
+            SUPERVISOR_SESSION,
+            "-n",
+            "supervisor",
+            "-c",
+            str(project.root),
+            "--",
+            *argv,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = probe(project.paths.supervisor_lock)
+        if info.held and info.pid:
+            return info.pid
+        time.sleep(0.05)
+    raise SupervisorError(
+        f"the supervisor did not start within {timeout:g}s; see `tmux -L {project.tmux_socket} "
+        f"attach -t {SUPERVISOR_SESSION}` and .hatch/logs/orchestrator/hatchctl.jsonl"
+    )
 
 
 def run_ui(project: Project, *, read_only: bool) -> int:
-    raise HatchError("the control room UI is not implemented yet; use `hatchctl demo --headless`")
+    from hatchctl.tui.app import HatchApp
+
+    if not read_only:
+        ensure_supervisor(project)
+    store = project.open_store()
+
+    def sender(kind: str, task_id: str | None) -> tuple[bool, str]:
+        return send(project, kind, task_id)
+
+    HatchApp(project, store, send=None if read_only else sender, read_only=read_only).run()
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
-    raise HatchError("the control room UI is not implemented yet; use `hatchctl status`")
+    project = load_project(args)
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        pid = ensure_supervisor(project) if not args.read_only else None
+        where = f"supervisor pid {pid} in `tmux -L {project.tmux_socket}`" if pid else "read-only"
+        print(f"{project.name}: {where}; no terminal for the control room (use `hatchctl status`)")
+        return 0
+    return run_ui(project, read_only=args.read_only)

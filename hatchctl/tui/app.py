@@ -1,0 +1,316 @@
+"""The control room: a dashboard of every task and its agent, the selected agent's log below,
+keys to kill, restart, retry, attach, pause and drill down. A client of the supervisor: it reads
+the store and writes commands; tmux, git, psutil and the store are only touched in workers."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
+
+from hatchctl.errors import HatchError
+from hatchctl.project import Project
+from hatchctl.state.durations import format_duration
+from hatchctl.state.store import Store
+from hatchctl.tui.data import DataSource, Snapshot, TaskView
+from hatchctl.tui.logview import LogView
+from hatchctl.tui.screens import ConfirmScreen, DetailScreen, HelpScreen
+
+COLUMNS = (
+    "ID",
+    "ROLE",
+    "STATE",
+    "ITER",
+    "RESTARTS",
+    "STRIKES",
+    "RUNTIME",
+    "IDLE",
+    "CPU",
+    "ACTIVITY",
+    "LAST LINE",
+)
+STATE_STYLE = {
+    "completed": "green",
+    "failed": "bold red",
+    "blocked": "yellow",
+    "pending": "dim",
+    "active": "cyan",
+}
+Sender = Callable[[str, str | None], tuple[bool, str]]
+
+
+class HatchApp(App[None]):
+    CSS_PATH = "hatch.tcss"
+    TITLE = "hatchctl"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("enter", "drill", "Details"),
+        Binding("k", "kill", "Kill"),
+        Binding("r", "restart", "Restart"),
+        Binding("x", "retry", "Retry"),
+        Binding("a", "attach", "Attach"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("slash", "filter", "Filter"),
+        Binding("colon", "command_palette", "Commands", show=False),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(
+        self,
+        project: Project,
+        store: Store,
+        *,
+        send: Sender | None = None,
+        read_only: bool = False,
+        source: DataSource | None = None,
+        refresh_every: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.project = project
+        self.store = store
+        self.source = source or DataSource(project, store)
+        self.send = send
+        self.read_only = read_only or send is None
+        self.refresh_every = refresh_every
+        self.snapshot: Snapshot | None = None
+        self.filter_text = ""
+        self.selected: str | None = None
+        self.known_states: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="top"):
+            yield Static("", id="summary")
+            yield ProgressBar(total=1, show_eta=False, id="progress")
+            yield Input(
+                placeholder="filter tasks; enter to apply, empty to clear", id="task-filter"
+            )
+            yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="log-title")
+        yield LogView(None, id="tail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"hatchctl · {self.project.name}"
+        table = self.query_one("#tasks", DataTable)
+        for col in COLUMNS:
+            table.add_column(col, key=col)
+        self.query_one("#task-filter", Input).display = False
+        table.focus()
+        self.refresh_data()
+        self.set_interval(self.refresh_every, self.refresh_data)
+
+    # -- data (worker thread) ---------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="snapshot")
+    def refresh_data(self) -> None:
+        try:
+            snap = self.source.load()
+        except HatchError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.call_from_thread(self.show, snap)
+
+    def show(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        self._notify_changes(snap)
+        sup = (
+            f"supervisor pid {snap.supervisor_pid}"
+            if snap.supervisor_pid
+            else "no supervisor (viewer)"
+        )
+        if snap.paused:
+            sup += f" · PAUSED: {snap.pause_reason or 'by user'}"
+        if self.read_only:
+            sup += " · read-only"
+        counts = "  ".join(f"{k} {v}" for k, v in snap.counts.items())
+        self.query_one("#summary", Static).update(
+            Text.assemble((f"{snap.project}  ", "bold"), counts, "   ", sup)
+        )
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=max(snap.total, 1), progress=snap.done)
+        self._fill_table(snap)
+
+    def _notify_changes(self, snap: Snapshot) -> None:
+        for v in snap.views:
+            before = self.known_states.get(v.task.id)
+            if before is not None and before != v.task.state:
+                if v.task.state == "completed":
+                    self.notify(f"{v.task.id} completed", title="hatchctl")
+                elif v.task.state == "failed":
+                    self.notify(
+                        f"{v.task.id} failed: {v.task.last_error or ''}",
+                        severity="error",
+                        title="hatchctl",
+                    )
+            self.known_states[v.task.id] = v.task.state
+
+    def _cells(self, v: TaskView, snap: Snapshot) -> list[Text]:
+        """Every cell is a Text (never markup: ids and log lines may contain brackets)."""
+        t = v.task
+        style = (
+            "bold magenta"
+            if v.run is not None and v.run.state == "stalled"
+            else STATE_STYLE.get(t.state, "")
+        )
+        cells = [
+            (t.id, ""),
+            (v.role, ""),
+            (v.status, style),
+            (str(t.iteration), ""),
+            (f"{t.restarts}/{snap.max_restarts}", "yellow" if t.restarts else ""),
+            (f"{t.strikes}/{snap.max_strikes}", "red" if t.strikes else ""),
+            (format_duration(v.runtime), ""),
+            (format_duration(v.idle), ""),
+            (f"{v.cpu:.0f}%" if v.cpu is not None else "-", ""),
+            (v.activity, "green"),
+            ((v.last_line or t.last_error or "")[:60], "dim" if not v.last_line else ""),
+        ]
+        return [Text(value, style=s, end="", no_wrap=True) for value, s in cells]
+
+    def _fill_table(self, snap: Snapshot) -> None:
+        table = self.query_one("#tasks", DataTable)
+        views = [
+            v
+            for v in snap.views
+            if not self.filter_text
+            or self.filter_text.lower() in f"{v.task.id} {v.task.title} {v.status}".lower()
+        ]
+        wanted = [v.task.id for v in views]
+        existing = [str(k.value) for k in table.rows]
+        if existing != wanted:
+            cursor_id = self.selected
+            table.clear()
+            for v in views:
+                table.add_row(*self._cells(v, snap), key=v.task.id)
+            if cursor_id in wanted:
+                table.move_cursor(row=wanted.index(cursor_id))
+        else:
+            for v in views:
+                for col, value in zip(COLUMNS, self._cells(v, snap), strict=True):
+                    table.update_cell(v.task.id, col, value)
+        self._follow_selection()
+
+    def _current(self) -> TaskView | None:
+        if self.snapshot is None:
+            return None
+        table = self.query_one("#tasks", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((v for v in self.snapshot.views if v.task.id == key), None)
+
+    def _follow_selection(self) -> None:
+        view = self._current()
+        task_id = view.task.id if view else None
+        log = self.query_one("#tail", LogView)
+        path = self.project.root / view.run.log_path if view and view.run else None
+        if task_id != self.selected or path != log.path:
+            self.selected = task_id
+            title = (
+                f"{task_id} · {view.run.window_name} · {view.run.state}"
+                if view and view.run
+                else (f"{task_id}: no agent has run yet" if task_id else "")
+            )
+            self.query_one("#log-title", Static).update(title)
+            log.open(path)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._follow_selection()
+
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_drill()
+
+    # -- actions -----------------------------------------------------------------------------
+    def _command(self, kind: str, task_id: str | None) -> None:
+        if self.read_only or self.send is None:
+            self.notify("read-only: actions are refused", severity="warning")
+            return
+        self._send(kind, task_id)
+
+    @work(thread=True, group="commands")
+    def _send(self, kind: str, task_id: str | None) -> None:
+        assert self.send is not None
+        try:
+            ok, result = self.send(kind, task_id)
+        except HatchError as exc:
+            ok, result = False, str(exc)
+        self.call_from_thread(self.notify, result, severity="information" if ok else "error")
+        self.call_from_thread(self.refresh_data)
+
+    def action_kill(self) -> None:
+        view = self._current()
+        if view is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._command("kill", view.task.id)
+
+        self.push_screen(
+            ConfirmScreen(f"Kill the agent of {view.task.id}? The task will fail."), answered
+        )
+
+    def action_restart(self) -> None:
+        if (view := self._current()) is not None:
+            self._command("restart", view.task.id)
+
+    def action_retry(self) -> None:
+        if (view := self._current()) is not None:
+            self._command("retry", view.task.id)
+
+    def action_pause(self) -> None:
+        paused = self.snapshot is not None and self.snapshot.paused
+        self._command("resume" if paused else "pause", None)
+
+    def action_attach(self) -> None:
+        view = self._current()
+        if (
+            view is None
+            or view.run is None
+            or view.run.state not in ("running", "stalled", "stopped", "summarizing")
+        ):
+            self.notify("no live agent pane for this task", severity="warning")
+            return
+        argv = [
+            "tmux",
+            "-L",
+            self.project.tmux_socket,
+            "attach-session",
+            "-t",
+            view.run.pane_id or "",
+        ]
+        with self.suspend():
+            subprocess.run(argv, check=False, timeout=None)  # the user detaches when done
+
+    def action_drill(self) -> None:
+        if (view := self._current()) is not None:
+            self.push_screen(DetailScreen(self.project, self.store, view.task.id))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#task-filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "task-filter":
+            return
+        self.filter_text = event.value.strip()
+        event.input.display = False
+        self.query_one("#tasks", DataTable).focus()
+        if self.snapshot is not None:
+            self._fill_table(self.snapshot)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen("dashboard"))
+
+
+def css_path() -> Path:
+    return Path(__file__).with_name("hatch.tcss")

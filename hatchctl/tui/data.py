@@ -1,0 +1,159 @@
+"""What the control room shows, loaded off the UI thread: one Snapshot per refresh.
+
+The data source reads the store (a client never writes state, only commands), the tail of each
+live agent's log, and psutil for CPU. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hatchctl.project import Project
+from hatchctl.runtime import psinfo
+from hatchctl.runtime.logfile import last_line
+from hatchctl.state.lockfile import probe
+from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.store import Store
+from hatchctl.state.transitions import RUN_LIVE
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 10) -> str:
+    """Unicode bars for the last ``width`` values, scaled to their maximum."""
+    vals = values[-width:]
+    top = max(vals, default=0.0)
+    if top <= 0:
+        return BARS[0] * len(vals) + " " * (width - len(vals))
+    return "".join(BARS[min(len(BARS) - 1, round(v / top * (len(BARS) - 1)))] for v in vals).rjust(
+        width
+    )
+
+
+@dataclass
+class TaskView:
+    task: TaskRow
+    run: RunRow | None  # the live run, else the latest one
+    runtime: float | None
+    idle: float | None
+    cpu: float | None  # percent of one core, for the live run's process tree
+    activity: str
+    last_line: str
+
+    @property
+    def role(self) -> str:
+        return self.run.role if self.run else "-"
+
+    @property
+    def status(self) -> str:
+        t = self.task
+        if t.state != "active":
+            return t.state
+        if self.run is not None and self.run.state in RUN_LIVE:
+            return f"{t.phase}:{self.run.state}"
+        return t.phase or "active"
+
+
+@dataclass
+class Snapshot:
+    project: str
+    supervisor_pid: int | None
+    paused: bool
+    pause_reason: str
+    counts: dict[str, int]
+    views: list[TaskView]
+    max_strikes: int
+    max_restarts: int
+    taken_at: float = field(default_factory=time.time)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(k, 0) for k in ("completed", "failed", "blocked"))
+
+
+class DataSource:
+    """Builds snapshots. Called from a worker thread; keeps per-run history for sparklines."""
+
+    def __init__(
+        self, project: Project, store: Store, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.project = project
+        self.store = store
+        self.clock = clock
+        self.sizes: dict[int, deque[tuple[float, int]]] = {}
+        self.cpu: dict[int, tuple[float, float]] = {}
+
+    def _log(self, run: RunRow) -> Path:
+        return self.project.root / run.log_path
+
+    def _activity(self, run: RunRow, now: float) -> str:
+        try:
+            size = self._log(run).stat().st_size
+        except OSError:
+            size = 0
+        hist = self.sizes.setdefault(run.id, deque(maxlen=11))
+        hist.append((now, size))
+        rates = [
+            max(0.0, (b[1] - a[1]) / max(b[0] - a[0], 1e-3))
+            for a, b in zip(hist, list(hist)[1:], strict=False)
+        ]
+        return sparkline(rates)
+
+    def _cpu(self, run: RunRow, now: float) -> float | None:
+        if not run.pane_pid or run.state not in RUN_LIVE:
+            return None
+        total = psinfo.cpu_seconds(run.pane_pid)
+        prev = self.cpu.get(run.id)
+        self.cpu[run.id] = (now, total)
+        if prev is None or now <= prev[0]:
+            return None
+        return max(0.0, (total - prev[1]) / (now - prev[0]) * 100)
+
+    def load(self) -> Snapshot:
+        now = self.clock()
+        store = self.store
+        tasks = store.tasks()
+        runs: dict[str, RunRow] = {}
+        for r in store.runs():
+            current = runs.get(r.task_id)
+            if current is None or r.state in RUN_LIVE or current.state not in RUN_LIVE:
+                runs[r.task_id] = r
+        views = []
+        for t in tasks:
+            run = runs.get(t.id)
+            live = run is not None and run.state in RUN_LIVE
+            views.append(
+                TaskView(
+                    task=t,
+                    run=run,
+                    runtime=(now - (run.running_at or run.started_at)) if run and live else None,
+                    idle=(now - (run.last_activity_at or run.started_at)) if run and live else None,
+                    cpu=self._cpu(run, now) if run else None,
+                    activity=self._activity(run, now) if run and live else "",
+                    last_line=last_line(self._log(run)) if run else "",
+                )
+            )
+        counts = dict.fromkeys(("pending", "active", "blocked", "completed", "failed"), 0)
+        for t in tasks:
+            counts[t.state] += 1
+        lock = probe(self.project.paths.supervisor_lock)
+        lim = self.project.config.limits
+        return Snapshot(
+            project=self.project.name,
+            supervisor_pid=lock.pid if lock.held else None,
+            paused=store.meta("paused") == "1",
+            pause_reason=store.meta("pause_reason") or "",
+            counts=counts,
+            views=views,
+            max_strikes=lim.max_strikes,
+            max_restarts=lim.restart.max_restarts,
+            taken_at=now,
+        )

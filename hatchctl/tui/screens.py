@@ -1,0 +1,223 @@
+"""Screens: the drill-down (Log, Events, Summary, Diff, Spec), confirmation, and help."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Label,
+    RichLog,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from hatchctl.project import Project
+from hatchctl.runtime.gitrepo import Git
+from hatchctl.state.rows import RunRow
+from hatchctl.state.store import Store
+from hatchctl.tui.logview import LogView
+
+HELP = {
+    "dashboard": [
+        ("enter", "drill down into the selected task"),
+        ("k", "kill the task's agent (asks first); the task fails"),
+        ("r", "restart the task's agent (no strike)"),
+        ("x", "retry a failed or blocked task"),
+        ("a", "attach to the agent's tmux pane (detach: C-b d)"),
+        ("p", "pause / resume starting new agents"),
+        ("/", "filter the task list"),
+        (":", "command palette"),
+        ("?", "this help"),
+        ("q", "quit (agents keep running)"),
+    ],
+    "detail": [
+        ("1-5", "Log, Events, Summary, Diff, Spec"),
+        ("/", "log: filter lines (regex)"),
+        ("!", "log: invert the filter"),
+        ("n / N", "log: next / previous match"),
+        ("w", "log: wrap long lines"),
+        ("p", "log: previous attempt"),
+        ("end", "log: follow new output"),
+        ("ctrl+s", "log: save the shown lines"),
+        ("esc", "back to the dashboard"),
+    ],
+}
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question)
+            yield Label("[b]y[/b] yes   [b]n[/b] no", classes="hint")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, view: str) -> None:
+        super().__init__()
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append(f"keys: {self.view}\n\n", style="bold")
+        for key, what in HELP[self.view]:
+            text.append(f"{key:>8}  ", style="bold cyan")
+            text.append(what + "\n")
+        with Vertical(id="dialog"):
+            yield Static(text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class DetailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("p", "previous_attempt", "Prev attempt"),
+        Binding("question_mark", "help", "Help"),
+        Binding("1", "tab('log')", show=False),
+        Binding("2", "tab('events')", show=False),
+        Binding("3", "tab('summary')", show=False),
+        Binding("4", "tab('diff')", show=False),
+        Binding("5", "tab('spec')", show=False),
+    ]
+
+    def __init__(self, project: Project, store: Store, task_id: str) -> None:
+        super().__init__()
+        self.project = project
+        self.store = store
+        self.task_id = task_id
+        self.runs: list[RunRow] = []
+        self.run_index = -1
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="log"):
+            with TabPane("Log", id="log"):
+                yield Static("", id="log-title")
+                yield LogView(None, id="logview")
+            with TabPane("Events", id="events"):
+                yield DataTable(id="events-table", cursor_type="row")
+            with TabPane("Summary", id="summary"), VerticalScroll():
+                yield Static("", id="summary-body")
+            with TabPane("Diff", id="diff"):
+                yield RichLog(id="diff-body", highlight=False, markup=False)
+            with TabPane("Spec", id="spec"), VerticalScroll():
+                yield Static("", id="spec-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"hatchctl · {self.task_id}"
+        self._load()
+
+    @work(thread=True, exclusive=True)
+    def _load(self) -> None:
+        runs = self.store.runs(self.task_id)
+        events = self.store.events(self.task_id, limit=500)
+        task = self.store.task(self.task_id)
+        summary_text = "no summary yet"
+        for run in reversed(runs):
+            path = self.project.root / run.summary_path
+            if path.exists():
+                try:
+                    doc = json.loads(path.read_text(encoding="utf-8"))
+                    summary_text = f"{path.name}\n\n" + json.dumps(doc, indent=2, sort_keys=True)
+                except (OSError, ValueError) as exc:
+                    summary_text = f"{path.name}: unreadable ({exc})"
+                break
+        diff = ""
+        if task is not None and task.base_sha and task.branch:
+            try:
+                diff = Git(self.project.root, 20).diff_text(task.base_sha, task.branch)
+            except Exception as exc:
+                diff = f"(no diff: {exc})"
+        spec = ""
+        if task is not None:
+            try:
+                spec = (self.project.root / task.spec_path).read_text(encoding="utf-8")
+            except OSError:
+                spec = (
+                    Path(task.spec_path).read_text(encoding="utf-8")
+                    if Path(task.spec_path).exists()
+                    else ""
+                )
+        self.app.call_from_thread(self._show, runs, events, summary_text, diff, spec)
+
+    def _show(self, runs: list[RunRow], events: list, summary: str, diff: str, spec: str) -> None:  # type: ignore[type-arg]
+        self.runs = runs
+        self.run_index = len(runs) - 1
+        self._show_run()
+        table = self.query_one("#events-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("#", "at", "run", "kind", "from -> to", "data")
+        for e in events:
+            doc = e.to_json()
+            table.add_row(
+                str(e.id),
+                doc["at"][11:23],
+                str(e.run_id or ""),
+                e.kind,
+                f"{e.from_state or ''} -> {e.to_state or ''}" if e.to_state else "",
+                json.dumps(e.data, sort_keys=True)[:120],
+            )
+        self.query_one("#summary-body", Static).update(
+            Syntax(summary, "json", word_wrap=True) if summary.strip().endswith("}") else summary
+        )
+        body = self.query_one("#diff-body", RichLog)
+        body.clear()
+        body.write(
+            Syntax(diff, "diff")
+            if diff
+            else "no diff yet (the worktree is created when the task starts)"
+        )
+        self.query_one("#spec-body", Static).update(spec or "spec not found")
+
+    def _show_run(self) -> None:
+        title = self.query_one("#log-title", Static)
+        view = self.query_one("#logview", LogView)
+        if not self.runs:
+            title.update("no agent has run for this task yet")
+            view.open(None)
+            return
+        run = self.runs[self.run_index]
+        title.update(
+            f"{run.role} iteration {run.iteration} attempt {run.attempt} · {run.state}"
+            f" · run {self.run_index + 1}/{len(self.runs)} · {run.log_path}"
+        )
+        view.open(self.project.root / run.log_path)
+
+    def action_previous_attempt(self) -> None:
+        if self.runs:
+            self.run_index = (self.run_index - 1) % len(self.runs)
+            self._show_run()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen("detail"))

@@ -1,0 +1,202 @@
+"""The control room, driven with Pilot: a snapshot of the dashboard on a fixed store, keys, the
+drill-down, read-only mode, and a kill sent to a real supervisor."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hatchctl.cmds.control import send
+from hatchctl.project import Project
+from hatchctl.runtime import psinfo
+from hatchctl.state.store import Store
+from hatchctl.tui.app import HatchApp
+from hatchctl.tui.data import DataSource, sparkline
+from hatchctl.tui.screens import ConfirmScreen, DetailScreen
+from tests.conftest import make_repo, write_spec
+
+T0 = 1_795_000_000.0
+
+
+def fixed_project(tmp_path: Path) -> tuple[Project, Store]:
+    root = make_repo(tmp_path / "proj")
+    (root / "hatch.toml").write_text('[project]\nname = "snap"\n')
+    for tid in ("API-1", "API-2", "DB-1", "UI-1", "UI-2"):
+        write_spec(root / "specs", tid)
+    project = Project.find(root)
+    store = project.open_store()
+    with store.tx() as tx:
+        for tid, prio in (("API-1", 90), ("API-2", 80), ("DB-1", 70), ("UI-1", 60), ("UI-2", 50)):
+            tx.insert_task(tid, title=f"Task {tid}", priority=prio, spec_path=f"specs/{tid}.md")
+        tx.transition_task(
+            "API-1", "pending", "active", phase="factory", iteration=1, attempt=1, restarts=1
+        )
+        tx.transition_task("API-2", "pending", "active", phase="qa", iteration=2, strikes=1)
+        tx.transition_task("DB-1", "pending", "active", phase="verify", iteration=1)
+        tx.transition_task(
+            "DB-1",
+            "active",
+            "failed",
+            strikes=3,
+            failure_class="agent",
+            last_error="unverified_claim: claimed commit abc123 does not exist",
+        )
+        tx.transition_task("UI-1", "pending", "blocked", last_error="blocked by DB-1")
+        run = tx.insert_run(
+            task_id="API-1",
+            role="factory",
+            iteration=1,
+            attempt=1,
+            window_name="API-1.factory.i1.a1",
+            log_path=".hatch/logs/factory/API-1.factory.i1.a1.log",
+            stop_path="s",
+            summary_path="m",
+            prompt_path="p",
+            started_at=T0 - 125,
+        )
+        tx.transition_run(
+            run.id, "starting", "running", running_at=T0 - 125, last_activity_at=T0 - 4
+        )
+    log = root / ".hatch/logs/factory/API-1.factory.i1.a1.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(
+        b"\x1b[36msim-agent\x1b[0m factory API-1 iteration 1 attempt 1: ok\r\n"
+        + b"".join(b"step %d: \x1b[32mok\x1b[0m\r\n" % i for i in range(40))
+    )
+    return project, store
+
+
+def app_for(project: Project, store: Store, **kw: Any) -> HatchApp:
+    return HatchApp(
+        project, store, source=DataSource(project, store, clock=lambda: T0), refresh_every=60, **kw
+    )
+
+
+async def settle(pilot: Any, app: HatchApp) -> None:
+    for _ in range(50):
+        await pilot.pause(0.05)
+        if app.snapshot is not None and app.query_one("#tail").lines:
+            return
+
+
+def test_dashboard_snapshot(tmp_path: Path, snap_compare: Any) -> None:
+    project, store = fixed_project(tmp_path)
+    app = app_for(project, store)
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot, app)
+
+    assert snap_compare(app, terminal_size=(140, 32), run_before=run_before)
+
+
+async def test_rows_states_and_log_tail(tmp_path: Path) -> None:
+    project, store = fixed_project(tmp_path)
+    app = app_for(project, store)
+    async with app.run_test(size=(140, 32)) as pilot:
+        await settle(pilot, app)
+        table = app.query_one("#tasks")
+        assert [str(k.value) for k in table.rows] == ["API-1", "API-2", "DB-1", "UI-1", "UI-2"]
+        row = [str(c) for c in table.get_row("API-1")]
+        assert (
+            row[2] == "factory:running"
+            and row[4] == "1/5"
+            and row[6] == "2m05s"
+            and row[7] == "4s"
+        )
+        assert str(table.get_row("DB-1")[5]) == "3/3"
+        tail = app.query_one("#tail")
+        assert tail.lines[-1] == "step 39: ok"  # ANSI codes and CRs stripped for display
+        await pilot.press("slash")
+        await pilot.press(*"UI", "enter")
+        assert [str(k.value) for k in table.rows] == ["UI-1", "UI-2"]
+
+
+async def test_read_only_refuses_actions(tmp_path: Path) -> None:
+    project, store = fixed_project(tmp_path)
+    app = app_for(project, store, read_only=True)
+    async with app.run_test(size=(140, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert any("read-only" in str(n.message) for n in app._notifications)
+        await pilot.press("k")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await pilot.pause(0.1)
+        assert sum("read-only" in str(n.message) for n in app._notifications) == 2
+
+
+async def test_drill_down_tabs(tmp_path: Path) -> None:
+    project, store = fixed_project(tmp_path)
+    summary = project.root / "m"
+    summary.write_text(json.dumps({"task_id": "API-1", "status": "completed"}))
+    app = app_for(project, store)
+    async with app.run_test(size=(140, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, DetailScreen)
+        table = app.screen.query_one("#events-table")
+        assert table.row_count >= 3
+        assert "factory iteration 1 attempt 1" in str(app.screen.query_one("#log-title").render())
+        await pilot.press("3")
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, DetailScreen)
+
+
+def test_sparkline() -> None:
+    assert sparkline([0, 0, 0], width=3) == "   "
+    assert sparkline([1, 2, 4, 8], width=4) == "▁▂▄█"
+
+
+async def test_kill_key_reaches_a_real_supervisor(tmp_path: Path) -> None:
+    from tests.integration.conftest import Projects, SupervisorProcess, wait_for
+
+    projects = Projects(tmp_path)
+    try:
+        p = projects.make(
+            {"HANG": {"sim": {"factory": ["hang"]}}}, {"limits": {"idle_timeout": "60s"}}
+        )
+        sup = SupervisorProcess(p)
+        try:
+            sup.wait_running()
+            store = p.open_store()
+            run = wait_for(
+                lambda: next((r for r in store.runs("HANG") if r.state == "running"), None),
+                what="the agent",
+            )
+
+            def sender(kind: str, task_id: str | None) -> tuple[bool, str]:
+                return send(p, kind, task_id)
+
+            app = HatchApp(p, store, send=sender, refresh_every=0.2)
+            async with app.run_test(size=(140, 32)) as pilot:
+                await pilot.pause(0.5)
+                await pilot.press("k")
+                await pilot.pause(0.1)
+                assert isinstance(app.screen, ConfirmScreen)
+                await pilot.press("y")
+                for _ in range(100):
+                    await pilot.pause(0.05)
+                    task = store.task("HANG")
+                    if task is not None and task.state == "failed":
+                        break
+                assert store.task("HANG").state == "failed"  # type: ignore[union-attr]
+                import hashlib
+
+                key = hashlib.sha1(str(p.root).encode(), usedforsecurity=False).hexdigest()[:10]
+                assert psinfo.marked(f"{key}-{run.id}") == []
+                for _ in range(40):
+                    await pilot.pause(0.05)
+                    if str(app.query_one("#tasks").get_row("HANG")[2]) == "failed":
+                        break
+                assert str(app.query_one("#tasks").get_row("HANG")[2]) == "failed"
+        finally:
+            sup.kill()
+    finally:
+        projects.cleanup()
+        os.environ.pop("HATCH_JOB_KEY", None)
