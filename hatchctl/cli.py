@@ -33,6 +33,15 @@ def _cmd(name: str) -> Callable[[argparse.Namespace], int]:
     return call
 
 
+def _duration_arg(text: str) -> float:
+    from hatchctl.state.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hatchctl", description="A control room for a team of coding agents.")
     p.add_argument(
@@ -87,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--until-drained",
         action="store_true",
         help="exit when no task can make progress (0 = all completed)",
+    )
+    s.add_argument(
+        "--max-time",
+        metavar="DURATION",
+        type=_duration_arg,
+        default=None,
+        help="stop the supervisor after this long (agents keep running), e.g. 8h",
     )
     s.set_defaults(func=_cmd("run:run"))
 

@@ -33,18 +33,55 @@ def _table(tasks: list[TaskRow], expected: dict[str, str] | None = None) -> str:
     )
 
 
-def run_supervisor(project: Project, *, until_drained: bool) -> tuple[int, list[TaskRow]]:
+def run_supervisor(
+    project: Project, *, until_drained: bool, time_limit: float | None = None
+) -> tuple[int, list[TaskRow]]:
+    """The supervisor in the foreground: plain progress lines, plus a progress bar on a terminal."""
     deps = build_deps(project)
-    reporter = Reporter(deps.store, start_after=deps.store.last_event_id())
-    supervisor = Supervisor(deps, until_drained=until_drained, on_pass=reporter.update)
-    code = supervisor.run()
-    reporter.update()
+    start = deps.store.last_event_id()
+    if not sys.stdout.isatty():
+        reporter = Reporter(deps.store, start_after=start)
+        code = Supervisor(
+            deps, until_drained=until_drained, on_pass=reporter.update, time_limit=time_limit
+        ).run()
+        reporter.update()
+        return code, deps.store.tasks()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as progress:
+        bar = progress.add_task(project.name, total=1)
+        reporter = Reporter(deps.store, progress.console.print, start_after=start)
+
+        def on_pass() -> None:
+            reporter.update()
+            tasks = deps.store.tasks()
+            done = sum(t.state in ("completed", "failed", "blocked") for t in tasks)
+            active = sum(t.state == "active" for t in tasks)
+            progress.update(
+                bar,
+                total=max(len(tasks), 1),
+                completed=done,
+                description=f"{project.name}: {active} active",
+            )
+
+        code = Supervisor(
+            deps, until_drained=until_drained, on_pass=on_pass, time_limit=time_limit
+        ).run()
+        on_pass()
     return code, deps.store.tasks()
 
 
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
-    code, tasks = run_supervisor(project, until_drained=args.until_drained)
+    code, tasks = run_supervisor(
+        project, until_drained=args.until_drained, time_limit=args.max_time
+    )
     print(_table(tasks))
     return code
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from collections.abc import Callable
 
 from hatchctl.state.rows import EventRow
 from hatchctl.state.store import Store
@@ -60,11 +60,20 @@ def describe(e: EventRow) -> str | None:
 
 
 class Reporter:
-    def __init__(self, store: Store, out: TextIO | None = None, *, start_after: int = 0) -> None:
+    """Prints each new meaningful event as one line, through ``emit`` (stdout by default)."""
+
+    def __init__(
+        self, store: Store, emit: Callable[[str], None] | None = None, *, start_after: int = 0
+    ) -> None:
         self.store = store
-        self.out = out or sys.stdout
+        self.emit = emit or self._print
         self.last_id = start_after
         self.t0: float | None = None
+
+    @staticmethod
+    def _print(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
     def update(self) -> None:
         for e in self.store.events(after=self.last_id):
@@ -73,5 +82,4 @@ class Reporter:
                 self.t0 = e.at
             line = describe(e)
             if line:
-                self.out.write(f"[{e.at - self.t0:7.1f}s] {line}\n")
-        self.out.flush()
+                self.emit(f"[{e.at - self.t0:7.1f}s] {line}")

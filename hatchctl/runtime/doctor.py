@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -92,7 +93,9 @@ def run_checks(project: Project | None) -> list[Check]:
         for role in ("factory", "qa"):
             cmd = getattr(project.config.agents, role).command
             exe = cmd[0]
-            found = shutil.which(exe) or (
+            # agents see hatchctl's own bin directory first on PATH (run_agent.sh puts it there)
+            search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+            found = shutil.which(exe, path=search) or (
                 str(project.root / exe) if "/" in exe and (project.root / exe).exists() else None
             )
             checks.append(

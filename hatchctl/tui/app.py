@@ -194,7 +194,7 @@ class HatchApp(App[None]):
         else:
             for v in views:
                 for col, value in zip(COLUMNS, self._cells(v, snap), strict=True):
-                    table.update_cell(v.task.id, col, value)
+                    table.update_cell(v.task.id, col, value, update_width=True)
         self._follow_selection()
 
     def _current(self) -> TaskView | None:

@@ -100,10 +100,7 @@ async def test_rows_states_and_log_tail(tmp_path: Path) -> None:
         assert [str(k.value) for k in table.rows] == ["API-1", "API-2", "DB-1", "UI-1", "UI-2"]
         row = [str(c) for c in table.get_row("API-1")]
         assert (
-            row[2] == "factory:running"
-            and row[4] == "1/5"
-            and row[6] == "2m05s"
-            and row[7] == "4s"
+            row[2] == "factory:running" and row[4] == "1/5" and row[6] == "2m05s" and row[7] == "4s"
         )
         assert str(table.get_row("DB-1")[5]) == "3/3"
         tail = app.query_one("#tail")
