@@ -1,0 +1,32 @@
+"""Shared helpers for the benchmarks (each prints its figures; results go in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HATCHCTL = [sys.executable, "-m", "hatchctl"]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def describe(name: str, values: list[float], unit: str = "ms", scale: float = 1000.0) -> str:
+    v = [x * scale for x in values]
+    return (
+        f"{name}: n={len(v)} median={statistics.median(v):.1f}{unit} p95={pct(v, 0.95):.1f}{unit} "
+        f"max={max(v):.1f}{unit}"
+    )
+
+
+def run(
+    argv: list[str], cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
