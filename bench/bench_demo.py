@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HATCHCTL, describe, run  # noqa: E402
+from common import HATCHCTL, describe, run
 
-from hatchctl.project import Project  # noqa: E402
-from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under  # noqa: E402
+from hatchctl.project import Project
+from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
 
 
 def iso_to_epoch(text: str) -> float:

@@ -13,7 +13,7 @@ HATCHCTL = [sys.executable, "-m", "hatchctl"]
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def describe(name: str, values: list[float], unit: str = "ms", scale: float = 1000.0) -> str:
