@@ -21,8 +21,9 @@ from hatchctl.engine.jobrunner import JobRunner
 from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
 from hatchctl.engine.reconcile import reconcile
-from hatchctl.errors import HatchError, SpecError, StoreBusyError
+from hatchctl.errors import ConfigError, HatchError, SpecError, StoreBusyError
 from hatchctl.runtime import psinfo
+from hatchctl.runtime.agentpath import find_agent
 from hatchctl.runtime.logfile import tail_lines
 from hatchctl.runtime.watcher import Watcher
 from hatchctl.state.ids import branch_name
@@ -80,6 +81,7 @@ class Supervisor:
             orphans = psinfo.kill_orphaned_jobs(deps.job_key)
             os.environ[psinfo.JOB_KEY_ENV] = deps.job_key
             self._load_specs(strict=True)
+            self._check_agents()
             with deps.store.tx() as tx:
                 tx.event(
                     "supervisor_started",
@@ -119,6 +121,17 @@ class Supervisor:
             if self.going_down or (self.until_drained and not deps.store.runs(live_only=True)):
                 deps.tmux.kill_server()
             deps.notifier.drain()
+
+    def _check_agents(self) -> None:
+        """Refuse to start with an agent command that cannot run (one clear line, not 3 strikes)."""
+        for role in ("factory", "qa"):
+            exe = getattr(self.deps.project.config.agents, role).command[0]
+            found = find_agent(exe, self.deps.project.root)
+            if not found:
+                raise ConfigError(
+                    f"the {role} agent command {exe!r} is not installed or not on PATH "
+                    f"(hatch.toml [agents.{role}] command)"
+                )
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

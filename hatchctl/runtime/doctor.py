@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from hatchctl.errors import CommandError
 from hatchctl.runtime import proc
+from hatchctl.runtime.agentpath import find_agent
 
 if TYPE_CHECKING:
     from hatchctl.project import Project
@@ -93,11 +93,7 @@ def run_checks(project: Project | None) -> list[Check]:
         for role in ("factory", "qa"):
             cmd = getattr(project.config.agents, role).command
             exe = cmd[0]
-            # agents see hatchctl's own bin directory first on PATH (run_agent.sh puts it there)
-            search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-            found = shutil.which(exe, path=search) or (
-                str(project.root / exe) if "/" in exe and (project.root / exe).exists() else None
-            )
+            found = find_agent(exe, project.root)
             checks.append(
                 Check(
                     f"agent {role}",

@@ -333,3 +333,46 @@ def test_time_is_bounded_by_the_run_timeout(projects: Projects) -> None:
         t.last_error or ""
     )
     assert "task_failed" in kinds(deps, "T")
+
+
+def test_bare_hatchctl_starts_the_supervisor_in_a_hidden_tmux_window(projects: Projects) -> None:
+    p = projects.make(
+        {"A": {"sim": {"files": {"a.txt": "a\n"}, "factory": ["slow"], "slow_seconds": 1}}}
+    )
+    out = hatchctl("-C", str(p.root))  # no terminal: start the supervisor, say where, exit
+    assert out.returncode == 0, out.stderr
+    assert f"tmux -L {p.tmux_socket}" in out.stdout
+    tmux = Tmux(p.tmux_socket)
+    assert tmux.has_session("hatch-supervisor")
+    status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+    pid = status["supervisor"]["pid"]
+    assert status["supervisor"]["running"] and f"pid {pid}" in out.stdout
+    # the supervisor belongs to tmux, not to the terminal that started it
+    assert any(pane.pid == pid or psinfo.alive(pid) for pane in tmux.list_panes())
+    again = hatchctl("-C", str(p.root))
+    assert f"pid {pid}" in again.stdout  # a second `hatchctl` is a client of the same supervisor
+    wait_for(
+        lambda: (
+            json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)["counts"][
+                "completed"
+            ]
+            == 1
+        ),
+        timeout=30,
+        what="A to complete",
+    )
+    assert hatchctl("-C", str(p.root), "down").returncode == 0
+    wait_for(lambda: not psinfo.alive(pid), what="the supervisor to exit")
+
+
+def test_missing_agent_command_is_one_clear_line(projects: Projects) -> None:
+    p = projects.make(
+        {"A": {}}, {"agents": {"factory": {"command": ["no-such-agent-cli", "--go"]}}}
+    )
+    out = hatchctl("-C", str(p.root), "run", "--until-drained")
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "hatchctl: the factory agent command 'no-such-agent-cli' is not installed or not "
+        "on PATH (hatch.toml [agents.factory] command)"
+    )
+    assert "Traceback" not in out.stdout + out.stderr

@@ -1,4 +1,4 @@
-"""The pure core never imports Textual; the sim agent starts without heavy imports."""
+"""The pure core (state, engine) and the command line never import Textual."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
     "modules",
     [
         "hatchctl.state, hatchctl.engine",
-        "hatchctl.state.store, hatchctl.state.spec, hatchctl.state.sync",
-        "hatchctl.cli",
+        "hatchctl.engine.supervisor, hatchctl.engine.monitor, hatchctl.engine.jobrunner, "
+        "hatchctl.engine.commands, hatchctl.engine.reconcile, hatchctl.engine.progress",
+        "hatchctl.state.store, hatchctl.state.spec, hatchctl.state.sync, hatchctl.state.snapshot",
+        "hatchctl.cli, hatchctl.cmds.run, hatchctl.cmds.control, hatchctl.cmds.inspect",
     ],
 )
 def test_core_does_not_import_textual(modules: str) -> None:
