@@ -75,19 +75,8 @@ class Commands:
         survivors = 0
         live = self._live(task_id)
         for run in live:
-            report = launcher.kill(deps, run)
+            report = launcher.end_run(deps, run, "killed", "killed_by_user")
             survivors += len(report.survivors)
-            with deps.store.tx() as tx:
-                current = tx.run(run.id)
-                if current is not None and current.state in RUN_LIVE:
-                    tx.transition_run(
-                        run.id,
-                        current.state,
-                        "killed",
-                        ended_at=tx.now,
-                        reason="killed_by_user",
-                        data={"kill": report.as_dict()},
-                    )
         with deps.store.tx() as tx:
             current_task = tx.task(task_id)
             assert current_task is not None
@@ -113,18 +102,7 @@ class Commands:
             raise CommandFailed(f"{task_id} has no running agent (phase {task.phase})")
         role = live[0].role if live else (task.resume_phase or "factory")
         for run in live:
-            report = launcher.kill(deps, run)
-            with deps.store.tx() as tx:
-                current = tx.run(run.id)
-                if current is not None and current.state in RUN_LIVE:
-                    tx.transition_run(
-                        run.id,
-                        current.state,
-                        "killed",
-                        ended_at=tx.now,
-                        reason="restarted_by_user",
-                        data={"kill": report.as_dict()},
-                    )
+            launcher.end_run(deps, run, "killed", "restarted_by_user")
         with deps.store.tx() as tx:  # relaunch on the next loop, no strike, no restart counted
             tx.update_task(
                 task_id, phase="backoff", resume_phase=role, next_retry_at=tx.now, pane_id=None

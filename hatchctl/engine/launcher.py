@@ -15,7 +15,9 @@ import contextlib
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import load_template, render
@@ -25,6 +27,8 @@ from hatchctl.state.ids import run_name
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.spec import TaskSpec
+from hatchctl.state.store import Tx
+from hatchctl.state.transitions import RUN_LIVE
 
 
 class LaunchFailed(HatchError):
@@ -185,4 +189,32 @@ def kill(deps: Deps, run: RunRow) -> psinfo.KillReport:
             if pane.window_name == run.window_name:
                 deps.tmux.kill_pane(pane.pane_id)
     deps.log.info("run_killed", task_id=run.task_id, run_id=run.id, **report.as_dict())
+    return report
+
+
+def end_run(
+    deps: Deps,
+    run: RunRow,
+    to_state: str,
+    reason: str,
+    *,
+    data: dict[str, Any] | None = None,
+    then: Callable[[Tx], object] | None = None,
+) -> psinfo.KillReport:
+    """Kill what is left of a run, then record its end (and ``then``, e.g. a strike) in one
+    transaction. A run that already ended meanwhile is left as it is."""
+    report = kill(deps, run)
+    with deps.store.tx() as tx:
+        current = tx.run(run.id)
+        if current is not None and current.state in RUN_LIVE:
+            tx.transition_run(
+                run.id,
+                current.state,
+                to_state,
+                ended_at=current.ended_at or tx.now,
+                reason=reason,
+                data={**(data or {}), "kill": report.as_dict()},
+            )
+            if then is not None:
+                then(tx)
     return report

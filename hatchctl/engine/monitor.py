@@ -88,26 +88,24 @@ class Monitor:
             return
         limit = spec.timeout if spec is not None and spec.timeout else lim.run_timeout
         if now - started > limit:
-            report = launcher.kill(deps, run)
-            with deps.store.tx() as tx:
-                tx.transition_run(
-                    run.id,
-                    run.state,
-                    "timed_out",
-                    ended_at=tx.now,
-                    reason="run_timeout",
-                    data={"limit": limit, "kill": report.as_dict()},
-                )
-                lifecycle.strike(
+            detail = f"ran longer than {limit:g}s"
+            launcher.end_run(
+                deps,
+                run,
+                "timed_out",
+                "run_timeout",
+                data={"limit": limit},
+                then=lambda tx: lifecycle.strike(
                     deps,
                     tx,
                     self._task(run),
                     role=run.role,
                     failure_class="timeout",
                     reason="run_timeout",
-                    detail=f"ran longer than {limit:g}s",
+                    detail=detail,
                     run_id=run.id,
-                )
+                ),
+            )
             return
         if run.role and getattr(deps.project.config.agents, run.role).prompt_delivery == "paste":
             self._paste_prompt(run)
@@ -141,27 +139,25 @@ class Monitor:
             return
         idle = now - last
         if idle >= lim.idle_timeout:
-            report = launcher.kill(deps, run)
-            with deps.store.tx() as tx:
-                tx.transition_run(
-                    run.id,
-                    run.state,
-                    "timed_out",
-                    ended_at=tx.now,
-                    reason="idle_timeout",
-                    data={"idle": round(idle, 2), "kill": report.as_dict()},
-                )
-                lifecycle.schedule_restart(
+            detail = f"no output and no CPU for {idle:.1f}s"
+            launcher.end_run(
+                deps,
+                run,
+                "timed_out",
+                "idle_timeout",
+                data={"idle": round(idle, 2)},
+                then=lambda tx: lifecycle.schedule_restart(
                     deps,
                     tx,
                     self._task(run),
                     role=run.role,
                     reason="idle_timeout",
-                    detail=f"no output and no CPU for {idle:.1f}s",
+                    detail=detail,
                     run_id=run.id,
                     stable_for=last - started,
                     failure_class="timeout",
-                )
+                ),
+            )
         elif idle >= lim.stall_seconds and run.state == "running":
             with deps.store.tx() as tx:
                 tx.transition_run(run.id, "running", "stalled", data={"idle": round(idle, 2)})
@@ -283,26 +279,24 @@ class Monitor:
                     data={"request": run.summary_requests + 1},
                 )
             return
-        report = launcher.kill(deps, run)
-        with deps.store.tx() as tx:
-            tx.transition_run(
-                run.id,
-                run.state,
-                "failed",
-                ended_at=tx.now,
-                reason="no_summary",
-                data={"requests": run.summary_requests, "kill": report.as_dict()},
-            )
-            lifecycle.strike(
+        detail = f"no valid summary after {run.summary_requests} request(s)"
+        launcher.end_run(
+            deps,
+            run,
+            "failed",
+            "no_summary",
+            data={"requests": run.summary_requests},
+            then=lambda tx: lifecycle.strike(
                 deps,
                 tx,
                 self._task(run),
                 role=run.role,
                 failure_class="agent",
                 reason="no_summary",
-                detail=f"no valid summary after {run.summary_requests} request(s)",
+                detail=detail,
                 run_id=run.id,
-            )
+            ),
+        )
 
     # -- outcomes --------------------------------------------------------------------------
     def succeed(self, run: RunRow, summary: Summary, *, kill_pane: bool) -> None:
@@ -351,20 +345,14 @@ class Monitor:
     def restart(self, run: RunRow, reason: str, detail: str) -> None:
         """A crashed or vanished agent: clean up what is left of it, then restart by policy."""
         deps = self.deps
-        report = launcher.kill(deps, run)
         stable = (run.ended_at or deps.clock()) - (run.running_at or run.started_at)
-        with deps.store.tx() as tx:
-            current = tx.run(run.id)
-            assert current is not None
-            tx.transition_run(
-                run.id,
-                current.state,
-                "crashed",
-                ended_at=current.ended_at or tx.now,
-                reason=reason,
-                data={"detail": detail, "kill": report.as_dict()},
-            )
-            lifecycle.schedule_restart(
+        launcher.end_run(
+            deps,
+            run,
+            "crashed",
+            reason,
+            data={"detail": detail},
+            then=lambda tx: lifecycle.schedule_restart(
                 deps,
                 tx,
                 self._task(run),
@@ -373,4 +361,5 @@ class Monitor:
                 detail=detail,
                 run_id=run.id,
                 stable_for=stable,
-            )
+            ),
+        )

@@ -11,6 +11,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from hatchctl.engine import jobs, launcher, lifecycle
@@ -30,8 +31,8 @@ from hatchctl.state.ids import branch_name
 from hatchctl.state.lockfile import SupervisorLock
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
+from hatchctl.state.store import Tx
 from hatchctl.state.sync import sync_specs
-from hatchctl.state.transitions import RUN_LIVE
 
 
 class Supervisor:
@@ -407,23 +408,11 @@ class Supervisor:
         deps = self.deps
         self.going_down = True
         for run in deps.store.runs(live_only=True):
-            report = launcher.kill(deps, run)
-            with deps.store.tx() as tx:
-                current = tx.run(run.id)
-                if current is None or current.state not in RUN_LIVE:
-                    continue
-                tx.transition_run(
-                    run.id,
-                    current.state,
-                    "killed",
-                    ended_at=tx.now,
-                    reason="down",
-                    data={"kill": report.as_dict()},
-                )
-                tx.update_task(
-                    run.task_id,
-                    phase="backoff",
-                    resume_phase=run.role,
-                    next_retry_at=tx.now,
-                    pane_id=None,
-                )
+            launcher.end_run(deps, run, "killed", "down", then=partial(_resume_later, run))
+
+
+def _resume_later(run: RunRow, tx: Tx) -> None:
+    """After `down`: the next supervisor relaunches the role at once, with no restart counted."""
+    tx.update_task(
+        run.task_id, phase="backoff", resume_phase=run.role, next_retry_at=tx.now, pane_id=None
+    )

@@ -6,6 +6,7 @@ live agent's log, and psutil for CPU. Nothing here imports Textual.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -90,6 +91,8 @@ class DataSource:
         self.clock = clock
         self.sizes: dict[int, deque[tuple[float, int]]] = {}
         self.cpu: dict[int, tuple[float, float]] = {}
+        # A cancelled thread worker keeps running: loads must not overlap (they share history).
+        self._lock = threading.Lock()
 
     def _log(self, run: RunRow) -> Path:
         return self.project.root / run.log_path
@@ -118,6 +121,10 @@ class DataSource:
         return max(0.0, (total - prev[1]) / (now - prev[0]) * 100)
 
     def load(self) -> Snapshot:
+        with self._lock:
+            return self._load()
+
+    def _load(self) -> Snapshot:
         now = self.clock()
         store = self.store
         tasks = store.tasks()
