@@ -46,6 +46,19 @@ def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
             assert f in files.split()
         assert "calc/div.py" not in files.split()  # the failed task's work was never merged
 
+        logs = hatchctl("-C", str(root), "logs", "CALC-001", "--role", "factory")
+        assert logs.returncode == 0 and "[0299] compiling" in logs.stdout
+        assert "\x1b[" not in logs.stdout  # ANSI stripped for display...
+        raw = hatchctl("-C", str(root), "logs", "CALC-001", "--role", "factory", "--raw")
+        assert "\x1b[32m" in raw.stdout  # ...while the raw terminal bytes are kept on disk
+        out = hatchctl("-C", str(root), "events", "--task", "CALC-005", "--json").stdout
+        strikes = [json.loads(x) for x in out.splitlines() if '"strike"' in x]
+        assert [e["data"]["reason"] for e in strikes if e["kind"] == "strike"] == [
+            "factory_partial",
+            "unverified_claim",
+            "no_summary",
+        ]
+
         again = hatchctl(
             "demo", "--headless", "--dir", str(root), timeout=110
         )  # recreates it cleanly
