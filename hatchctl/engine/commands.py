@@ -9,7 +9,7 @@ from hatchctl.engine import launcher
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.lifecycle import fail
 from hatchctl.errors import HatchError
-from hatchctl.state.rows import CommandRow, RunRow
+from hatchctl.state.rows import CommandRow, RunRow, TaskRow
 from hatchctl.state.transitions import RUN_LIVE
 
 KINDS = ("kill", "restart", "retry", "pause", "resume", "down")
@@ -66,12 +66,16 @@ class Commands:
     def _live(self, task_id: str) -> list[RunRow]:
         return [r for r in self.deps.store.runs(task_id) if r.state in RUN_LIVE]
 
+    def _active(self, task_id: str, verb: str) -> TaskRow:
+        task = self.deps.store.task(task_id)
+        if task is None or task.state != "active":
+            state = task.state if task else "unknown"
+            raise CommandFailed(f"{task_id} is {state}, not active: nothing to {verb}")
+        return task
+
     def kill(self, task_id: str) -> str:
         deps = self.deps
-        task = deps.store.task(task_id)
-        assert task is not None
-        if task.state != "active":
-            raise CommandFailed(f"{task_id} is {task.state}, not active: nothing to kill")
+        self._active(task_id, "kill")
         survivors = 0
         live = self._live(task_id)
         for run in live:
@@ -93,10 +97,7 @@ class Commands:
 
     def restart(self, task_id: str) -> str:
         deps = self.deps
-        task = deps.store.task(task_id)
-        assert task is not None
-        if task.state != "active":
-            raise CommandFailed(f"{task_id} is {task.state}, not active: nothing to restart")
+        task = self._active(task_id, "restart")
         live = self._live(task_id)
         if not live and task.phase != "backoff":
             raise CommandFailed(f"{task_id} has no running agent (phase {task.phase})")

@@ -89,22 +89,8 @@ class Monitor:
         limit = spec.timeout if spec is not None and spec.timeout else lim.run_timeout
         if now - started > limit:
             detail = f"ran longer than {limit:g}s"
-            launcher.end_run(
-                deps,
-                run,
-                "timed_out",
-                "run_timeout",
-                data={"limit": limit},
-                then=lambda tx: lifecycle.strike(
-                    deps,
-                    tx,
-                    self._task(run),
-                    role=run.role,
-                    failure_class="timeout",
-                    reason="run_timeout",
-                    detail=detail,
-                    run_id=run.id,
-                ),
+            self._end_and_strike(
+                run, "timed_out", "run_timeout", "timeout", detail, {"limit": limit}
             )
             return
         if run.role and getattr(deps.project.config.agents, run.role).prompt_delivery == "paste":
@@ -280,25 +266,39 @@ class Monitor:
                 )
             return
         detail = f"no valid summary after {run.summary_requests} request(s)"
+        self._end_and_strike(
+            run, "failed", "no_summary", "agent", detail, {"requests": run.summary_requests}
+        )
+
+    # -- outcomes --------------------------------------------------------------------------
+    def _end_and_strike(
+        self,
+        run: RunRow,
+        to_state: str,
+        reason: str,
+        failure_class: str,
+        detail: str,
+        data: dict[str, Any],
+    ) -> None:
+        """Kill what is left of the run, record its end and the task's strike together."""
         launcher.end_run(
-            deps,
+            self.deps,
             run,
-            "failed",
-            "no_summary",
-            data={"requests": run.summary_requests},
+            to_state,
+            reason,
+            data=data,
             then=lambda tx: lifecycle.strike(
-                deps,
+                self.deps,
                 tx,
                 self._task(run),
                 role=run.role,
-                failure_class="agent",
-                reason="no_summary",
+                failure_class=failure_class,
+                reason=reason,
                 detail=detail,
                 run_id=run.id,
             ),
         )
 
-    # -- outcomes --------------------------------------------------------------------------
     def succeed(self, run: RunRow, summary: Summary, *, kill_pane: bool) -> None:
         deps = self.deps
         if kill_pane:

@@ -182,3 +182,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def notify_recorder(path: Path) -> list[str]:
+    """A notify command that appends the JSON it receives on stdin to ``path``, one per line."""
+    import sys
+
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; open({str(path)!r}, 'a').write(sys.stdin.read() + '\\n')",
+    ]

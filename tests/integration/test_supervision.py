@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,14 @@ from hatchctl.runtime import psinfo
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.store import Store
 from tests.conftest import hatchctl
-from tests.integration.conftest import Projects, SupervisorProcess, drain, kinds, wait_for
+from tests.integration.conftest import (
+    Projects,
+    SupervisorProcess,
+    drain,
+    kinds,
+    notify_recorder,
+    wait_for,
+)
 
 
 def store_of(project) -> Store:  # type: ignore[no-untyped-def]
@@ -232,11 +238,7 @@ def test_circuit_breaker_pauses_instead_of_burning_strikes(
         "#!/usr/bin/env bash\necho 'disk on fire' >&2\nexit 3\n"
     )
     notes = tmp_path / "notes.jsonl"
-    notify = [
-        sys.executable,
-        "-c",
-        f"import sys; open({str(notes)!r}, 'a').write(sys.stdin.read() + '\\n')",
-    ]
+    notify = notify_recorder(notes)
     p = projects.make(
         {t: {} for t in ("A", "B", "C")},
         {
@@ -271,11 +273,7 @@ def test_circuit_breaker_pauses_instead_of_burning_strikes(
 
 def test_notifications_on_complete_fail_and_block(projects: Projects, tmp_path: Path) -> None:
     notes = tmp_path / "notes.jsonl"
-    notify = [
-        sys.executable,
-        "-c",
-        f"import sys; open({str(notes)!r}, 'a').write(sys.stdin.read() + '\\n')",
-    ]
+    notify = notify_recorder(notes)
     p = projects.make(
         {
             "OK": {"sim": {"files": {"a.txt": "a\n"}}},
