@@ -14,8 +14,10 @@ from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.logfile import strip_ansi, tail_lines
 from hatchctl.state.ids import check_task_id
+from hatchctl.state.lockfile import probe
 from hatchctl.state.snapshot import status_document
 from hatchctl.state.spec import load_specs
+from hatchctl.state.store import Store
 from hatchctl.state.sync import sync_specs
 
 
@@ -36,8 +38,12 @@ def validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synced(project: Project) -> Any:
+def _synced(project: Project) -> Store:
+    """The store, with new specs added as pending when no supervisor runs (a running one
+    syncs them itself: a client only reads state and writes commands)."""
     store = project.open_store()
+    if probe(project.paths.supervisor_lock).held:
+        return store
     specs = project.load_specs()
     if specs.ok:
         sync_specs(store, specs.specs)
