@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from hatchctl.demo import EXPECTED, write_demo
@@ -49,7 +50,7 @@ def test_demo_survives_supervisor_sigkills(tmp_path: Path) -> None:
     seed = int(os.environ.get("HATCH_CHAOS_SEED", random.randrange(1 << 30)))
     print(f"chaos seed: {seed} (replay with HATCH_CHAOS_SEED={seed})")
     rng = random.Random(seed)
-    root = tmp_path / "chaos-demo"
+    root = tmp_path / f"chaos-{uuid.uuid4().hex[:8]}"  # its own tmux socket, even in parallel runs
     write_demo(root)
     project = Project.find(root)
     argv = [sys.executable, "-m", "hatchctl", "-C", str(root), "run", "--until-drained"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from pathlib import Path
 
 from hatchctl.demo import EXPECTED
@@ -13,7 +14,7 @@ from tests.conftest import git, hatchctl
 
 
 def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
-    root = tmp_path / "demo-e2e"
+    root = tmp_path / f"demo-{uuid.uuid4().hex[:8]}"  # its own tmux socket (hatch-<dir name>)
     try:
         out = hatchctl("demo", "--headless", "--dir", str(root), timeout=110)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr
@@ -64,6 +65,6 @@ def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
         )  # recreates it cleanly
         assert again.returncode == 0, again.stdout[-2000:] + again.stderr
     finally:
-        Tmux("hatch-demo-e2e").kill_server()
+        Tmux(f"hatch-{root.name}").kill_server()
         with contextlib.suppress(Exception):
             unmount_all_under(Scripts(builtin_root(), timeout=30), root)
