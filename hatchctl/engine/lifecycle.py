@@ -13,6 +13,7 @@ from typing import Any
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.policy import backoff_delay
 from hatchctl.engine.prompt import factory_handover
+from hatchctl.state.ids import branch_name
 from hatchctl.state.rows import TaskRow, iso
 from hatchctl.state.store import Tx
 
@@ -194,3 +195,52 @@ def schedule_restart(
         pane_id=None,
         last_error=f"{reason}: {detail}"[:500],
     )
+
+
+def block(deps: Deps, task_id: str) -> None:
+    """pending -> blocked: a dependency failed (or is itself blocked)."""
+    with deps.store.tx() as tx:
+        task = tx.task(task_id)
+        if task is None or task.state != "pending":
+            return
+        states = {d: (tx.task(d) or task).state for d in task.depends_on}
+        by = [d for d, state in states.items() if state in ("failed", "blocked")]
+        tx.transition_task(
+            task_id,
+            "pending",
+            "blocked",
+            kind="task_blocked",
+            last_error=f"blocked by {', '.join(by)}",
+            data={"by": by},
+        )
+    deps.notifier.send("task_blocked", task_id=task_id, by=by)
+
+
+def unblock(deps: Deps, task_id: str) -> None:
+    """blocked -> pending: every dependency completed (after a retry)."""
+    with deps.store.tx() as tx:
+        tx.transition_task(task_id, "blocked", "pending", kind="task_unblocked", last_error=None)
+
+
+def start(deps: Deps, task_id: str) -> bool:
+    """pending -> active, taking the locks on its declared files in the same transaction."""
+    with deps.store.tx() as tx:
+        task = tx.task(task_id)
+        if task is None or task.state != "pending":
+            return False
+        if tx.acquire_locks(task_id, list(task.files)):
+            return False  # another task took one of its files since the plan was made
+        tx.transition_task(
+            task_id,
+            "pending",
+            "active",
+            kind="task_started",
+            phase="factory",
+            iteration=max(task.iteration, 1),
+            attempt=0,
+            restarts=0,
+            branch=branch_name(task_id),
+            worktree=str(deps.project.paths.worktree(task_id)),
+            data={"priority": task.priority, "files": task.files},
+        )
+    return True

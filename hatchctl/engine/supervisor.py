@@ -27,7 +27,6 @@ from hatchctl.runtime import psinfo
 from hatchctl.runtime.agentpath import find_agent
 from hatchctl.runtime.logfile import tail_lines
 from hatchctl.runtime.watcher import Watcher
-from hatchctl.state.ids import branch_name
 from hatchctl.state.lockfile import SupervisorLock
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
@@ -286,52 +285,13 @@ class Supervisor:
 
     # -- scheduling ------------------------------------------------------------------------
     def _apply_plan(self, start: list[str], block: list[str], unblock: list[str]) -> None:
-        store = self.deps.store
         for task_id in block:
-            with store.tx() as tx:
-                task = tx.task(task_id)
-                if task is not None and task.state == "pending":
-                    failed = [
-                        d
-                        for d in task.depends_on
-                        if (tx.task(d) or task).state in ("failed", "blocked")
-                    ]
-                    tx.transition_task(
-                        task_id,
-                        "pending",
-                        "blocked",
-                        kind="task_blocked",
-                        last_error=f"blocked by {', '.join(failed)}",
-                        data={"by": failed},
-                    )
-                    self.deps.notifier.send("task_blocked", task_id=task_id, by=failed)
+            lifecycle.block(self.deps, task_id)
         for task_id in unblock:
-            with store.tx() as tx:
-                tx.transition_task(
-                    task_id, "blocked", "pending", kind="task_unblocked", last_error=None
-                )
+            lifecycle.unblock(self.deps, task_id)
         for task_id in start:
-            if task_id not in self.specs:
-                continue
-            with store.tx() as tx:
-                task = tx.task(task_id)
-                if task is None or task.state != "pending":
-                    continue
-                if tx.acquire_locks(task_id, list(task.files)):
-                    continue  # another task took a file since the plan was made
-                tx.transition_task(
-                    task_id,
-                    "pending",
-                    "active",
-                    kind="task_started",
-                    phase="factory",
-                    iteration=max(task.iteration, 1),
-                    attempt=0,
-                    restarts=0,
-                    branch=branch_name(task_id),
-                    worktree=str(self.deps.project.paths.worktree(task_id)),
-                    data={"priority": task.priority, "files": task.files},
-                )
+            if task_id in self.specs:
+                lifecycle.start(self.deps, task_id)
 
     def _advance(self, task: TaskRow, has_live_run: bool, paused: bool) -> None:
         if task.id in self.jobs or has_live_run:
