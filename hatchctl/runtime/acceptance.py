@@ -21,8 +21,8 @@ class AcceptanceResult:
     def describe(self) -> str:
         if self.timed_out:
             return f"acceptance timed out after {self.seconds:.1f}s"
-        last = self.output_tail.strip().splitlines()[-1:] or [""]
-        return f"acceptance exited {self.returncode}: {last[0][:200]}"
+        last = self.output_tail.strip().splitlines()[-1:]
+        return f"acceptance exited {self.returncode}" + (f": {last[0][:200]}" if last else "")
 
 
 def run_acceptance(argv: list[str], cwd: Path, timeout: float) -> AcceptanceResult:
