@@ -38,13 +38,13 @@ if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>
 fi
 
 stamp=.venv/.hatchctl-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || constraints.txt -nt $stamp ]]; then
   if [[ ! -x .venv/bin/python ]]; then
     echo "bootstrap: creating .venv" >&2
     "$PY" -m venv .venv
   fi
   echo "bootstrap: installing hatchctl[test] into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' >&2
   touch "$stamp"
 fi
