@@ -4,6 +4,7 @@
 # Tries a read-only bind mount (needs CAP_SYS_ADMIN); if that is not permitted, falls back to a
 # read-only copy (files chmod a-w; a snapshot, not live). Prints the method used on stdout as
 # the last line: "bind" or "copy". Idempotent: an existing bind mount of SOURCE is kept.
+# HATCH_MOUNT_METHOD=copy skips the bind mount (auto, the default, tries bind first).
 # Exit codes: 0 ok, 2 usage, 6 neither method worked.
 set -euo pipefail
 # shellcheck source=../lib.sh
@@ -19,7 +20,9 @@ if [[ -n $(mounts_under "$dst" | grep -Fx -- "$(realpath -m -- "$dst")" || true)
   exit 0
 fi
 run mkdir -p -- "$dst"
-if [[ $(id -u) -eq 0 ]] && run mount --bind -- "$src" "$dst" 2>/dev/null; then
+method=${HATCH_MOUNT_METHOD:-auto}
+[[ $method == auto || $method == copy ]] || die 2 "HATCH_MOUNT_METHOD must be auto or copy"
+if [[ $method == auto && $(id -u) -eq 0 ]] && run mount --bind -- "$src" "$dst" 2>/dev/null; then
   if run mount -o remount,bind,ro -- "$dst" 2>/dev/null; then
     echo bind
     exit 0

@@ -83,9 +83,9 @@ def test_worktree_lifecycle_and_merge_conflict(repo: Path) -> None:
     assert git(integ, "rev-parse", "HEAD") == tip
 
 
-@pytest.mark.parametrize("manual_rw_bind", [False, True])
+@pytest.mark.parametrize("how", ["auto", "copy", "manual_rw_bind"])
 def test_removing_a_worktree_never_deletes_the_mounted_planning_dir(
-    repo: Path, tmp_path: Path, manual_rw_bind: bool
+    repo: Path, tmp_path: Path, how: str
 ) -> None:
     planning = tmp_path / "planning"
     planning.mkdir()
@@ -93,17 +93,19 @@ def test_removing_a_worktree_never_deletes_the_mounted_planning_dir(
     wt = repo / ".hatch" / "worktrees" / "T1"
     assert script("git/create_worktree.sh", str(repo), str(wt), "T1", "main").returncode == 0
     target = wt / "project-state-readonly"
-    if manual_rw_bind:
+    if how == "manual_rw_bind":
         if os.geteuid() != 0:
             pytest.skip("a read-write bind mount needs root")
         target.mkdir()
         subprocess.run(["mount", "--bind", str(planning), str(target)], check=True, timeout=10)
         method = "bind (read-write, made by the test)"
     else:
-        out = script("mount/mount_readonly.sh", str(planning), str(target))
+        out = script(
+            "mount/mount_readonly.sh", str(planning), str(target), env={"HATCH_MOUNT_METHOD": how}
+        )
         assert out.returncode == 0, out.stderr
         method = out.stdout.strip().splitlines()[-1]
-        assert method in ("bind", "copy")
+        assert method in ("bind", "copy") and (how == "auto" or method == "copy")
         if method == "bind" or os.geteuid() != 0:
             with pytest.raises(OSError):
                 (target / "new.txt").write_text("agents cannot write here")
