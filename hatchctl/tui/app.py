@@ -21,6 +21,7 @@ from hatchctl.state.durations import format_duration
 from hatchctl.state.store import Store
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
 from hatchctl.tui.logview import LogView
+from hatchctl.tui.palette import HatchCommands
 from hatchctl.tui.screens import ConfirmScreen, DetailScreen, HelpScreen
 
 COLUMNS = (
@@ -49,6 +50,7 @@ Sender = Callable[[str, str | None], tuple[bool, str]]
 class HatchApp(App[None]):
     CSS_PATH = "hatch.tcss"
     TITLE = "hatchctl"
+    COMMANDS = App.COMMANDS | {HatchCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("enter", "drill", "Details"),
@@ -244,18 +246,24 @@ class HatchApp(App[None]):
         self.call_from_thread(self.notify, result, severity="information" if ok else "error")
         self.call_from_thread(self.refresh_data)
 
-    def action_kill(self) -> None:
-        view = self._current()
-        if view is None:
-            return
+    def run_command(self, kind: str, task_id: str | None) -> None:
+        self._command(kind, task_id)
 
+    def confirm_kill(self, task_id: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                self._command("kill", view.task.id)
+                self._command("kill", task_id)
 
         self.push_screen(
-            ConfirmScreen(f"Kill the agent of {view.task.id}? The task will fail."), answered
+            ConfirmScreen(f"Kill the agent of {task_id}? The task will fail."), answered
         )
+
+    def open_detail(self, task_id: str) -> None:
+        self.push_screen(DetailScreen(self.project, self.store, task_id))
+
+    def action_kill(self) -> None:
+        if (view := self._current()) is not None:
+            self.confirm_kill(view.task.id)
 
     def action_restart(self) -> None:
         if (view := self._current()) is not None:
@@ -291,7 +299,7 @@ class HatchApp(App[None]):
 
     def action_drill(self) -> None:
         if (view := self._current()) is not None:
-            self.push_screen(DetailScreen(self.project, self.store, view.task.id))
+            self.open_detail(view.task.id)
 
     def action_filter(self) -> None:
         box = self.query_one("#task-filter", Input)

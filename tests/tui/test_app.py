@@ -197,3 +197,26 @@ async def test_kill_key_reaches_a_real_supervisor(tmp_path: Path) -> None:
     finally:
         projects.cleanup()
         os.environ.pop("HATCH_JOB_KEY", None)
+
+
+async def test_command_palette_offers_task_actions(tmp_path: Path) -> None:
+    project, store = fixed_project(tmp_path)
+    app = app_for(project, store, read_only=True)
+    async with app.run_test(size=(140, 32)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("colon")
+        await pilot.pause(0.2)
+        await pilot.press(*"open API-2")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, DetailScreen) and app.screen.task_id == "API-2"
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        await pilot.press("colon")
+        await pilot.pause(0.2)
+        await pilot.press(*"retry DB-1")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert any("read-only" in str(n.message) for n in app._notifications)

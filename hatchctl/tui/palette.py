@@ -1,0 +1,63 @@
+"""`:` — the command palette offers hatchctl's actions for every task by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from hatchctl.tui.app import HatchApp
+
+
+class HatchCommands(Provider):
+    def _commands(self) -> list[tuple[str, Callable[[], None], str]]:
+        app: HatchApp = self.app  # type: ignore[assignment]
+        out: list[tuple[str, Callable[[], None], str]] = [
+            ("pause", partial(app.run_command, "pause", None), "stop starting new agents"),
+            ("resume", partial(app.run_command, "resume", None), "start new agents again"),
+        ]
+        if app.snapshot is None:
+            return out
+        for view in app.snapshot.views:
+            tid, state = view.task.id, view.task.state
+            out.append(
+                (f"open {tid}", partial(app.open_detail, tid), f"{view.task.title} ({state})")
+            )
+            if state == "active":
+                out.append(
+                    (
+                        f"kill {tid}",
+                        partial(app.confirm_kill, tid),
+                        "kill its agent; the task fails",
+                    )
+                )
+                out.append(
+                    (
+                        f"restart {tid}",
+                        partial(app.run_command, "restart", tid),
+                        "restart its agent",
+                    )
+                )
+            if state in ("failed", "blocked"):
+                out.append(
+                    (
+                        f"retry {tid}",
+                        partial(app.run_command, "retry", tid),
+                        "put it back in the queue",
+                    )
+                )
+        return out
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
