@@ -98,3 +98,37 @@ def test_prompt_with_shell_metacharacters_is_delivered_verbatim(
     expected = sent if delivery == "argument" else sent.split("END-OF-PROMPT")[0]
     assert out.read_text() == expected
     assert not Path("/tmp/hatch-pwned").exists()
+
+
+GARBAGE_STOP_AGENT = """\
+import json, os, time
+open(os.environ["HATCH_STOP_FILE"], "w").write("this is not json")
+time.sleep(0.6)
+json.dump({"task_id": os.environ["HATCH_TASK_ID"], "role": "factory",
+           "iteration": int(os.environ["HATCH_ITERATION"]), "status": "partial",
+           "handover_notes": "gave up"}, open(os.environ["HATCH_SUMMARY_FILE"], "w"))
+"""
+
+
+def test_a_garbage_stop_file_is_reported_and_the_real_one_still_counts(
+    projects: Projects, tmp_path: Path
+) -> None:
+    agent = tmp_path / "garbage_stop.py"
+    agent.write_text(GARBAGE_STOP_AGENT)
+    p = projects.make(
+        {"G": {}},
+        {
+            "agents": {"factory": {"command": [sys.executable, str(agent)]}},
+            "limits": {"max_strikes": 1},
+        },
+    )
+    _, tasks, deps = drain(p, time_limit=20)
+    events = deps.store.events("G")
+    invalid = [e for e in events if e.kind == "stop_file_invalid"]
+    assert len(invalid) == 1 and "not valid JSON" in invalid[0].data["error"]
+    run = deps.store.runs("G")[0]
+    assert (
+        run.state == "succeeded" and run.exit_code == 0
+    )  # the wrapper's .stop replaced the garbage
+    g = tasks["G"]
+    assert g.state == "failed" and g.errors[0]["reason"] == "factory_partial"
