@@ -6,6 +6,7 @@ what to do from the database, so a supervisor killed at any moment resumes where
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -178,6 +179,11 @@ class Supervisor:
                 drained = self.step()
             except StoreBusyError as exc:
                 self.deps.log.warning("store_busy", error=str(exc))
+                continue
+            except Exception as exc:  # a night of work must not end on one bad pass
+                self.deps.log.exception("supervisor_pass_failed", error=repr(exc))
+                with contextlib.suppress(Exception):  # even recording it may fail (e.g. disk full)
+                    self._infra_failure(None, f"supervisor pass failed: {exc!r}")
                 continue
             if self.on_pass is not None:
                 self.on_pass()
