@@ -124,7 +124,7 @@ class Monitor:
                     tx.update_run(run.id, last_activity_at=now, log_size=size)
             return
         idle = now - last
-        if idle >= lim.idle_timeout:
+        if idle >= lim.idle_timeout and run.state == "stalled":  # always shown stalled first
             detail = f"no output and no CPU for {idle:.1f}s"
             launcher.end_run(
                 deps,
@@ -144,7 +144,7 @@ class Monitor:
                     failure_class="timeout",
                 ),
             )
-        elif idle >= lim.stall_seconds and run.state == "running":
+        elif idle >= min(lim.stall_seconds, lim.idle_timeout) and run.state == "running":
             with deps.store.tx() as tx:
                 tx.transition_run(run.id, "running", "stalled", data={"idle": round(idle, 2)})
 

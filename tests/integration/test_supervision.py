@@ -186,7 +186,8 @@ def test_killing_the_tmux_server_mid_run(projects: Projects) -> None:
     sup = SupervisorProcess(p, "--until-drained")
     try:
         sup.wait_running()
-        wait_for(lambda: live_run(p, "A"), what="A to run")
+        run = wait_for(lambda: live_run(p, "A"), what="A to run")
+        wait_for(lambda: p.paths.claimed(run.id).exists(), what="the agent to start")
         Tmux(p.tmux_socket).kill_server()
         assert sup.wait(40) == 0, sup.output()
         store = store_of(p)

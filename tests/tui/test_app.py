@@ -75,10 +75,14 @@ def app_for(project: Project, store: Store, **kw: Any) -> HatchApp:
 
 
 async def settle(pilot: Any, app: HatchApp) -> None:
-    for _ in range(50):
+    """Until the first snapshot and the log tail are shown and animations (the progress bar) ended."""
+    for _ in range(100):
         await pilot.pause(0.05)
         if app.snapshot is not None and app.query_one("#tail").lines:
-            return
+            break
+    await pilot.wait_for_scheduled_animations()
+    await pilot.wait_for_animation()
+    await pilot.pause(0.05)
 
 
 def test_dashboard_snapshot(tmp_path: Path, snap_compare: Any) -> None:
