@@ -118,12 +118,17 @@ def test_kill_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
         sup.wait_running()
         run = wait_for(lambda: live_run(p, "S"), what="the agent to run")
         key = f"{_key(p)}-{run.id}"
-        procs = wait_for(
-            lambda: (lambda m: m if len(m) >= 3 else None)(psinfo.marked(key)),
-            what="the agent and its setsid grandchild",
+        log = p.root / run.log_path
+        wait_for(
+            lambda: (
+                log.exists()
+                and "left a setsid grandchild behind" in log.read_text(errors="replace")
+            ),
+            what="the agent to leave its setsid grandchild",
         )
+        procs = psinfo.marked(key)
         sessions = {os.getsid(pr.pid) for pr in procs}
-        assert len(sessions) >= 2  # the grandchild left the agent's session
+        assert len(procs) >= 3 and len(sessions) >= 2  # the grandchild left the agent's session
         out = hatchctl("-C", str(p.root), "kill", "S")
         assert out.returncode == 0, out.stderr
         assert psinfo.marked(key) == []  # fully gone: agent, wrapper and grandchild
