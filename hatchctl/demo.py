@@ -262,7 +262,10 @@ def _teardown(root: Path) -> None:
         Tmux(f"hatch-{name}").kill_server()
     except (OSError, KeyError, ValueError, HatchError):
         pass
-    unmount_all_under(Scripts(builtin_root(), timeout=30), root)
+    scripts = Scripts(builtin_root(), timeout=30)
+    for view in (root / ".hatch" / "worktrees").glob("*/project-state-readonly"):
+        scripts.run("mount/unmount.sh", str(view))  # a bind mount, or a read-only copy
+    unmount_all_under(scripts, root)
 
 
 def write_demo(root: Path, name: str | None = None) -> None:
