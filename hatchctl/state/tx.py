@@ -22,6 +22,29 @@ def _encode(column: str, value: Any) -> Any:
     return value
 
 
+def _checked(
+    machine: str,
+    row_id: object,
+    current: str | None,
+    frm: str | tuple[str, ...],
+    to: str,
+    *,
+    same_ok: bool,
+) -> str:
+    """The current state, if it is one of ``frm`` and the table allows going to ``to``."""
+    allowed = (frm,) if isinstance(frm, str) else frm
+    if current is None:
+        raise TransitionError(f"no {machine} {row_id!r}")
+    if current not in allowed:
+        raise TransitionError(
+            f"{machine} {row_id} is {current}, expected {'|'.join(allowed)} (wanted {to})"
+        )
+    table = task_transition_allowed if machine == "task" else run_transition_allowed
+    if not (same_ok and current == to) and not table(current, to):
+        raise TransitionError(f"{machine} transition {current} -> {to} is not allowed")
+    return current
+
+
 class Tx:
     """Operations inside one write transaction. Obtained from ``Store.tx()``."""
 
@@ -80,41 +103,46 @@ class Tx:
         **fields: Any,
     ) -> TaskRow:
         """Compare-and-set ``state`` from ``frm`` (one or several) to ``to``, plus an event."""
-        allowed = (frm,) if isinstance(frm, str) else frm
         current = self.task(task_id)
-        if current is None:
-            raise TransitionError(f"no task {task_id!r}")
-        if current.state not in allowed:
-            raise TransitionError(
-                f"task {task_id} is {current.state}, expected {'|'.join(allowed)} (wanted {to})"
-            )
-        if current.state != to and not task_transition_allowed(current.state, to):
-            raise TransitionError(f"task transition {current.state} -> {to} is not allowed")
-        row = self._set_task(task_id, current.state, {**fields, "state": to})
-        self.event(kind, task_id=task_id, run_id=run_id, frm=current.state, to=to, data=data)
+        state = _checked("task", task_id, current.state if current else None, frm, to, same_ok=True)
+        row = self._set_task(task_id, state, {**fields, "state": to})
+        self.event(kind, task_id=task_id, run_id=run_id, frm=state, to=to, data=data)
         return row
 
     def _set_task(self, task_id: str, expect_state: str | None, fields: dict[str, Any]) -> TaskRow:
-        bad = set(fields) - _TASK_COLUMNS
-        if bad:
-            raise ValueError(f"unknown task columns: {sorted(bad)}")
-        cols = {k: _encode(k, v) for k, v in fields.items()}
-        cols["updated_at"] = self.now
-        sets = ", ".join(f"{k} = ?" for k in cols)
-        sql = f"UPDATE tasks SET {sets}, version = version + 1 WHERE id = ?"  # noqa: S608
-        params: list[Any] = [*cols.values(), task_id]
-        if expect_state is not None:
-            sql += " AND state = ?"
-            params.append(expect_state)
-        try:
-            cur = self.conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            raise TransitionError(f"task {task_id}: {exc}") from None
-        if cur.rowcount != 1:
-            raise TransitionError(f"task {task_id} changed underneath (compare-and-set failed)")
+        self._update(
+            "tasks", _TASK_COLUMNS, task_id, expect_state, {**fields, "updated_at": self.now}
+        )
         row = self.task(task_id)
         assert row is not None
         return row
+
+    def _update(
+        self,
+        table: str,
+        allowed: frozenset[str],
+        row_id: object,
+        expect_state: str | None,
+        fields: dict[str, Any],
+    ) -> None:
+        """One row's UPDATE, bumping its version; with ``expect_state``, a compare-and-set."""
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown {table} columns: {sorted(bad)}")
+        cols = {k: _encode(k, v) for k, v in fields.items()}
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        sql = f"UPDATE {table} SET {sets}, version = version + 1 WHERE id = ?"  # noqa: S608
+        params: list[Any] = [*cols.values(), row_id]
+        if expect_state is not None:
+            sql += " AND state = ?"
+            params.append(expect_state)
+        what = f"{table[:-1]} {row_id}"
+        try:
+            cur = self.conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise TransitionError(f"{what}: {exc}") from None
+        if cur.rowcount != 1:
+            raise TransitionError(f"{what} changed underneath (compare-and-set failed)")
 
     # -- runs -----------------------------------------------------------------------------
     def run(self, run_id: int) -> RunRow | None:
@@ -154,36 +182,14 @@ class Tx:
         data: dict[str, Any] | None = None,
         **fields: Any,
     ) -> RunRow:
-        allowed = (frm,) if isinstance(frm, str) else frm
         current = self.run(run_id)
-        if current is None:
-            raise TransitionError(f"no run {run_id}")
-        if current.state not in allowed:
-            raise TransitionError(
-                f"run {run_id} is {current.state}, expected {'|'.join(allowed)} (wanted {to})"
-            )
-        if not run_transition_allowed(current.state, to):
-            raise TransitionError(f"run transition {current.state} -> {to} is not allowed")
-        row = self._set_run(run_id, current.state, {**fields, "state": to})
-        self.event(kind, task_id=row.task_id, run_id=run_id, frm=current.state, to=to, data=data)
+        state = _checked("run", run_id, current.state if current else None, frm, to, same_ok=False)
+        row = self._set_run(run_id, state, {**fields, "state": to})
+        self.event(kind, task_id=row.task_id, run_id=run_id, frm=state, to=to, data=data)
         return row
 
     def _set_run(self, run_id: int, expect_state: str | None, fields: dict[str, Any]) -> RunRow:
-        bad = set(fields) - _RUN_COLUMNS
-        if bad:
-            raise ValueError(f"unknown run columns: {sorted(bad)}")
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        sql = f"UPDATE runs SET {sets}, version = version + 1 WHERE id = ?"  # noqa: S608
-        params: list[Any] = [*fields.values(), run_id]
-        if expect_state is not None:
-            sql += " AND state = ?"
-            params.append(expect_state)
-        try:
-            cur = self.conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            raise TransitionError(f"run {run_id}: {exc}") from None
-        if cur.rowcount != 1:
-            raise TransitionError(f"run {run_id} changed underneath (compare-and-set failed)")
+        self._update("runs", _RUN_COLUMNS, run_id, expect_state, fields)
         row = self.run(run_id)
         assert row is not None
         return row
