@@ -60,15 +60,20 @@ class Monitor:
         if run.state == "starting":
             return  # only seen during reconcile, which handles it
         sig = self._stop_signature(run)
-        if sig is not None and sig != run.stop_seen:
-            self.on_stop(run, sig)
-            return
         if run.state == "stopped":  # a supervisor stopped between recording and acting on it
             try:
-                exited = self._read_stop(run).reason == "exit"
+                stop = self._read_stop(run)
+                exited = stop.reason == "exit"
+                if sig != run.stop_seen:  # the agent stopped again since: record the newest
+                    with self.deps.store.tx() as tx:
+                        extra = {"exit_code": stop.exit_code, "ended_at": tx.now} if exited else {}
+                        run = tx.update_run(run.id, stop_seen=sig, **extra)
             except SummaryError:
                 exited = not psinfo.alive_since(run.pane_pid, run.running_at or run.started_at)
             self.after_stop(run, exited)
+            return
+        if sig is not None and sig != run.stop_seen:
+            self.on_stop(run, sig)
         elif run.state in ACTIVE:
             self._check_active(run, now)
         elif run.state == "summarizing":
