@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hatchctl import logsetup
@@ -15,6 +16,16 @@ from hatchctl.runtime.notify import Notifier
 from hatchctl.runtime.scripts import Scripts
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.store import Store
+
+
+def project_key(root: Path) -> str:
+    """A short key unique to one project directory on this machine."""
+    return hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def run_key(root: Path, run_id: int) -> str:
+    """Marks every process of a run (HATCH_RUN_KEY), unique across projects on this machine."""
+    return f"{project_key(root)}-{run_id}"
 
 
 @dataclass
@@ -34,11 +45,10 @@ class Deps:
 
     @property
     def project_key(self) -> str:
-        return hashlib.sha1(str(self.project.root).encode(), usedforsecurity=False).hexdigest()[:10]
+        return project_key(self.project.root)
 
     def run_key(self, run_id: int) -> str:
-        """Marks every process of a run (HATCH_RUN_KEY), unique across projects on this machine."""
-        return f"{self.project_key}-{run_id}"
+        return run_key(self.project.root, run_id)
 
     @property
     def job_key(self) -> str:

@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+from hatchctl.engine.deps import run_key
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.store import Store
@@ -86,7 +87,7 @@ def test_kill_from_another_process_takes_effect_within_a_second(projects: Projec
         cmd = store.command(1)
         assert cmd is not None and cmd.state == "done" and cmd.done_at is not None
         assert cmd.done_at - cmd.at < 1.0  # queued -> applied, agent gone, within one second
-        assert psinfo.marked(f"{_key(p)}-{run.id}") == []
+        assert psinfo.marked(run_key(p.root, run.id)) == []
         task = store.task("K")
         assert (
             task is not None
@@ -100,12 +101,6 @@ def test_kill_from_another_process_takes_effect_within_a_second(projects: Projec
         sup.kill()
 
 
-def _key(project) -> str:  # type: ignore[no-untyped-def]
-    import hashlib
-
-    return hashlib.sha1(str(project.root).encode(), usedforsecurity=False).hexdigest()[:10]
-
-
 def test_kill_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
     projects: Projects,
 ) -> None:
@@ -117,7 +112,7 @@ def test_kill_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
     try:
         sup.wait_running()
         run = wait_for(lambda: live_run(p, "S"), what="the agent to run")
-        key = f"{_key(p)}-{run.id}"
+        key = run_key(p.root, run.id)
         log = p.root / run.log_path
         wait_for(
             lambda: (
