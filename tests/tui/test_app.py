@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hatchctl.cmds.control import send
+from hatchctl.engine.deps import run_key
 from hatchctl.project import Project
 from hatchctl.runtime import psinfo
 from hatchctl.state.store import Store
@@ -75,13 +76,16 @@ def app_for(project: Project, store: Store, **kw: Any) -> HatchApp:
 
 
 async def settle(pilot: Any, app: HatchApp) -> None:
-    """Until the first snapshot and the log tail are shown and animations (the progress bar) ended."""
+    """Until the first snapshot and the log tail are shown, laid out."""
     for _ in range(100):
         await pilot.pause(0.05)
         if app.snapshot is not None and app.query_one("#tail").lines:
             break
+    # The progress bar rounds to whole cells only once it has a width: if the first snapshot
+    # arrived before layout, show it again now (the app does the same on its next refresh).
+    assert app.snapshot is not None
+    app.show(app.snapshot)
     await pilot.wait_for_scheduled_animations()
-    await pilot.wait_for_animation()
     await pilot.pause(0.05)
 
 
@@ -187,10 +191,7 @@ async def test_kill_key_reaches_a_real_supervisor(tmp_path: Path) -> None:
                     if task is not None and task.state == "failed":
                         break
                 assert store.task("HANG").state == "failed"  # type: ignore[union-attr]
-                import hashlib
-
-                key = hashlib.sha1(str(p.root).encode(), usedforsecurity=False).hexdigest()[:10]
-                assert psinfo.marked(f"{key}-{run.id}") == []
+                assert psinfo.marked(run_key(p.root, run.id)) == []
                 for _ in range(40):
                     await pilot.pause(0.05)
                     if str(app.query_one("#tasks").get_row("HANG")[2]) == "failed":
