@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,12 @@ from pathlib import Path
 import pytest
 
 from hatchctl import logsetup
+from hatchctl.config import parse_config
+from hatchctl.engine.deps import Deps
+from hatchctl.project import Project
+from hatchctl.runtime.notify import Notifier
+from hatchctl.runtime.scripts import Scripts, builtin_root
+from hatchctl.runtime.tmux import Tmux
 
 os.environ.pop("NO_COLOR", None)
 os.environ.setdefault("GIT_AUTHOR_NAME", "hatchctl tests")
@@ -69,3 +76,25 @@ def write_spec(specs: Path, task_id: str, front: str = "", body: str = "Do it.")
     path = specs / f"{task_id}.md"
     path.write_text(f"---\nid: {task_id}\ntitle: Task {task_id}\n{front}---\n{body}\n")
     return path
+
+
+def offline_deps(root: Path, toml: str = "", *, active: str | None = "T") -> Deps:
+    """Engine dependencies for tests that make no tmux or script call: a real store in ``root``
+    and, unless ``active`` is None, one active task in its factory phase."""
+    (root / "hatch.toml").write_text(toml)
+    project = Project(
+        root=root, config_path=root / "hatch.toml", config=parse_config(toml, root / "hatch.toml")
+    )
+    store = project.open_store()
+    if active is not None:
+        with store.tx() as tx:
+            tx.insert_task(active, title=active)
+            tx.transition_task(active, "pending", "active", phase="factory", iteration=1)
+    return Deps(
+        project,
+        store,
+        Tmux("unused"),
+        Scripts(builtin_root(), timeout=1),
+        Notifier([], 1),
+        rng=random.Random(0),
+    )

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
-from hatchctl.config import parse_config
 from hatchctl.engine import lifecycle
-from hatchctl.engine.deps import Deps
-from hatchctl.project import Project
-from hatchctl.runtime.notify import Notifier
-from hatchctl.runtime.scripts import Scripts, builtin_root
-from hatchctl.runtime.tmux import Tmux
-
-
-def deps_for(tmp: Path, toml: str) -> Deps:
-    (tmp / "hatch.toml").write_text(toml)
-    project = Project(
-        root=tmp, config_path=tmp / "hatch.toml", config=parse_config(toml, tmp / "hatch.toml")
-    )
-    store = project.open_store()
-    with store.tx() as tx:
-        tx.insert_task("T", title="t")
-        tx.transition_task("T", "pending", "active", phase="factory", iteration=1)
-    return Deps(
-        project,
-        store,
-        Tmux("unused"),
-        Scripts(builtin_root(), timeout=1),
-        Notifier([], 1),
-        rng=random.Random(0),
-    )
+from tests.conftest import offline_deps
 
 
 def test_restart_budget_then_strike_and_reset_after_stable_running(tmp_path: Path) -> None:
-    deps = deps_for(
+    deps = offline_deps(
         tmp_path, '[limits.restart]\nmax_restarts = 2\nreset_after = "10m"\njitter = 0\n'
     )
     store = deps.store
@@ -73,7 +48,7 @@ def test_restart_budget_then_strike_and_reset_after_stable_running(tmp_path: Pat
 
 
 def test_immediate_failure_classes_and_third_strike(tmp_path: Path) -> None:
-    deps = deps_for(tmp_path, "")
+    deps = offline_deps(tmp_path)
     store = deps.store
     for n in range(1, 4):
         with store.tx() as tx:

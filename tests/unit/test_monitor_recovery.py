@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
-from hatchctl.config import parse_config
-from hatchctl.engine.deps import Deps
 from hatchctl.engine.monitor import Monitor
-from hatchctl.project import Project
-from hatchctl.runtime.notify import Notifier
-from hatchctl.runtime.scripts import Scripts, builtin_root
-from hatchctl.runtime.tmux import Tmux
+from tests.conftest import offline_deps
 
 
 def test_a_stopped_run_is_acted_on_after_a_restart(tmp_path: Path) -> None:
-    project = Project(
-        root=tmp_path, config_path=tmp_path / "hatch.toml", config=parse_config("", tmp_path)
-    )
-    store = project.open_store()
-    deps = Deps(
-        project,
-        store,
-        Tmux("unused"),
-        Scripts(builtin_root(), timeout=1),
-        Notifier([], 1),
-        rng=random.Random(0),
-    )
+    deps = offline_deps(tmp_path, active=None)
+    project, store = deps.project, deps.store
     paths = project.paths
     stop = paths.stop_file("T", "factory", 1, 1)
     summary = paths.summary_file("T", "factory", 1)
