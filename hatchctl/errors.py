@@ -51,6 +51,12 @@ class SummaryError(HatchError):
     """A handover summary or .stop file is missing or invalid."""
 
 
+def with_tail(message: str, output: str) -> str:
+    """``message``, followed by the last line the command printed (if any)."""
+    tail = output.strip().splitlines()[-1][:300] if output.strip() else ""
+    return f"{message}: {tail}" if tail else message
+
+
 class CommandError(HatchError):
     """An external command failed. Carries argv, exit code and captured output."""
 
@@ -60,11 +66,7 @@ class CommandError(HatchError):
         self.argv = list(argv)
         self.returncode = returncode
         self.output = output
-        tail = output.strip().splitlines()[-1] if output.strip() else ""
-        msg = message or f"{argv[0]} exited with {returncode}"
-        if tail and not message:
-            msg += f": {tail[:300]}"
-        super().__init__(msg)
+        super().__init__(message or with_tail(f"{argv[0]} exited with {returncode}", output))
 
 
 class CommandTimeout(CommandError):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hatchctl import logsetup
-from hatchctl.errors import CommandTimeout, HatchError, ScriptError
+from hatchctl.errors import CommandTimeout, HatchError, ScriptError, with_tail
 from hatchctl.runtime import proc
 
 SCRIPT_NAMES = (
@@ -75,7 +75,10 @@ class Scripts:
                 output=exc.output[-2000:],
             )
             raise ScriptError(
-                argv, exc.returncode, exc.output, f"{name} failed (exit {exc.returncode}): {exc}"
+                argv,
+                exc.returncode,
+                exc.output,
+                with_tail(f"{name} failed (exit {exc.returncode})", exc.output),
             ) from None
         self.log.debug("script_ok", script=name, args=list(args), seconds=round(result.seconds, 3))
         return result
