@@ -230,14 +230,12 @@ class Supervisor:
         for task in deps.store.tasks():
             if task.state == "active":
                 self._guard(task.id, self._advance, task, task.id in live, paused)
-        tasks = deps.store.tasks()
-        busy = bool(self.jobs) or bool(deps.store.runs(live_only=True))
-        if busy:
+        if self.jobs or deps.store.runs(live_only=True):  # fresh: _advance may have launched
             return False
         if paused:
             return True
         changed = decision.start or decision.block or decision.unblock
-        return not any(t.state == "active" for t in tasks) and not changed
+        return not changed and not any(t.state == "active" for t in deps.store.tasks())
 
     def _guard(self, task_id: str, fn: Callable[..., None], *args: Any) -> None:
         """Run one task's handling; an infrastructure error is recorded, never fatal."""
