@@ -4,7 +4,11 @@
 #   query CMD ARGS...  print and run a read-only command (also under --dry-run)
 #   die CODE MSG       print "script: MSG" to stderr and exit CODE
 #   check_id ID        refuse anything but a valid task id (exit 2)
-# Exit code 2 always means a usage error (bad or missing arguments).
+#   refuse_link PATH   refuse a symbolic link at PATH, dangling or not (exit 7)
+#   check_parent PATH  refuse a ".." in PATH or a symbolic link as its parent directory (exit 7)
+# Exit code 2 always means a usage error (bad or missing arguments); 7 always means "unsafe
+# path": a symbolic link (or a "..") where hatchctl expects a plain directory or file. Paths an
+# agent can change are checked with -L and never resolved with realpath before a chmod or rm.
 
 HATCH_DRY_RUN=${HATCH_DRY_RUN:-0}
 HATCH_SCRIPT_NAME=$(basename "$0")
@@ -56,6 +60,16 @@ parse_common() {
 check_id() {
   [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && $1 != *..* && $1 != *. && $1 != *.lock ]] ||
     die 2 "invalid task id: $1"
+}
+
+refuse_link() {
+  [[ ! -L ${1%/} ]] || die 7 "unsafe path: ${1%/} is a symbolic link (refusing to follow it)"
+}
+
+check_parent() {
+  local path=${1%/}
+  [[ /$path/ != */../* ]] || die 7 "unsafe path: $path has a .. component"
+  refuse_link "$(dirname -- "$path")"
 }
 
 require_dir() {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # everything hatchctl creates (.hatch/, the db, prompts, summaries, logs, and the tmux
+    # server and agents it starts) is private to the user: directories 0700, files 0600
+    os.umask(0o077)
     if args.command != "sim-agent":
         logsetup.configure(None)  # until a project is known, log nowhere (never the terminal)
     try:

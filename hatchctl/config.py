@@ -83,6 +83,10 @@ class AgentSection(_Strict):
     prompt_delivery: Literal["argument", "paste"] = "argument"
     stop: Literal["exit", "claude-hook"] = "exit"
     env: dict[str, str] = Field(default_factory=dict)
+    # bwrap: every run in a bubblewrap sandbox (refuse to run where it does not work);
+    # auto: bwrap where it works, none elsewhere (doctor and an event say so); none: no sandbox
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox_writable: list[str] = Field(default_factory=list)  # extra paths, ~ expanded
 
 
 class AgentsSection(_Strict):

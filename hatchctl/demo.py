@@ -254,12 +254,13 @@ def _teardown(root: Path) -> None:
     """Stop an old demo's tmux server and unmount its worktrees' read-only views."""
     import tomllib
 
+    from hatchctl.project import tmux_socket
     from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
     from hatchctl.runtime.tmux import Tmux
 
     try:
         name = tomllib.loads((root / "hatch.toml").read_text())["project"]["name"]
-        Tmux(f"hatch-{name}").kill_server()
+        Tmux(tmux_socket(name, root.resolve())).kill_server()
     except (OSError, KeyError, ValueError, HatchError):
         pass
     scripts = Scripts(builtin_root(), timeout=30)

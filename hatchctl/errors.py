@@ -51,6 +51,16 @@ class SummaryError(HatchError):
     """A handover summary or .stop file is missing or invalid."""
 
 
+class UnsafePath(HatchError):
+    """A symbolic link (or another unexpected file) at a path hatchctl manages inside a worktree,
+    such as ``project-state-readonly`` or ``.claude/settings.local.json``: hatchctl refuses to
+    follow it. An agent's doing, so the task's attempt fails with reason ``unsafe_path``."""
+
+
+class ForgedSignal(SummaryError):
+    """A .stop file that does not carry its run's token (written by someone else)."""
+
+
 def with_tail(message: str, output: str) -> str:
     """``message``, followed by the last line the command printed (if any)."""
     tail = output.strip().splitlines()[-1][:300] if output.strip() else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,18 @@ from hatchctl.state.paths import ProjectPaths
 from hatchctl.state.snapshot import SnapshotExporter
 from hatchctl.state.spec import SpecSet, load_specs
 from hatchctl.state.store import Store
+
+
+def project_key(root: Path) -> str:
+    """A short key unique to one project directory on this machine (``root`` resolved)."""
+    return hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def tmux_socket(name: str, root: Path) -> str:
+    """The project's private tmux server: its name and the key of its directory, so projects
+    with the same name in different directories never share a server (or kill each other's
+    agents as strays)."""
+    return f"hatch-{name}-{project_key(root.resolve())}"
 
 
 @dataclass(frozen=True)
@@ -41,8 +54,12 @@ class Project:
         return self.paths.inside(self.root / rel)
 
     @property
+    def key(self) -> str:
+        return project_key(self.root)
+
+    @property
     def tmux_socket(self) -> str:
-        return f"hatch-{self.name}"
+        return tmux_socket(self.name, self.root)
 
     def load_specs(self) -> SpecSet:
         return load_specs(self.specs_dir)

@@ -7,8 +7,10 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +100,15 @@ def offline_deps(root: Path, toml: str = "", *, active: str | None = "T") -> Dep
         Notifier([], 1),
         rng=random.Random(0),
     )
+
+
+def poll(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Wait for ``predicate`` to hold (a condition, never a fixed sleep); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)

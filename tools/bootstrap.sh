@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Bootstrap a development environment: system tools (tmux, git) and the .venv.
+# Bootstrap a development environment: system tools (tmux, git, bubblewrap) and the .venv.
+# bubblewrap (bwrap) is the agents' sandbox: installed where possible; without it agents run
+# unconfined (hatchctl doctor says so) and the sandbox tests are skipped with their reason.
 # Usage: tools/bootstrap.sh            (idempotent; fast when everything is present)
 # Exit codes: 0 ready, 1 a system tool is missing and cannot be installed here,
 #             2 no suitable python3 (3.11+).
@@ -10,6 +12,13 @@ missing=()
 for tool in tmux git; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    missing+=(bubblewrap)
+  else
+    echo "bootstrap: bwrap not found: agents will run without a sandbox (sudo apt-get install -y bubblewrap)" >&2
+  fi
+fi
 if ((${#missing[@]})); then
   install_cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
   if command -v apt-get >/dev/null 2>&1; then

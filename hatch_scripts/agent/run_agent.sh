@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Run one agent launch in a tmux pane and record how it ended.
 # Usage: run_agent.sh AGENT_COMMAND [ARGS...]
+#   hatchctl passes the agent's command wrapped: the reaper (every process the agent starts dies
+#   with it), then, with the sandbox on, bwrap with the run's view of the machine.
 # Environment (set by hatchctl): HATCH_RUN_ID HATCH_TASK_ID HATCH_ROLE HATCH_ITERATION
 #   HATCH_ATTEMPT HATCH_WORKTREE HATCH_PROMPT_FILE HATCH_STOP_FILE HATCH_STATE_DIR
+#   HATCH_RUN_TOKEN (the run's secret; its .stop files carry it)
 #   HATCH_PROMPT_ARG (1: pass the prompt text as the last argument) HATCH_LAUNCH_TIMEOUT (s)
 #   HATCH_BIN_DIR (put first on PATH: where hatchctl itself is installed)
-# 1. Waits for the launch ticket runs/<RUN_ID>.ticket and claims it with an atomic rename;
+# 1. Refuses to run anywhere but in its worktree (exit 76): a pane that tmux started elsewhere
+#    must not run an agent there.
+# 2. Waits for the launch ticket runs/<RUN_ID>.ticket and claims it with an atomic rename;
 #    a cancelled or missing ticket means this launch must not run (exit 75, agent never started).
-# 2. Runs the agent (its arguments are passed as a list, never through a shell).
-# 3. Writes the .stop file atomically (temp file + mv) with the agent's exit status, even when
+# 3. Runs the agent (its arguments are passed as a list, never through a shell).
+# 4. Writes the .stop file atomically (temp file + mv) with the agent's exit status, even when
 #    the agent exits within milliseconds: tmux's pane-died hook is not relied on.
-# Exit codes: the agent's own, 2 usage, 75 no ticket (launch cancelled or timed out).
+# Exit codes: the agent's own, 2 usage, 75 no ticket (launch cancelled or timed out),
+#   76 not started in its worktree.
 set -euo pipefail
 [[ $# -ge 1 ]] || { echo "run_agent.sh: usage: run_agent.sh AGENT_COMMAND [ARGS...]" >&2; exit 2; }
 for var in HATCH_RUN_ID HATCH_TASK_ID HATCH_ROLE HATCH_ITERATION HATCH_ATTEMPT HATCH_STOP_FILE HATCH_STATE_DIR; do
@@ -20,6 +26,11 @@ done
   { echo "run_agent.sh: run id, iteration and attempt must be numbers" >&2; exit 2; }
 [[ $HATCH_TASK_ID =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || { echo "run_agent.sh: invalid task id" >&2; exit 2; }
 [[ $HATCH_ROLE == factory || $HATCH_ROLE == qa ]] || { echo "run_agent.sh: invalid role" >&2; exit 2; }
+
+[[ -n ${HATCH_WORKTREE:-} && -d $HATCH_WORKTREE && $(pwd -P) == "$(cd -- "$HATCH_WORKTREE" && pwd -P)" ]] || {
+  echo "run_agent.sh: the pane started in $(pwd -P), not in the worktree; not starting" >&2
+  exit 76
+}
 
 runs="$HATCH_STATE_DIR/runs"
 ticket="$runs/$HATCH_RUN_ID.ticket"
@@ -55,7 +66,9 @@ code=$?
 set -e
 printf 'ended_at=%s ended_ns=%s exit_code=%s\n' "$(now)" "$(date +%s%N)" "$code" >>"$claimed"
 tmp="$HATCH_STOP_FILE.$$.tmp"
-printf '{"task_id": "%s", "role": "%s", "iteration": %d, "attempt": %d, "reason": "exit", "exit_code": %d, "at": "%s", "run_id": %d}\n' \
-  "$HATCH_TASK_ID" "$HATCH_ROLE" "$HATCH_ITERATION" "$HATCH_ATTEMPT" "$code" "$(now)" "$HATCH_RUN_ID" >"$tmp"
+token=${HATCH_RUN_TOKEN:-}
+[[ $token =~ ^[0-9a-f]{0,64}$ ]] || token=
+printf '{"task_id": "%s", "role": "%s", "iteration": %d, "attempt": %d, "reason": "exit", "exit_code": %d, "at": "%s", "run_id": %d, "token": "%s"}\n' \
+  "$HATCH_TASK_ID" "$HATCH_ROLE" "$HATCH_ITERATION" "$HATCH_ATTEMPT" "$code" "$(now)" "$HATCH_RUN_ID" "$token" >"$tmp"
 mv -f -- "$tmp" "$HATCH_STOP_FILE"
 exit "$code"

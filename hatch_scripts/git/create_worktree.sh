@@ -4,7 +4,8 @@
 #   --reset  recreate the branch at BASE_REF even if it exists (a retried task starts fresh)
 # Idempotent: an existing worktree of this task on its branch is kept as it is.
 # Prints the commit the branch starts from (or is at) on stdout.
-# Exit codes: 0 ok, 2 usage, 3 git failed, 4 WORKTREE exists but is not this task's worktree.
+# Exit codes: 0 ok, 2 usage, 3 git failed, 4 WORKTREE exists but is not this task's worktree,
+# 7 unsafe path (WORKTREE is a symbolic link).
 set -euo pipefail
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -16,9 +17,10 @@ if [[ ${1:-} == --reset ]]; then
   shift
 fi
 [[ $# -eq 4 ]] || die 2 "usage: create_worktree.sh [--dry-run] [--reset] REPO WORKTREE TASK_ID BASE_REF"
-repo=$1 worktree=$2 task=$3 base=$4
+repo=$1 worktree=${2%/} task=$3 base=$4
 require_dir "$repo"
 check_id "$task"
+refuse_link "$worktree"
 branch="hatch/$task"
 
 query git -C "$repo" rev-parse --verify --quiet "$base^{commit}" >/dev/null || die 3 "unknown base ref: $base"

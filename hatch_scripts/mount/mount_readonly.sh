@@ -5,19 +5,28 @@
 # read-only copy (files chmod a-w; a snapshot, not live). Prints the method used on stdout as
 # the last line: "bind" or "copy". Idempotent: an existing bind mount of SOURCE is kept.
 # HATCH_MOUNT_METHOD=copy skips the bind mount (auto, the default, tries bind first).
-# Exit codes: 0 ok, 2 usage, 6 neither method worked.
+# TARGET is inside an agent's worktree: a symbolic link at TARGET or as its parent, or anywhere
+# inside an existing TARGET, is refused (exit 7) before anything is created, mounted or copied.
+# Exit codes: 0 ok, 2 usage, 6 neither method worked, 7 unsafe path (a symbolic link).
 set -euo pipefail
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 2 ]] || die 2 "usage: mount_readonly.sh [--dry-run] SOURCE TARGET"
-src=$1 dst=$2
+src=$1 dst=${2%/}
 require_dir "$src"
 src=$(realpath -- "$src")
+check_parent "$dst"
+refuse_link "$dst"
 if [[ -n $(mounts_under "$dst" | grep -Fx -- "$(realpath -m -- "$dst")" || true) ]]; then
   echo bind
   exit 0
+fi
+if [[ -e $dst ]]; then
+  [[ -d $dst ]] || die 7 "unsafe path: $dst exists and is not a directory"
+  link=$(find -P "$dst" -type l -print -quit) || die 7 "unsafe path: cannot inspect $dst"
+  [[ -z $link ]] || die 7 "unsafe path: $link is a symbolic link (refusing to copy into it)"
 fi
 run mkdir -p -- "$dst"
 method=${HATCH_MOUNT_METHOD:-auto}

@@ -39,7 +39,7 @@ def build_deps(project: Project) -> Deps:
     return Deps(
         project=project,
         store=store,
-        tmux=Tmux(project.tmux_socket, timeout=cfg.limits.tmux_timeout),
+        tmux=Tmux(project.tmux_socket, timeout=cfg.limits.tmux_timeout, tag=project.key),
         scripts=Scripts(root, timeout=cfg.limits.script_timeout),
         notifier=Notifier(cfg.notify.command, cfg.notify.timeout),
     )

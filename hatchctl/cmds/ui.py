@@ -27,35 +27,10 @@ def ensure_supervisor(project: Project, *, timeout: float = 20.0) -> int:
             f"{len(specs.problems)} problem(s) in the specs, first: {specs.problems[0]} "
             "(run `hatchctl validate`)"
         )
-    tmux = Tmux(project.tmux_socket, timeout=project.config.limits.tmux_timeout)
+    tmux = Tmux(project.tmux_socket, timeout=project.config.limits.tmux_timeout, tag=project.key)
     tmux.ensure_server(project.root)
     argv = [sys.executable, "-m", "hatchctl", "-C", str(project.root), "run"]
-    if tmux.has_session(SUPERVISOR_SESSION):
-        tmux.run(
-            "new-window",
-            "-d",
-            "-t",
-            f"={SUPERVISOR_SESSION}:",
-            "-n",
-            "supervisor",
-            "-c",
-            str(project.root),
-            "--",
-            *argv,
-        )
-    else:
-        tmux.run(
-            "new-session",
-            "-d",
-            "-s",
-            SUPERVISOR_SESSION,
-            "-n",
-            "supervisor",
-            "-c",
-            str(project.root),
-            "--",
-            *argv,
-        )
+    tmux.start_window(SUPERVISOR_SESSION, "supervisor", argv, cwd=project.root)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = probe(project.paths.supervisor_lock)

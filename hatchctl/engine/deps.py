@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -12,15 +12,12 @@ from typing import Any
 
 from hatchctl import logsetup
 from hatchctl.project import Project
+from hatchctl.project import project_key as project_key  # its home; imported from here too
 from hatchctl.runtime.notify import Notifier
 from hatchctl.runtime.scripts import Scripts
 from hatchctl.runtime.tmux import Tmux
+from hatchctl.state import secret
 from hatchctl.state.store import Store
-
-
-def project_key(root: Path) -> str:
-    """A short key unique to one project directory on this machine."""
-    return hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:10]
 
 
 def run_key(root: Path, run_id: int) -> str:
@@ -49,6 +46,14 @@ class Deps:
 
     def run_key(self, run_id: int) -> str:
         return run_key(self.project.root, run_id)
+
+    @functools.cached_property
+    def secret(self) -> bytes:
+        return secret.load_or_create(self.project.paths.secret)
+
+    def run_token(self, run_id: int) -> str:
+        """Given to run ``run_id``'s agent alone; its stop files must carry it."""
+        return secret.run_token(self.secret, run_id)
 
     @property
     def job_key(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from hatchctl.engine import jobs, lifecycle
 from hatchctl.engine.deps import Deps
-from hatchctl.errors import HatchError
+from hatchctl.errors import HatchError, UnsafePath
 from hatchctl.state.rows import TaskRow
 
 
@@ -60,6 +60,9 @@ class JobRunner:
                 continue
             try:
                 result = future.result()
+            except UnsafePath as exc:
+                self._unsafe_path(task, kind, str(exc))
+                continue
             except HatchError as exc:
                 self._job_failed(task, kind, str(exc))
                 continue
@@ -84,6 +87,20 @@ class JobRunner:
                 failure_class="infra",
             )
         self.infra_failure(task.id, f"{kind}: {error}")
+
+    def _unsafe_path(self, task: TaskRow, kind: str, error: str) -> None:
+        """A link an agent left at a path hatchctl manages: the agent's failure, not the infra's."""
+        with self.deps.store.tx() as tx:
+            tx.event("unsafe_path", task_id=task.id, data={"job": kind, "error": error[:500]})
+            lifecycle.strike(
+                self.deps,
+                tx,
+                task,
+                role=None,
+                failure_class="agent",
+                reason="unsafe_path",
+                detail=error,
+            )
 
     def _apply_job(self, task: TaskRow, kind: str, result: Any) -> None:
         deps = self.deps

@@ -6,16 +6,22 @@ mid-job simply runs it again.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import shlex
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatchctl.config import HatchConfig
-from hatchctl.engine.verify import Verdict, verify_factory
-from hatchctl.errors import ScriptError, SummaryError
-from hatchctl.runtime.acceptance import run_acceptance
+from hatchctl.engine.verify import Verdict, unsafe_path, verify_factory
+from hatchctl.errors import HatchError, ScriptError, SummaryError, UnsafePath
+from hatchctl.runtime import proc
+from hatchctl.runtime.acceptance import Confine, run_acceptance
+from hatchctl.runtime.gitrepo import Git
 from hatchctl.runtime.scripts import Scripts
 from hatchctl.state.ids import branch_name
 from hatchctl.state.paths import ProjectPaths
@@ -24,6 +30,8 @@ from hatchctl.state.summary import load_summary
 
 INTEGRATION_DIR = "_integration"  # never a valid task id: ids start with a letter or digit
 MERGE_CONFLICT_EXIT = 10
+UNSAFE_PATH_EXIT = 7  # hatch_scripts/lib.sh: a symbolic link where a plain path was expected
+SETTINGS = ".claude/settings.local.json"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class JobEnv:
     config: HatchConfig
     scripts: Scripts
     planning_dir: Path
+    # wraps the agent-written code hatchctl runs (acceptance, regression) in a sandbox
+    confine: Confine | None = None
     # the integration worktree is shared: creating it and merging into it happen one at a time
     integration_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
@@ -63,6 +73,64 @@ class MergeResult:
 def _last_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1].strip() if lines else ""
+
+
+def _run_script(env: JobEnv, name: str, *args: str) -> proc.Result:
+    """A script of a task's setup; its "unsafe path" exit (a link an agent put there) is an
+    UnsafePath naming the path, not an infrastructure failure."""
+    try:
+        return env.scripts.run(name, *args)
+    except ScriptError as exc:
+        if exc.returncode == UNSAFE_PATH_EXIT:
+            raise UnsafePath(_last_line(exc.output) or str(exc)) from None
+        raise
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted there fails at once (ENXIO) instead of blocking the job forever
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _open_no_follow(name: str | Path, shown: str, *, last: bool, dir_fd: int | None) -> int:
+    try:
+        if last:
+            return os.open(name, _FILE_FLAGS, 0o600, dir_fd=dir_fd)
+        if dir_fd is not None:
+            with contextlib.suppress(FileExistsError):  # mkdir never follows a link either
+                os.mkdir(name, dir_fd=dir_fd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EISDIR):
+            kind = "regular file" if last else "directory"
+            raise UnsafePath(
+                f"unsafe path: {shown} is a symbolic link or not a {kind} (not followed)"
+            ) from None
+        raise HatchError(f"cannot write {shown}: {exc.strerror}") from None
+
+
+def write_no_follow(root: Path, rel: str, text: str) -> None:
+    """Write ``root/rel`` (mode 0o600), creating missing directories, without following a
+    symbolic link at ``root`` or any component of ``rel`` (each is opened with O_NOFOLLOW,
+    relative to its parent's descriptor). A link, or anything but a directory or a regular file
+    of its own where one is expected, is UnsafePath and nothing is written."""
+    parts = rel.split("/")
+    fd = _open_no_follow(root, str(root), last=False, dir_fd=None)
+    try:
+        for i, name in enumerate(parts):
+            shown = "/".join(parts[: i + 1])
+            new_fd = _open_no_follow(name, shown, last=i == len(parts) - 1, dir_fd=fd)
+            os.close(fd)
+            fd = new_fd
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            raise UnsafePath(f"unsafe path: {rel} is not a regular file of its own (not written)")
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, 0o600)
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 def ensure_integration(env: JobEnv) -> str:
@@ -106,7 +174,8 @@ def setup(env: JobEnv, spec: TaskSpec) -> SetupResult:
     worktree = env.paths.worktree(spec.id)
     with env.integration_lock:
         ensure_integration(env)
-        out = env.scripts.run(
+        out = _run_script(
+            env,
             "git/create_worktree.sh",
             "--reset",
             str(env.root),
@@ -115,19 +184,20 @@ def setup(env: JobEnv, spec: TaskSpec) -> SetupResult:
             env.config.project.integration_branch,
         )
     base = _last_line(out.stdout)
-    mount = env.scripts.run(
-        "mount/mount_readonly.sh", str(env.planning_dir), str(worktree / "project-state-readonly")
+    mount = _run_script(
+        env,
+        "mount/mount_readonly.sh",
+        str(env.planning_dir),
+        str(worktree / "project-state-readonly"),
     )
     method = _last_line(mount.stdout) or "unknown"
     agents = env.config.agents
     if "claude-hook" in (agents.factory.stop, agents.qa.stop):
-        settings = worktree / ".claude" / "settings.local.json"
-        settings.parent.mkdir(parents=True, exist_ok=True)
-        settings.write_text(claude_settings(env), encoding="utf-8")
+        write_no_follow(worktree, SETTINGS, claude_settings(env))
     result = SetupResult(base, str(worktree), method, "none")
     argv = spec.acceptance_argv()
     if argv:
-        acc = run_acceptance(argv, worktree, env.config.limits.test_timeout)
+        acc = run_acceptance(argv, worktree, env.config.limits.test_timeout, confine=env.confine)
         result.data["acceptance_before"] = acc.describe() if not acc.passed else "passed"
         if acc.passed:
             result.fast_path = "red_violation" if spec.tdd else "passed"
@@ -154,6 +224,7 @@ def verify(env: JobEnv, spec: TaskSpec, iteration: int, base_sha: str) -> Verdic
         base_sha=base_sha,
         git_timeout=lim.git_timeout,
         test_timeout=lim.test_timeout,
+        confine=env.confine,
     )
 
 
@@ -162,7 +233,14 @@ def remove_worktree(env: JobEnv, task_id: str) -> None:
 
 
 def merge(env: JobEnv, spec: TaskSpec) -> MergeResult:
-    """Merge hatch/<ID> into the integration branch; run the regression command; clean up."""
+    """Merge hatch/<ID> into the integration branch; run the regression command; clean up.
+    Checked again first: QA ran in the same worktree after the factory's verification."""
+    branch = branch_name(spec.id)
+    git = Git(env.root, env.config.limits.git_timeout)
+    base = git.merge_base(env.config.project.integration_branch, branch)
+    unsafe = unsafe_path(git, env.paths.worktree(spec.id), base, branch)
+    if unsafe is not None:
+        return MergeResult(False, failure_class="agent", reason="unsafe_path", detail=unsafe)
     with env.integration_lock:
         result = _merge_locked(env, spec)
     if result.ok:
@@ -188,7 +266,7 @@ def _merge_locked(env: JobEnv, spec: TaskSpec) -> MergeResult:
     regression = env.config.project.regression
     argv = shlex.split(regression) if isinstance(regression, str) else list(regression)
     if argv and merged != before:
-        acc = run_acceptance(argv, wt, env.config.limits.test_timeout)
+        acc = run_acceptance(argv, wt, env.config.limits.test_timeout, confine=env.confine)
         if not acc.passed:
             env.scripts.run("git/undo_merge.sh", str(wt), before)
             cls = "timeout" if acc.timed_out else "regression"

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hatchctl.engine import confinement
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import load_template, render
 from hatchctl.errors import HatchError, TmuxError
@@ -76,7 +77,8 @@ def launch(
         resume_note=resume_note,
     )
     prompt.parent.mkdir(parents=True, exist_ok=True)
-    prompt.write_text(text, encoding="utf-8")
+    write_atomic(prompt, text.encode())
+    stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     stop.unlink(missing_ok=True)
     with deps.store.tx() as tx:
         run = tx.insert_run(
@@ -91,9 +93,24 @@ def launch(
             prompt_path=_rel(deps, prompt),
         )
         tx.update_task(task.id, phase=role, attempt=attempt, resume_phase=None, next_retry_at=None)
+    try:
+        plan = confinement.prepare(
+            deps,
+            task_id=task.id,
+            role=role,
+            run_id=run.id,
+            worktree=worktree,
+            io_dir=stop.parent,
+            readable=[prompt, *([handover] if handover else [])],
+        )
+    except (HatchError, OSError) as exc:
+        _launch_failed(deps, run.id, f"cannot confine the agent: {exc}")
+        raise LaunchFailed(f"could not launch {name}: {exc}") from None
     env = {
         "HATCH_RUN_ID": str(run.id),
         "HATCH_RUN_KEY": deps.run_key(run.id),
+        "HATCH_RUN_TOKEN": deps.run_token(run.id),
+        "HATCH_SANDBOX": plan.mode,
         "HATCH_TASK_ID": task.id,
         "HATCH_ROLE": role,
         "HATCH_ITERATION": str(iteration),
@@ -116,7 +133,7 @@ def launch(
         "HATCH_BIN_DIR": str(Path(sys.executable).parent),
         **agent.env,
     }
-    argv = ["bash", str(deps.scripts.path("agent/run_agent.sh")), *agent.command]
+    argv = ["bash", str(deps.scripts.path("agent/run_agent.sh")), *plan.prefix, *agent.command]
     pane = None
     try:
         pane = deps.tmux.new_window(name, argv, cwd=worktree, env=env)
@@ -125,16 +142,7 @@ def launch(
     except TmuxError as exc:
         if pane is not None:
             deps.tmux.kill_pane(pane.pane_id)
-        cancel_ticket(deps, run.id)
-        with deps.store.tx() as tx:
-            tx.transition_run(
-                run.id,
-                "starting",
-                "crashed",
-                ended_at=tx.now,
-                reason="launch_failed",
-                data={"error": str(exc)},
-            )
+        _launch_failed(deps, run.id, str(exc))
         raise LaunchFailed(f"could not launch {name}: {exc}") from None
     write_atomic(paths.ticket(run.id), f"run_id={run.id} task={task.id} role={role}\n".encode())
     with deps.store.tx() as tx:
@@ -146,7 +154,7 @@ def launch(
             pane_pid=pane.pid,
             running_at=tx.now,
             last_activity_at=tx.now,
-            data={"pane_id": pane.pane_id, "window": name},
+            data={"pane_id": pane.pane_id, "window": name, "sandbox": plan.mode},
         )
         tx.update_task(task.id, pane_id=pane.pane_id)
     deps.log.info(
@@ -159,6 +167,19 @@ def launch(
         pane_id=pane.pane_id,
     )
     return run
+
+
+def _launch_failed(deps: Deps, run_id: int, error: str) -> None:
+    cancel_ticket(deps, run_id)
+    with deps.store.tx() as tx:
+        tx.transition_run(
+            run_id,
+            "starting",
+            "crashed",
+            ended_at=tx.now,
+            reason="launch_failed",
+            data={"error": error[:500]},
+        )
 
 
 def cancel_ticket(deps: Deps, run_id: int) -> bool:
@@ -186,7 +207,7 @@ def kill(deps: Deps, run: RunRow) -> psinfo.KillReport:
     report = psinfo.kill_agent(deps.run_key(run.id), grace=deps.limits.kill_grace)
     with contextlib.suppress(TmuxError):
         for pane in deps.tmux.list_panes():  # pane ids restart with a new server: match the name
-            if pane.window_name == run.window_name:
+            if pane.window_name == run.window_name and pane.tag == deps.tmux.tag:
                 deps.tmux.kill_pane(pane.pane_id)
     deps.log.info("run_killed", task_id=run.task_id, run_id=run.id, **report.as_dict())
     return report

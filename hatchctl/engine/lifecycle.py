@@ -13,11 +13,13 @@ from typing import Any
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.policy import backoff_delay
 from hatchctl.engine.prompt import factory_handover
+from hatchctl.errors import SummaryError
 from hatchctl.state.ids import branch_name
 from hatchctl.state.rows import TaskRow, iso
 from hatchctl.state.store import Tx
+from hatchctl.state.summary import read_agent_file
 
-IMMEDIATE = frozenset({"merge_conflict", "red_violation"})
+IMMEDIATE = frozenset({"merge_conflict", "red_violation", "ref_tampering", "unsafe_path"})
 
 
 def _error(
@@ -75,7 +77,7 @@ def strike(
     deps.log.info(
         "task_strike", task_id=task.id, strike=strikes, failure_class=failure_class, reason=reason
     )
-    if strikes >= deps.limits.max_strikes or failure_class in IMMEDIATE:
+    if strikes >= deps.limits.max_strikes or IMMEDIATE & {failure_class, reason}:
         return fail(deps, tx, current, **common)
     nxt = current.iteration + 1
     handover = deps.project.paths.handover_file(task.id, "factory", nxt)
@@ -83,8 +85,8 @@ def strike(
     summary_path = deps.project.paths.summary_file(task.id, "factory", current.iteration)
     if summary_path.exists():
         try:
-            previous = json.loads(summary_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            previous = json.loads(read_agent_file(summary_path, "summary"))
+        except (SummaryError, ValueError):
             previous = None
     handover.parent.mkdir(parents=True, exist_ok=True)
     updated = tx.update_task(

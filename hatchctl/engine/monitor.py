@@ -10,11 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hatchctl.engine import launcher, lifecycle
+from hatchctl.engine import confinement, launcher, lifecycle
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import SUMMARY_REQUEST
-from hatchctl.errors import SummaryError, TmuxError
+from hatchctl.errors import ForgedSignal, SummaryError, TmuxError
 from hatchctl.runtime import psinfo
+from hatchctl.state import secret
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
 from hatchctl.state.store import Tx
@@ -182,6 +183,14 @@ class Monitor:
         deps = self.deps
         try:
             stop = self._read_stop(run)
+        except ForgedSignal as exc:
+            with deps.store.tx() as tx:
+                tx.update_run(run.id, stop_seen=sig)
+                tx.event(
+                    "forged_signal", task_id=run.task_id, run_id=run.id, data={"error": str(exc)}
+                )
+            deps.log.warning("forged_signal", task_id=run.task_id, run_id=run.id, error=str(exc))
+            return
         except SummaryError as exc:
             with deps.store.tx() as tx:
                 tx.update_run(run.id, stop_seen=sig)
@@ -211,10 +220,15 @@ class Monitor:
         ours = (run.task_id, run.role, run.iteration, run.attempt)
         if (stop.task_id, stop.role, stop.iteration, stop.attempt) != ours:
             raise SummaryError(f"stop file {run.stop_path} is for another run")
+        extra = stop.model_extra or {}
+        if not secret.token_ok(self.deps.secret, run.id, extra.get("token")):
+            raise ForgedSignal(f"stop file {run.stop_path} does not carry run {run.id}'s token")
         return stop
 
     def after_stop(self, run: RunRow, exited: bool) -> None:
         """The run is ``stopped``: the agent exited, or paused (a hook stop)."""
+        if not self._reclaim(run):
+            return
         try:
             summary = self.fresh_summary(run)
         except SummaryError as exc:
@@ -246,6 +260,40 @@ class Monitor:
                 )
             return
         self.succeed(run, summary, kill_pane=not exited)
+
+    def _reclaim(self, run: RunRow) -> bool:
+        """Take back the run's branch and check the refs it must not touch. False when the run
+        tampered with them (the task has failed)."""
+        deps = self.deps
+        got = confinement.reclaim(deps, run)
+        with deps.store.tx() as tx:
+            if got.moved:
+                tx.event(
+                    "branch_taken_back",
+                    task_id=run.task_id,
+                    run_id=run.id,
+                    data={"from": got.moved[0], "to": got.moved[1]},
+                )
+            for problem in got.problems:
+                tx.event(
+                    "sandbox_problem", task_id=run.task_id, run_id=run.id, data={"error": problem}
+                )
+            if got.tampered and got.sandboxed:  # not the agent: it cannot write refs
+                tx.event(
+                    "refs_changed_outside",
+                    task_id=run.task_id,
+                    run_id=run.id,
+                    data={"refs": {k: list(v) for k, v in got.tampered.items()}},
+                )
+        if not got.tampered or got.sandboxed:
+            return True
+        names = ", ".join(got.tampered)
+        detail = f"the agent changed {names} (restored)"
+        if got.unrestored:
+            detail = f"the agent changed {names}; could not restore: {'; '.join(got.unrestored)}"
+        data = {"refs": {k: list(v) for k, v in got.tampered.items()}, "unrestored": got.unrestored}
+        self._end_and_strike(run, "failed", "ref_tampering", "agent", detail, data)
+        return False
 
     def _request_or_fail(self, run: RunRow, reason: str) -> None:
         deps = self.deps

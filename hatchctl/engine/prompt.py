@@ -7,8 +7,10 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from hatchctl.errors import SummaryError
 from hatchctl.state.rows import TaskRow
 from hatchctl.state.spec import TaskSpec
+from hatchctl.state.summary import read_agent_file
 
 BUILTIN = Path(__file__).resolve().parent.parent / "templates"
 SUMMARY_REQUEST = (
@@ -29,9 +31,9 @@ def handover_text(path: Path | None) -> str:
     if path is None or not path.exists():
         return "(none: this is the first iteration)"
     try:
-        return path.read_text(encoding="utf-8")[:20_000]
-    except OSError:
-        return f"(unreadable: {path})"
+        return read_agent_file(path, "handover")[:20_000].decode("utf-8", "replace")
+    except SummaryError as exc:
+        return f"(unreadable: {exc})"
 
 
 def render(

@@ -1,7 +1,13 @@
 """Reconcile on start: the database's live runs against one ``tmux list-panes -a`` call and the
 files written while no supervisor ran. Live agents are adopted, unclaimed launches cancelled,
 stray panes closed, locks of inactive tasks released. Finished and vanished runs are then
-handled by the monitor's first pass (stop files, or restart by policy)."""
+handled by the monitor's first pass (stop files, or restart by policy).
+
+Only panes tagged with this project (``@hatch_project``, set by ``Tmux.new_window``) are
+adopted or killed: any other pane of the agents' session is left alone and reported
+(``foreign_panes``). A window hatchctl opened but had not tagged yet (the supervisor died in
+between) never ran an agent: the launch ticket is written only after the tag, and the wrapper
+exits once the ticket is cancelled."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ class ReconcileReport:
     adopted: list[int] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
     stray_panes: list[str] = field(default_factory=list)
+    foreign_panes: list[str] = field(default_factory=list)
     released_locks: int = 0
 
     def as_dict(self) -> dict[str, object]:
@@ -25,6 +32,7 @@ class ReconcileReport:
             "adopted": self.adopted,
             "cancelled": self.cancelled,
             "stray_panes": self.stray_panes,
+            "foreign_panes": self.foreign_panes,
             "released_locks": self.released_locks,
         }
 
@@ -43,7 +51,14 @@ def _claimed_pid(deps: Deps, run_id: int) -> int | None:
 def reconcile(deps: Deps) -> ReconcileReport:
     report = ReconcileReport()
     store = deps.store
-    panes = [p for p in deps.tmux.list_panes() if p.session == AGENT_SESSION]
+    panes: list[Pane] = []
+    for p in deps.tmux.list_panes():
+        if p.session != AGENT_SESSION:
+            continue
+        if p.tag == deps.tmux.tag:
+            panes.append(p)
+        else:  # another project's agent, or a window a user opened: not ours to touch
+            report.foreign_panes.append(f"{p.window_name} ({p.pane_id})")
     by_name: dict[str, Pane] = {p.window_name: p for p in panes if not p.dead}
     live = store.runs(live_only=True)
     for run in live:
@@ -99,4 +114,6 @@ def reconcile(deps: Deps) -> ReconcileReport:
             report.released_locks += tx.release_locks(task_id)
         tx.event("reconciled", data=report.as_dict())
     deps.log.info("reconciled", **report.as_dict())
+    if report.foreign_panes:
+        deps.log.warning("foreign_panes_left_alone", panes=report.foreign_panes)
     return report

@@ -23,8 +23,9 @@ from hatchctl.engine.jobrunner import JobRunner
 from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
 from hatchctl.engine.reconcile import reconcile
-from hatchctl.errors import ConfigError, HatchError, SpecError, StoreBusyError
-from hatchctl.runtime import psinfo
+from hatchctl.errors import ConfigError, HatchError, SpecError, StoreBusyError, SummaryError
+from hatchctl.runtime import psinfo, sandbox
+from hatchctl.runtime.acceptance import Confine
 from hatchctl.runtime.agentpath import find_agent
 from hatchctl.runtime.logfile import tail_lines
 from hatchctl.runtime.watcher import Watcher
@@ -32,7 +33,17 @@ from hatchctl.state.lockfile import SupervisorLock
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
 from hatchctl.state.store import Tx
+from hatchctl.state.summary import read_agent_file
 from hatchctl.state.sync import sync_specs
+
+
+def _confiner(deps: Deps) -> Confine | None:
+    """Acceptance and regression commands run agent-written code: in a sandbox where the
+    factory's sandbox is on."""
+    if sandbox.resolve_mode(deps.project.config.agents.factory.sandbox) != "bwrap":
+        return None
+    visible = sandbox.default_visible(deps.project.root, deps.scripts.root)
+    return sandbox.confiner(deps.project.paths.hatch, visible)
 
 
 class Supervisor:
@@ -66,12 +77,14 @@ class Supervisor:
             config=deps.project.config,
             scripts=deps.scripts,
             planning_dir=deps.project.planning_dir,
+            confine=_confiner(deps),
         )
         self.jobs = JobRunner(deps, self.job_env, self.queue, self._guard, self._infra_failure)
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
         deps = self.deps
+        os.umask(0o077)  # the agents and files it starts are private (also when embedded)
         paths = deps.project.paths
         paths.ensure()
         self.lock.acquire()
@@ -100,8 +113,7 @@ class Supervisor:
                         task.id, "cleanup", jobs.remove_worktree, self.job_env, task.id
                     )
             watcher = Watcher(
-                [paths.hooks, paths.summaries, paths.wake.parent, deps.project.specs_dir],
-                self.queue,
+                [paths.wake.parent, deps.project.specs_dir], self.queue, recursive=[paths.io]
             )
             watcher.start()
             self._install_signals()
@@ -124,8 +136,23 @@ class Supervisor:
             deps.notifier.drain()
 
     def _check_agents(self) -> None:
-        """Refuse to start with an agent command that cannot run (one clear line, not 3 strikes)."""
+        """Refuse to start with an agent command that cannot run (one clear line, not 3 strikes)
+        or with a required sandbox this machine cannot make."""
         for role in ("factory", "qa"):
+            wanted = getattr(self.deps.project.config.agents, role).sandbox
+            problem = sandbox.probe() if wanted != "none" else None
+            if wanted == "bwrap" and problem:
+                raise ConfigError(
+                    f'[agents.{role}] sandbox = "bwrap", but {problem} '
+                    '(or set sandbox = "none" and read docs/security.md)'
+                )
+            self.deps.log.info(
+                "sandbox_mode",
+                role=role,
+                wanted=wanted,
+                mode=sandbox.resolve_mode(wanted),
+                problem=problem,
+            )
             exe = getattr(self.deps.project.config.agents, role).command[0]
             found = find_agent(exe, self.deps.project.root)
             if not found:
@@ -355,9 +382,12 @@ class Supervisor:
 
     def _resume_note(self, run: RunRow) -> str:
         root = self.deps.project.root
-        summary = root / run.summary_path
-        if summary.exists():
-            text = summary.read_text(encoding="utf-8", errors="replace")[:4000]
+        try:  # the agent wrote it: never read through a link, a FIFO or a huge file
+            raw: bytes | None = read_agent_file(root / run.summary_path, "summary")
+        except SummaryError:
+            raw = None
+        if raw is not None:
+            text = raw[:4000].decode("utf-8", errors="replace")
             return f"A previous attempt ({run.attempt}) ended ({run.reason}). Its summary:\n{text}"
         tail = "\n".join(tail_lines(root / run.log_path, 40))
         return (

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatchctl.runtime.acceptance import run_acceptance
-from hatchctl.runtime.gitrepo import Git
+from hatchctl.runtime.acceptance import Confine, run_acceptance
+from hatchctl.runtime.gitrepo import SYMLINK_MODE, Git
 from hatchctl.state.spec import TaskSpec
 from hatchctl.state.summary import Summary
 
@@ -24,6 +26,89 @@ def _fail(cls: str, reason: str, detail: str, checks: dict[str, object]) -> Verd
     return Verdict(False, cls, reason, detail, checks)
 
 
+# Paths hatchctl manages inside a worktree (and .hatch/, its runtime): a branch never changes them.
+RESERVED = ("project-state-readonly", ".claude/settings.local.json", ".hatch")
+# In the worktree, parents first: a link there would redirect hatchctl's own chmod, rm or write.
+RESERVED_IN_WORKTREE = ("project-state-readonly", ".claude", ".claude/settings.local.json")
+MAX_LINK_HOPS = 40  # like the kernel's limit: more is a loop
+
+
+def is_reserved(path: str) -> bool:
+    """``path`` is a reserved path, inside one, or a parent of one (``.claude`` as a file)."""
+    return any(path == r or path.startswith(r + "/") or r.startswith(path + "/") for r in RESERVED)
+
+
+def reserved_link(worktree: Path) -> str | None:
+    """The first reserved path of the worktree that is a symbolic link (lstat: never followed)."""
+    for rel in RESERVED_IN_WORKTREE:
+        try:
+            mode = os.lstat(worktree / rel).st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode):
+            return rel
+    return None
+
+
+def _link_problem(git: Git, links: dict[str, str], path: str) -> str | None:
+    """Resolve ``path`` inside ref's tree as the kernel would (every link on the way, ``..``
+    applied after a link's target): why it is unsafe, or None."""
+    todo = path.split("/")
+    stack: list[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return "outside the repository"
+            stack.pop()
+            continue
+        stack.append(part)
+        blob = links.get("/".join(stack))
+        if blob is None:
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS:
+            return "a loop of links"
+        target = git.blob_text(blob)
+        if target.startswith("/"):
+            return "outside the repository"
+        stack.pop()
+        todo = target.split("/") + todo
+    if stack and is_reserved("/".join(stack)):
+        return "into a path reserved for hatchctl"
+    return None
+
+
+def unsafe_change(git: Git, base: str, ref: str) -> str | None:
+    """The first path base..ref adds or changes at a reserved path, or a symbolic link it adds
+    that points outside the repository; None if there is none. Read from git, never the disk."""
+    links: dict[str, str] | None = None
+    for entry in git.diff_raw(base, ref):
+        if entry.status == "D":
+            continue
+        if is_reserved(entry.path):
+            return f"{entry.path} is reserved for hatchctl and must not be committed"
+        if entry.new_mode == SYMLINK_MODE:
+            links = git.tree_links(ref) if links is None else links
+            problem = _link_problem(git, links, entry.path)
+            if problem is not None:
+                target = git.blob_text(entry.new_blob)[:200]
+                return f"{entry.path} is a symbolic link to {target!r}: {problem}"
+    return None
+
+
+def unsafe_path(git: Git, worktree: Path, base: str, ref: str) -> str | None:
+    """Why this work must not be verified or merged (a link at a reserved path of the worktree,
+    or an unsafe change on the branch), or None."""
+    link = reserved_link(worktree)
+    if link is not None:
+        return f"{link} in the worktree is a symbolic link (an agent replaced it)"
+    return unsafe_change(git, base, ref)
+
+
 def verify_factory(
     summary: Summary,
     *,
@@ -33,6 +118,7 @@ def verify_factory(
     base_sha: str,
     git_timeout: float,
     test_timeout: float,
+    confine: Confine | None = None,
 ) -> Verdict:
     checks: dict[str, object] = {}
     if summary.status != "completed":
@@ -43,6 +129,9 @@ def verify_factory(
             checks,
         )
     git = Git(worktree, git_timeout)
+    unsafe = unsafe_path(git, worktree, base_sha, branch)
+    if unsafe is not None:
+        return _fail("agent", "unsafe_path", unsafe, checks)
     dirty = git.dirty_files()
     if dirty:
         return _fail(
@@ -89,7 +178,7 @@ def verify_factory(
         )
     argv = spec.acceptance_argv()
     if argv:
-        result = run_acceptance(argv, worktree, test_timeout)
+        result = run_acceptance(argv, worktree, test_timeout, confine=confine)
         checks["acceptance_seconds"] = round(result.seconds, 3)
         if result.timed_out:
             return _fail("timeout", "acceptance_timeout", result.describe(), checks)

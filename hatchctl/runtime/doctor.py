@@ -80,6 +80,30 @@ def _mount_probe(script: Path) -> Check:
     )
 
 
+def _sandbox(project: Project | None) -> Check:
+    from hatchctl.runtime import sandbox
+
+    problem = sandbox.probe()
+    wanted = (
+        {getattr(project.config.agents, r).sandbox for r in ("factory", "qa")}
+        if project is not None
+        else {"auto"}
+    )
+    if problem is None:
+        if wanted == {"none"}:
+            return Check("sandbox", "warn", 'bwrap works here, but sandbox = "none"')
+        return Check("sandbox", "ok", "bwrap sandboxes work here: agents run confined")
+    if "bwrap" in wanted:
+        return Check("sandbox", "fail", f'sandbox = "bwrap" but {problem}')
+    level = "ok" if wanted == {"none"} else "warn"
+    return Check(
+        "sandbox",
+        level,
+        f"{problem}; agents run unconfined (they can write the main checkout and .hatch/: "
+        "see docs/security.md)",
+    )
+
+
 def run_checks(project: Project | None) -> list[Check]:
     from hatchctl.runtime.scripts import scripts_root
 
@@ -88,6 +112,7 @@ def run_checks(project: Project | None) -> list[Check]:
         _version_check("tmux", ["tmux", "-V"], (3, 0)),
         _version_check("git", ["git", "--version"], (2, 25)),
         _inotify(),
+        _sandbox(project),
     ]
     if project is not None:
         for role in ("factory", "qa"):

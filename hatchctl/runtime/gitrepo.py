@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,32 @@ from hatchctl.runtime import proc
 
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 EXCLUDES = (".hatch/", "project-state-readonly/", ".claude/settings.local.json")
+SYMLINK_MODE = "120000"
+
+
+@dataclass(frozen=True)
+class DiffEntry:
+    """One path of ``git diff --raw``: its status letter (A, M, D, T...) and new mode and blob."""
+
+    status: str
+    path: str
+    new_mode: str
+    new_blob: str
+
+
+# hatchctl's own git calls never run repository hooks or an fsmonitor command: an agent that
+# planted either would otherwise run code outside its sandbox through hatchctl
+SAFE_GIT_CONFIG = {
+    "GIT_CONFIG_COUNT": "2",
+    "GIT_CONFIG_KEY_0": "core.hooksPath",
+    "GIT_CONFIG_VALUE_0": "/dev/null",
+    "GIT_CONFIG_KEY_1": "core.fsmonitor",
+    "GIT_CONFIG_VALUE_1": "false",
+}
+
+
+def git_env() -> dict[str, str]:
+    return {**os.environ, **SAFE_GIT_CONFIG}
 
 
 @dataclass(frozen=True)
@@ -21,7 +48,9 @@ class Git:
     timeout: float = 60.0
 
     def _run(self, *args: str, check: bool = True) -> proc.Result:
-        return proc.run(["git", "-C", str(self.repo), *args], timeout=self.timeout, check=check)
+        return proc.run(
+            ["git", "-C", str(self.repo), *args], timeout=self.timeout, env=git_env(), check=check
+        )
 
     def rev_parse(self, ref: str) -> str:
         return self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").stdout.strip()
@@ -39,6 +68,37 @@ class Git:
     def diff_names(self, base: str, ref: str) -> list[str]:
         out = self._run("diff", "--name-only", "--no-renames", f"{base}..{ref}").stdout
         return [line for line in out.splitlines() if line]
+
+    def diff_raw(self, base: str, ref: str) -> list[DiffEntry]:
+        """Every path changed between base and ref, with modes (120000 is a symbolic link)."""
+        out = self._run(
+            "diff", "--raw", "-z", "--no-renames", "--no-abbrev", f"{base}..{ref}"
+        ).stdout
+        fields = out.split("\0")
+        entries = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            parts = meta.lstrip(":").split()
+            if len(parts) == 5 and path:
+                entries.append(DiffEntry(parts[4][:1], path, parts[1], parts[3]))
+        return entries
+
+    def tree_links(self, ref: str) -> dict[str, str]:
+        """Every symbolic link in ref's tree: path -> blob (the target is read with blob_text)."""
+        out = self._run("ls-tree", "-r", "-z", "--full-tree", ref).stdout
+        links = {}
+        for record in out.split("\0"):
+            meta, _, path = record.partition("\t")
+            parts = meta.split()
+            if len(parts) == 3 and parts[0] == SYMLINK_MODE:
+                links[path] = parts[2]
+        return links
+
+    def blob_text(self, blob: str) -> str:
+        """A blob's content from the object store (a link's target; never read from the disk)."""
+        return self._run("cat-file", "blob", blob).stdout
+
+    def merge_base(self, a: str, b: str) -> str:
+        return self._run("merge-base", a, b).stdout.strip()
 
     def diff_loc(self, base: str, ref: str) -> int:
         """Changed lines (insertions + deletions) between base and ref."""

@@ -1,8 +1,10 @@
 """Process trees of agents: CPU sampling for idle detection and kill escalation.
 
-An agent's processes are found two ways: the descendants of its pane's process, and every process
-carrying its ``HATCH_RUN_KEY`` in the environment (which catches ``setsid`` grandchildren that
-have left the tree).
+An agent's processes are those carrying its ``HATCH_RUN_KEY`` in the environment and every
+descendant of each. The agent runs under hatchctl.runtime.reaper, a child subreaper (which has
+the key itself), so a grandchild that double-forks, clears its environment and calls ``setsid``
+is re-parented to the reaper and is still a descendant. What a kill leaves alive is measured:
+processes are identified by (pid, create time), never by a pid alone.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import psutil
@@ -111,9 +114,13 @@ def _signal_all(procs: list[psutil.Process], sig: int) -> None:
         if pgid not in (0, 1, os.getpgid(0)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, sig)
+    _signal_each(procs, sig)
+
+
+def _signal_each(procs: list[psutil.Process], sig: int) -> None:
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            p.send_signal(sig)
+            p.send_signal(sig)  # psutil refuses a pid that now belongs to another process
 
 
 def _wait_gone(
@@ -139,31 +146,102 @@ def _same(p: psutil.Process) -> bool:
         return False
 
 
+Ident = tuple[int, float]  # (pid, create_time): a process, not just a pid that may be reused
+
+
+def _ident(p: psutil.Process) -> Ident | None:
+    try:
+        return (p.pid, p.create_time())
+    except psutil.Error:
+        return None
+
+
+def still_running(procs: Iterable[Ident]) -> list[int]:
+    """The pids of ``procs`` that are still running: a process with the same pid AND the same
+    create time exists and is not a zombie. A reused pid or a zombie is not a survivor; a
+    process we are not allowed to inspect is counted as one (it cannot be shown to be gone)."""
+    found = []
+    for pid, created in procs:
+        try:
+            p = psutil.Process(pid)
+            if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        except psutil.AccessDenied:
+            found.append(pid)
+    return sorted(set(found))
+
+
+def agent_processes(run_key: str) -> dict[Ident, psutil.Process]:
+    """The processes carrying ``HATCH_RUN_KEY=run_key`` and every descendant of each, from one
+    pass over the process table. The descendants include the orphans re-parented to the run's
+    reaper (hatchctl.runtime.reaper, a child subreaper): a grandchild that ran ``env -i setsid``
+    lost the marker but not its place in the tree. The caller itself is never included."""
+    me = os.getpid()
+    kids: dict[int, list[psutil.Process]] = {}
+    roots: list[psutil.Process] = []
+    for p in psutil.process_iter(["ppid", "environ"]):
+        if p.pid == me:
+            continue
+        ppid = p.info["ppid"]
+        if ppid is not None:
+            kids.setdefault(ppid, []).append(p)
+        env = p.info["environ"]
+        if env is not None and env.get(RUN_KEY_ENV) == run_key:
+            roots.append(p)
+    found: dict[Ident, psutil.Process] = {}
+    todo = list(roots)
+    while todo:
+        p = todo.pop()
+        ident = _ident(p)
+        if ident is None or ident in found:
+            continue
+        found[ident] = p
+        todo.extend(kids.get(p.pid, []))
+    return found
+
+
 def kill_agent(run_key: str, *, grace: float) -> KillReport:
-    """SIGTERM to the process groups and processes of the agent, wait ``grace``, SIGKILL what is
-    left, then check that nothing of it survives. The agent's processes are those carrying its
-    run key in their environment, plus their descendants (a pid alone could have been reused)."""
+    """Kill every process of the agent and report what was measured to survive.
+
+    The agent's processes are those carrying its run key in their environment and all their
+    descendants (see ``agent_processes``), each recorded as (pid, create time). SIGTERM (and
+    SIGCONT, so stopped ones act on it) to them and their process groups, wait up to ``grace``,
+    then freeze what is left with SIGSTOP, looking again until no new process appears (a frozen
+    process cannot fork), and SIGKILL the lot. ``survivors`` is measured afterwards: the recorded
+    processes still running (same pid and create time, not a zombie)."""
     start = time.monotonic()
     report = KillReport()
-    procs: dict[int, psutil.Process] = {}
-    for root in marked(run_key):
-        procs.update({p.pid: p for p in tree(root.pid)})
-    procs.pop(os.getpid(), None)
-    report.found = len(procs)
-    if procs:
-        _signal_all(list(procs.values()), signal.SIGTERM)
-        gone, left = _wait_gone(list(procs.values()), grace)
+    record = agent_processes(run_key)
+    first = list(record.values())
+    if first:
+        _signal_all(first, signal.SIGTERM)
+        _signal_each(first, signal.SIGCONT)
+        gone, _ = _wait_gone(first, grace)
         report.exited_on_term = len(gone)
-        if left:
-            _signal_all(left, signal.SIGKILL)
-            report.killed = len(left)
-            _, left = _wait_gone(left, 2.0)
-    # A process may have forked while we were signalling: look again by marker.
-    late = [p for p in marked(run_key) if p.pid != os.getpid()]
-    if late:
-        _signal_all(late, signal.SIGKILL)
-        report.killed += len(late)
-        _wait_gone(late, 2.0)
-    report.survivors = sorted(p.pid for p in marked(run_key) if alive(p.pid))
+    deadline = time.monotonic() + 2.0
+    killed: set[Ident] = set()
+    while True:
+        frozen: dict[Ident, psutil.Process] = {}
+        for _ in range(20):  # SIGSTOP until a look finds nothing new (forks of the last moment)
+            new = {
+                i: p
+                for i, p in {**record, **agent_processes(run_key)}.items()
+                if i not in frozen and i[0] in still_running([i])
+            }
+            if not new:
+                break
+            _signal_each(list(new.values()), signal.SIGSTOP)
+            frozen.update(new)
+            record.update(new)
+        if not frozen or time.monotonic() >= deadline:
+            break
+        _signal_all(list(frozen.values()), signal.SIGKILL)
+        killed.update(frozen)
+        _wait_gone(list(frozen.values()), max(0.0, deadline - time.monotonic()))
+    report.found = len(record)
+    report.killed = len(killed)
+    report.survivors = still_running(record)
     report.seconds = time.monotonic() - start
     return report

@@ -10,6 +10,7 @@ from pathlib import Path
 from hatchctl import logsetup
 from hatchctl.errors import CommandTimeout, HatchError, ScriptError, with_tail
 from hatchctl.runtime import proc
+from hatchctl.runtime.gitrepo import git_env
 
 SCRIPT_NAMES = (
     "git/create_worktree.sh",
@@ -60,7 +61,8 @@ class Scripts:
         argv = ["bash", str(self.path(name)), *args]
         limit = timeout or self.timeout
         try:
-            result = proc.run(argv, timeout=limit, env=self.env, error=ScriptError)
+            env = {**git_env(), **(self.env or {})}
+            result = proc.run(argv, timeout=limit, env=env, error=ScriptError)
         except CommandTimeout as exc:
             self.log.warning("script_timeout", script=name, args=list(args), timeout=limit)
             raise ScriptError(

@@ -1,10 +1,19 @@
-"""The one place that runs tmux: a private server (``tmux -L hatch-<project>``), every call with
-a timeout, arguments as lists. Panes are always targeted by pane id (``%N``), never by name.
+"""The one place that runs tmux: a private server per project directory (``tmux -L
+hatch-<project>-<key>``), every call with a timeout, arguments as lists. Panes are always
+targeted by pane id (``%N``), never by name.
+
+Agents are untrusted and project paths are data, so no argument may become tmux syntax:
+every argument ending with ``;`` (a command separator for tmux) is passed as ``\\;``, and ``#``
+is doubled in the arguments tmux 3.3 format-expands (``-c``, ``-n``, the pipe-pane command;
+``-e`` values and a window's command are not expanded: tests/security checks each one).
+Every agent window carries the user option ``@hatch_project`` (``tag``), so a reconcile only
+touches its own project's panes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,9 +25,35 @@ from hatchctl.runtime import proc
 
 AGENT_SESSION = "hatch"
 SUPERVISOR_SESSION = "hatch-supervisor"
-_FIELDS = ("pane_id", "pane_pid", "pane_dead", "session_name", "window_name", "window_id")
+TAG_OPTION = "@hatch_project"
+_FIELDS = (
+    "pane_id",
+    "pane_pid",
+    "pane_dead",
+    "session_name",
+    "window_name",
+    "window_id",
+    TAG_OPTION,
+)
 _FORMAT = "\t".join(f"#{{{f}}}" for f in _FIELDS)
 _NO_SERVER = ("no server running", "error connecting to", "server exited", "lost server")
+
+
+def escape_separator(arg: str) -> str:
+    """An argument tmux takes literally: a trailing ``;`` would end the tmux command (and
+    start another one from the next argument); ``\\;`` is tmux's literal ``;``."""
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
+
+
+def escape_format(text: str) -> str:
+    """Text tmux takes literally where it expands formats (``#{...}``, ``#(command)``)."""
+    return text.replace("#", "##")
+
+
+def default_tag(socket: str) -> str:
+    """The project key a socket name ends with (``hatch-<name>-<key>``, see
+    hatchctl.project.tmux_socket): what this project's windows carry in ``@hatch_project``."""
+    return socket.rsplit("-", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -29,16 +64,26 @@ class Pane:
     session: str
     window_name: str
     window_id: str
+    tag: str = ""  # @hatch_project of its window: "" for a pane hatchctl did not start
+
+
+def _parse_pane(line: str) -> Pane | None:
+    parts = line.split("\t")
+    if len(parts) != len(_FIELDS) or not parts[1].isdigit():
+        return None
+    return Pane(parts[0], int(parts[1]), parts[2] == "1", parts[3], parts[4], parts[5], parts[6])
 
 
 class Tmux:
-    def __init__(self, socket: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, socket: str, *, timeout: float = 5.0, tag: str | None = None) -> None:
         self.socket = socket
         self.timeout = timeout
+        self.tag = default_tag(socket) if tag is None else tag
         self.log = logsetup.get(component="tmux", socket=socket)
 
     def _argv(self, *args: str) -> list[str]:
-        return ["tmux", "-L", self.socket, "-f", "/dev/null", *args]
+        """One tmux command; every argument literal (see escape_separator)."""
+        return ["tmux", "-L", self.socket, "-f", "/dev/null", *map(escape_separator, args)]
 
     def run(self, *args: str, input_text: str | None = None, check: bool = True) -> proc.Result:
         # the server (and so every pane) must not inherit a job marker or another tmux's socket
@@ -72,19 +117,23 @@ class Tmux:
         if pid is not None and self.has_session(AGENT_SESSION):
             return pid
         # A placeholder window keeps the session alive while no agent runs.
-        self.run(
+        home = self.run(
             "new-session",
             "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
             "-s",
             AGENT_SESSION,
             "-n",
             "home",
             "-c",
-            str(cwd),
+            escape_format(str(cwd)),
             "--",
             "sleep",
             "infinity",
-        )
+        ).stdout.strip()
+        self.run("set-option", "-w", "-t", home, TAG_OPTION, self.tag)
         self.run("set-option", "-g", "remain-on-exit", "off")
         self.run("set-option", "-g", "history-limit", "20000")
         self.run("set-option", "-g", "exit-empty", "off")
@@ -108,15 +157,7 @@ class Tmux:
     def list_panes(self) -> list[Pane]:
         """Every pane of the server in one call."""
         out = self.run("list-panes", "-a", "-F", _FORMAT).stdout
-        panes = []
-        for line in out.splitlines():
-            parts = line.split("\t")
-            if len(parts) != len(_FIELDS) or not parts[1].isdigit():
-                continue
-            panes.append(
-                Pane(parts[0], int(parts[1]), parts[2] == "1", parts[3], parts[4], parts[5])
-            )
-        return panes
+        return [p for p in map(_parse_pane, out.splitlines()) if p is not None]
 
     def new_window(
         self,
@@ -128,7 +169,10 @@ class Tmux:
         session: str = AGENT_SESSION,
     ) -> Pane:
         """A detached window running ``argv`` directly (tmux execs a multi-argument command
-        without a shell). Returns its pane."""
+        without a shell), tagged with this project's ``@hatch_project``. Returns its pane.
+
+        The window is tagged before this returns, so before the launch ticket exists: an
+        untagged pane (the supervisor died in between) never runs an agent."""
         args = [
             "new-window",
             "-d",
@@ -138,20 +182,37 @@ class Tmux:
             "-t",
             f"={session}:",
             "-n",
-            name,
+            escape_format(name),
             "-c",
-            str(cwd),
+            escape_format(str(cwd)),
         ]
         for key, value in env.items():
-            args += ["-e", f"{key}={value}"]
-        out = self.run(*args, "--", *argv).stdout.strip().split("\t")
-        if len(out) != len(_FIELDS) or not out[1].isdigit():
-            raise TmuxError(f"tmux new-window printed an unexpected line: {out!r}")
-        return Pane(out[0], int(out[1]), out[2] == "1", out[3], out[4], out[5])
+            args += ["-e", f"{key}={value}"]  # not format-expanded by tmux
+        line = self.run(*args, "--", *argv).stdout.rstrip("\n")  # the tag field is empty
+        pane = _parse_pane(line)
+        if pane is None:
+            raise TmuxError(f"tmux new-window printed an unexpected line: {line!r}")
+        try:
+            self.run("set-option", "-w", "-t", pane.pane_id, TAG_OPTION, self.tag)
+        except TmuxError:
+            self.kill_pane(pane.pane_id)
+            raise
+        return dataclasses.replace(pane, tag=self.tag)
+
+    def start_window(self, session: str, name: str, argv: list[str], *, cwd: Path) -> None:
+        """A detached window running ``argv`` in ``session``, created if missing (the
+        supervisor's hidden window)."""
+        where = ["-n", escape_format(name), "-c", escape_format(str(cwd)), "--", *argv]
+        if self.has_session(session):
+            self.run("new-window", "-d", "-t", f"={session}:", *where)
+        else:
+            self.run("new-session", "-d", "-s", session, *where)
 
     def pipe_pane(self, pane_id: str, shell_command: str) -> None:
-        """tmux runs the pipe command through /bin/sh; callers pass only quoted, validated paths."""
-        self.run("pipe-pane", "-o", "-t", pane_id, shell_command)
+        """Send the pane's output to ``shell_command``, which tmux runs through /bin/sh; callers
+        quote every path in it (shlex.quote). tmux format-expands the command first: every
+        ``#`` is doubled here, so a path holding ``#(...)`` reaches the shell literally."""
+        self.run("pipe-pane", "-o", "-t", pane_id, escape_format(shell_command))
 
     def kill_pane(self, pane_id: str) -> None:
         with contextlib.suppress(TmuxError):
@@ -168,6 +229,10 @@ class Tmux:
     def capture(self, pane_id: str, lines: int = 200) -> str:
         return self.run("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}").stdout
 
-    def attach_argv(self, pane_id: str, window_id: str) -> list[str]:
+    def attach_argv(self, pane_id: str, window_id: str | None = None) -> list[str]:
         """The command a terminal runs to attach to a pane (used by the UI's `a` key)."""
-        return self._argv("attach-session", "-t", window_id, ";", "select-pane", "-t", pane_id)
+        if window_id is None:
+            return self._argv("attach-session", "-t", pane_id)
+        # the one unescaped ";": it separates the two tmux commands
+        attach = self._argv("attach-session", "-t", window_id)
+        return [*attach, ";", "select-pane", "-t", escape_separator(pane_id)]

@@ -1,4 +1,5 @@
-"""inotify (via watchdog) on the hook and summary directories and the wake file.
+"""inotify (via watchdog) on the runs' exchange directories (recursively: stop files and
+summaries), the spec directory and the wake file.
 
 Events are pushed, as paths, into a queue the supervisor waits on; the supervisor also stats the
 files of its live runs on every tick, so a missed event only costs one tick.
@@ -7,6 +8,7 @@ files of its live runs on every tick, so a missed event only costs one tick.
 from __future__ import annotations
 
 import queue
+import warnings
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -30,22 +32,35 @@ class _Handler(FileSystemEventHandler):
 
 
 class Watcher:
-    def __init__(self, dirs: list[Path], sink: queue.Queue[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        dirs: list[Path],
+        sink: queue.Queue[tuple[str, str]],
+        *,
+        recursive: list[Path] | None = None,
+    ) -> None:
         self.dirs = dirs
+        self.recursive = recursive or []
         self.sink = sink
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.log = logsetup.get(component="watcher")
 
     def start(self) -> None:
+        # watchdog warns when a directory created under a recursive watch is added twice (its
+        # own race, harmless: the watch is simply replaced)
+        warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
         observer = Observer()
         handler = _Handler(self.sink)
         for d in self.dirs:
             d.mkdir(parents=True, exist_ok=True)
             observer.schedule(handler, str(d), recursive=False)
+        for d in self.recursive:
+            d.mkdir(parents=True, exist_ok=True)
+            observer.schedule(handler, str(d), recursive=True)
         observer.daemon = True
         observer.start()
         self._observer = observer
-        self.log.info("watcher_started", dirs=[str(d) for d in self.dirs])
+        self.log.info("watcher_started", dirs=[str(d) for d in (*self.dirs, *self.recursive)])
 
     def stop(self) -> None:
         if self._observer is not None:

@@ -71,7 +71,7 @@ class SupervisorLock:
 
     def acquire(self, wait: float = 2.0) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + wait
         previous = _read_pid(self.path)
         while True:

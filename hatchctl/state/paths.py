@@ -48,12 +48,20 @@ class ProjectPaths:
         return self.logs / "orchestrator" / "hatchctl.jsonl"
 
     @property
-    def hooks(self) -> Path:
-        return self.logs / "hooks"
+    def io(self) -> Path:
+        """Per-run exchange directories: the only part of ``.hatch/`` an agent's sandbox can
+        write (its own directory only)."""
+        return self.hatch / "io"
 
     @property
-    def summaries(self) -> Path:
-        return self.logs / "summaries"
+    def secret(self) -> Path:
+        """The project's secret (0600): run tokens are derived from it; never shown to agents."""
+        return self.hatch / "secret"
+
+    @property
+    def sandboxes(self) -> Path:
+        """Per-task shadow ref directories bound into a sandbox over ``refs/heads/hatch``."""
+        return self.hatch / "sandbox"
 
     @property
     def runs(self) -> Path:
@@ -74,11 +82,22 @@ class ProjectPaths:
     def run_log(self, task_id: str, role: str, iteration: int, attempt: int) -> Path:
         return self.logs / check_role(role) / f"{run_name(task_id, role, iteration, attempt)}.log"
 
+    def io_dir(self, task_id: str, role: str, iteration: int) -> Path:
+        """Where one role's agent of one iteration writes its stop files and its summary."""
+        return self.io / check_task_id(task_id) / f"{check_role(role)}.i{int(iteration)}"
+
     def stop_file(self, task_id: str, role: str, iteration: int, attempt: int) -> Path:
-        return self.hooks / f"{run_name(task_id, role, iteration, attempt)}.stop"
+        name = run_name(task_id, role, iteration, attempt)
+        return self.io_dir(task_id, role, iteration) / f"{name}.stop"
 
     def summary_file(self, task_id: str, role: str, iteration: int) -> Path:
-        return self.summaries / f"{check_task_id(task_id)}.{check_role(role)}.i{iteration}.json"
+        return self.io_dir(task_id, role, iteration) / "summary.json"
+
+    def shadow_refs(self, task_id: str) -> Path:
+        return self.sandboxes / check_task_id(task_id) / "refs"
+
+    def shadow_logs(self, task_id: str) -> Path:
+        return self.sandboxes / check_task_id(task_id) / "logs"
 
     def prompt_file(self, task_id: str, role: str, iteration: int, attempt: int) -> Path:
         return self.prompts / f"{run_name(task_id, role, iteration, attempt)}.md"
@@ -101,15 +120,16 @@ class ProjectPaths:
             self.wake.parent,
             self.worktrees,
             self.orchestrator_log.parent,
-            self.hooks,
-            self.summaries,
+            self.io,
+            self.sandboxes,
             self.runs,
             self.prompts,
             self.handovers,
             self.logs / "factory",
             self.logs / "qa",
         ):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.hatch.chmod(0o700)  # private even where an older hatchctl made it 0755
 
     def inside(self, path: Path) -> Path:
         """Return ``path`` resolved, refusing anything outside the project root."""

@@ -60,7 +60,7 @@ def status_document(store: Store, project: str, lock_path: Path) -> dict[str, An
 def write_atomic(path: Path, data: bytes) -> None:
     """temp file in the same directory, fsync, rename: readers see the old or the new file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -79,7 +79,7 @@ class SnapshotExporter:
 
     def __call__(self, store: Store) -> None:
         guard = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             doc = status_document(store, self.project, self.lock_path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +16,7 @@ from hatchctl.errors import SummaryError
 FACTORY_STATUSES = ("completed", "partial", "failed")
 QA_STATUSES = ("approved", "rejected")
 SCHEMA_VERSION = 1
+MAX_AGENT_FILE = 1 << 20  # bytes: a summary or .stop file is a few KiB
 
 
 class TestResults(BaseModel):
@@ -93,12 +97,43 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {err['msg']}"
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_agent_file(path: Path, what: str = "file", limit: int = MAX_AGENT_FILE) -> bytes:
+    """The bytes of a file an agent can write (summary, .stop, handover), read safely: never
+    through a symbolic link (O_NOFOLLOW), never blocking on a FIFO (O_NONBLOCK), only a regular
+    file, at most ``limit`` bytes. Anything else is one SummaryError line."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        raw = path.read_text(encoding="utf-8")
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise SummaryError(f"{what} {path.name} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SummaryError(f"{what} {path.name} is a symbolic link (not followed)") from None
+        raise SummaryError(f"{what} {path.name} is unreadable: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SummaryError(f"{what} {path.name} is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise SummaryError(f"{what} {path.name} is unreadable: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise SummaryError(f"{what} {path.name} is larger than {limit} bytes")
+    return b"".join(chunks)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        raw = read_agent_file(path, what).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise SummaryError(f"{what} {path.name} is unreadable: {exc}") from None
     try:
         return json.loads(raw)

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
+from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.durations import format_duration
 from hatchctl.state.store import Store
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
@@ -286,14 +287,7 @@ class HatchApp(App[None]):
         ):
             self.notify("no live agent pane for this task", severity="warning")
             return
-        argv = [
-            "tmux",
-            "-L",
-            self.project.tmux_socket,
-            "attach-session",
-            "-t",
-            view.run.pane_id or "",
-        ]
+        argv = Tmux(self.project.tmux_socket).attach_argv(view.run.pane_id or "")
         with self.suspend():
             subprocess.run(argv, check=False, timeout=None)  # the user detaches when done
 

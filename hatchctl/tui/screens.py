@@ -23,10 +23,12 @@ from textual.widgets import (
     TabPane,
 )
 
+from hatchctl.errors import SummaryError
 from hatchctl.project import Project
 from hatchctl.runtime.gitrepo import Git
 from hatchctl.state.rows import RunRow
 from hatchctl.state.store import Store
+from hatchctl.state.summary import read_agent_file
 from hatchctl.tui.logview import LogView
 
 HELP = {
@@ -142,9 +144,9 @@ class DetailScreen(Screen[None]):
             path = self.project.root / run.summary_path
             if path.exists():
                 try:
-                    doc = json.loads(path.read_text(encoding="utf-8"))
+                    doc = json.loads(read_agent_file(path, "summary"))
                     summary_text = f"{path.name}\n\n" + json.dumps(doc, indent=2, sort_keys=True)
-                except (OSError, ValueError) as exc:
+                except (SummaryError, ValueError) as exc:
                     summary_text = f"{path.name}: unreadable ({exc})"
                 break
         diff = ""

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from hatchctl.demo import EXPECTED, write_demo
+from hatchctl.project import tmux_socket
 from hatchctl.runtime.scripts import Scripts, builtin_root, mounts_under, unmount_all_under
 from hatchctl.runtime.tmux import Tmux
 from tests.conftest import git, hatchctl
@@ -66,6 +67,6 @@ def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
         assert mounts_under(root) == [] and not (root / ".hatch").exists()
         assert hatchctl("-C", str(root), "validate").returncode == 0
     finally:
-        Tmux(f"hatch-{root.name}").kill_server()
+        Tmux(tmux_socket(root.name, root.resolve())).kill_server()
         with contextlib.suppress(Exception):
             unmount_all_under(Scripts(builtin_root(), timeout=30), root)

@@ -74,7 +74,8 @@ def test_prompt_with_shell_metacharacters_is_delivered_verbatim(
 ) -> None:
     agent = tmp_path / "echo_agent.py"
     agent.write_text(ECHO_AGENT)
-    out = tmp_path / "received.txt"
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "received.txt"  # the one place outside its worktree it may write
     template = "$spec_text\nEND-OF-PROMPT\n"
     p = projects.make(
         {"NASTY-1": {"body": NASTY}},
@@ -85,6 +86,7 @@ def test_prompt_with_shell_metacharacters_is_delivered_verbatim(
                     "prompt_delivery": delivery,
                     "prompt_template": "prompt.md",
                     "env": {"ECHO_OUT": str(out)},
+                    "sandbox_writable": [str(out.parent)],
                 }
             },
             "limits": {"max_strikes": 1, "restart": {"max_restarts": 0}},

@@ -19,7 +19,7 @@ SCRIPTS = builtin_root()
 
 
 def script(
-    name: str, *args: str, env: dict[str, str] | None = None
+    name: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(SCRIPTS / name), *args],
@@ -27,6 +27,7 @@ def script(
         text=True,
         timeout=60,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -119,12 +120,9 @@ def test_removing_a_worktree_never_deletes_the_mounted_planning_dir(
     assert (planning / "SPEC-1.md").read_text() == "the plan\n"  # the source survived
 
 
-def test_run_agent_refuses_without_ticket(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    (state / "runs").mkdir(parents=True)
-    (state / "runs" / "7.cancelled").write_text("")
-    marker = tmp_path / "ran"
-    env = {
+def wrapper_env(tmp_path: Path, state: Path, worktree: Path) -> dict[str, str]:
+    """run_agent.sh's environment for run 7 of task T."""
+    return {
         "HATCH_RUN_ID": "7",
         "HATCH_TASK_ID": "T",
         "HATCH_ROLE": "factory",
@@ -132,10 +130,37 @@ def test_run_agent_refuses_without_ticket(tmp_path: Path) -> None:
         "HATCH_ATTEMPT": "1",
         "HATCH_STOP_FILE": str(tmp_path / "x.stop"),
         "HATCH_STATE_DIR": str(state),
+        "HATCH_WORKTREE": str(worktree),
     }
-    out = script("agent/run_agent.sh", "touch", str(marker), env=env)
+
+
+def test_run_agent_refuses_without_ticket(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "runs").mkdir(parents=True)
+    (state / "runs" / "7.cancelled").write_text("")
+    marker = tmp_path / "ran"
+    env = wrapper_env(tmp_path, state, tmp_path)
+    out = script("agent/run_agent.sh", "touch", str(marker), env=env, cwd=tmp_path)
     assert out.returncode == 75
     assert not marker.exists() and not (tmp_path / "x.stop").exists()
+
+
+def test_run_agent_refuses_outside_its_worktree(tmp_path: Path) -> None:
+    """A pane that tmux started anywhere but the worktree never runs the agent (exit 76)."""
+    state, worktree, elsewhere = tmp_path / "state", tmp_path / "wt", tmp_path / "other"
+    (state / "runs").mkdir(parents=True)
+    worktree.mkdir()
+    elsewhere.mkdir()
+    (state / "runs" / "7.ticket").write_text("")
+    marker = tmp_path / "ran"
+    env = wrapper_env(tmp_path, state, worktree)
+    out = script("agent/run_agent.sh", "touch", str(marker), env=env, cwd=elsewhere)
+    assert out.returncode == 76, out.stderr
+    assert "not in the worktree" in out.stderr
+    assert not marker.exists() and (state / "runs" / "7.ticket").exists()  # never claimed
+    ok = script("agent/run_agent.sh", "touch", str(marker), env=env, cwd=worktree)
+    assert ok.returncode == 0, ok.stderr
+    assert marker.exists()
 
 
 def test_fast_exit_always_writes_stop(tmp_path: Path) -> None:
@@ -156,6 +181,7 @@ def test_fast_exit_always_writes_stop(tmp_path: Path) -> None:
                 "HATCH_ATTEMPT": str(i),
                 "HATCH_STOP_FILE": str(stop),
                 "HATCH_STATE_DIR": str(state),
+                "HATCH_WORKTREE": str(tmp_path),
             }
             (state / "runs" / f"{i}.ticket").write_text("go\n")
             tmux.new_window(

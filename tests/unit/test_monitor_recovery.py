@@ -30,6 +30,7 @@ def test_a_stopped_run_is_acted_on_after_a_restart(tmp_path: Path) -> None:
             prompt_path="p",
         )
         tx.transition_run(run.id, "starting", "running")
+    summary.parent.mkdir(parents=True)
     summary.write_text(
         json.dumps({"task_id": "T", "role": "factory", "iteration": 1, "status": "completed"})
     )
@@ -42,6 +43,7 @@ def test_a_stopped_run_is_acted_on_after_a_restart(tmp_path: Path) -> None:
                 "attempt": 1,
                 "reason": "exit",
                 "exit_code": 0,
+                "token": deps.run_token(run.id),
             }
         )
     )

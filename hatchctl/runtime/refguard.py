@@ -1,0 +1,204 @@
+"""What an agent run may change in the repository's git metadata, and taking it back after.
+
+- ``snapshot``/``tampered``/``restore``: every ref except the task branches
+  (``refs/heads/hatch/*``, each moved by its own agent) and the integration branch (moved by
+  hatchctl's merges) is recorded before a run and compared after it; a change is
+  ``ref_tampering`` and is undone.
+- ``seed_shadow``/``take_back``: a sandboxed agent writes its branch into a per-task shadow of
+  ``refs/heads/hatch`` (it cannot see or touch any other task's branch); after the run hatchctl
+  checks what it wrote (a commit id of an existing commit) and moves the real branch.
+- ``repair_links``: the files that tie a worktree to its repository (``<wt>/.git``,
+  ``gitdir``, ``commondir``) are agent-writable; they are rewritten before hatchctl runs git in
+  that worktree, so a forged link cannot point hatchctl's git at a repository (and a config with
+  hooks or an fsmonitor command) of the agent's making.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatchctl.errors import CommandError, HatchError
+from hatchctl.runtime import proc
+from hatchctl.runtime.gitrepo import git_env
+
+_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+
+
+def _git(repo: Path, *args: str, timeout: float, check: bool = True) -> proc.Result:
+    return proc.run(["git", "-C", str(repo), *args], timeout=timeout, env=git_env(), check=check)
+
+
+def common_dir(repo: Path, timeout: float) -> Path:
+    out = _git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir", timeout=timeout)
+    return Path(out.stdout.strip())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` by a regular file holding ``text``; never writes through a link."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def read_small(path: Path, limit: int = 4096) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not os.path.isfile(f"/proc/self/fd/{f.fileno()}"):
+            return None
+        return f.read(limit).decode("ascii", "replace")
+
+
+def worktree_gitdir(common: Path, task_id: str) -> Path:
+    gitdir = common / "worktrees" / task_id
+    if gitdir.is_symlink() or not gitdir.is_dir():
+        raise HatchError(f"{gitdir} is not the worktree's git directory")
+    return gitdir
+
+
+def repair_links(common: Path, worktree: Path, task_id: str) -> None:
+    gitdir = worktree_gitdir(common, task_id)
+    write_private(gitdir / "commondir", "../..\n")
+    write_private(gitdir / "gitdir", f"{worktree}/.git\n")
+    write_private(worktree / ".git", f"gitdir: {gitdir}\n")
+    for name in ("config.worktree",):
+        with contextlib.suppress(FileNotFoundError):
+            (gitdir / name).unlink()
+
+
+# -- the shadow of refs/heads/hatch ---------------------------------------------------------
+def _seeded(refs: Path) -> Path:
+    return refs.parent / "seeded"
+
+
+def seed_shadow(
+    repo: Path, common: Path, task_id: str, refs: Path, logs: Path, timeout: float
+) -> None:
+    """Give a sandboxed run a ``refs/heads/hatch`` holding only its own branch. Call
+    ``take_back`` first: what an earlier run committed is kept."""
+    for d in (refs, logs):
+        if d.is_symlink():
+            d.unlink()
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(mode=0o700, parents=True)
+    sha = _git(repo, "rev-parse", "--verify", f"refs/heads/hatch/{task_id}", timeout=timeout)
+    tip = sha.stdout.strip()
+    write_private(refs / task_id, tip + "\n")
+    write_private(_seeded(refs), tip + "\n")
+    for d in (common / "refs" / "heads" / "hatch", common / "logs" / "refs" / "heads" / "hatch"):
+        d.mkdir(parents=True, exist_ok=True)  # mount points for the sandbox
+
+
+@dataclass(frozen=True)
+class TakeBack:
+    moved: tuple[str, str] | None = None  # (old, new) when the branch moved
+    problem: str = ""
+
+
+def take_back(repo: Path, task_id: str, refs: Path, timeout: float) -> TakeBack:
+    """Move ``hatch/<ID>`` to what the sandboxed agent committed, if that is a real commit and
+    the branch is still where the sandbox was seeded from (a reset since wins)."""
+    seeded = read_small(_seeded(refs), 200)
+    if seeded is None:
+        return TakeBack()  # never sandboxed
+    old = seeded.strip()
+    text = read_small(refs / task_id, 200)
+    if text is None:
+        return TakeBack(problem=f"the sandbox's branch file {task_id} is missing or not a file")
+    new = text.strip()
+    if new == old:
+        return TakeBack()
+    if not _SHA.fullmatch(new):
+        return TakeBack(problem=f"the sandbox's branch holds {new[:60]!r}, not a commit id")
+    exists = _git(repo, "cat-file", "-e", f"{new}^{{commit}}", timeout=timeout, check=False)
+    if exists.returncode != 0:
+        return TakeBack(problem=f"the sandbox's branch points at {new}, which is not a commit")
+    ref = f"refs/heads/hatch/{task_id}"
+    msg = "hatch: take back sandboxed branch"
+    moved = _git(repo, "update-ref", "-m", msg, ref, new, old, timeout=timeout, check=False)
+    if moved.returncode != 0:
+        return TakeBack(problem=f"{ref} moved since the run started; the sandbox's {new} is kept")
+    write_private(_seeded(refs), new + "\n")
+    return TakeBack(moved=(old, new))
+
+
+# -- every other ref -------------------------------------------------------------------------
+def snapshot(repo: Path, integration_branch: str, timeout: float) -> dict[str, str]:
+    out = _git(repo, "for-each-ref", "--format=%(refname)%00%(objectname)", timeout=timeout)
+    skip = f"refs/heads/{integration_branch}"
+    refs: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        name, _, sha = line.partition("\0")
+        if name.startswith("refs/heads/hatch/") or name == skip:
+            continue
+        refs[name] = sha
+    head = _git(repo, "symbolic-ref", "-q", "HEAD", timeout=timeout, check=False)
+    refs["HEAD"] = "ref: " + head.stdout.strip() if head.returncode == 0 else ""
+    return refs
+
+
+def save(path: Path, refs: dict[str, str], sandbox: str) -> None:
+    write_private(path, json.dumps({"sandbox": sandbox, "refs": refs}, sort_keys=True))
+
+
+def load(path: Path) -> tuple[dict[str, str], str] | None:
+    """(refs, sandbox mode) as saved before a run; None if missing or damaged."""
+    text = read_small(path, 4_000_000)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("refs"), dict):
+        return None
+    refs = {str(k): str(v) for k, v in data["refs"].items()}
+    return refs, str(data.get("sandbox", "none"))
+
+
+def tampered(before: dict[str, str], after: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Every ref whose value differs: name -> (before, after); '' means absent."""
+    names = set(before) | set(after)
+    return {
+        n: (before.get(n, ""), after.get(n, ""))
+        for n in sorted(names)
+        if before.get(n, "") != after.get(n, "")
+    }
+
+
+def restore(repo: Path, changes: dict[str, tuple[str, str]], timeout: float) -> list[str]:
+    """Put every changed ref back; returns what could not be restored."""
+    failed = []
+    for name, (old, _new) in changes.items():
+        try:
+            if name == "HEAD":
+                if old.startswith("ref: "):
+                    _git(repo, "symbolic-ref", "HEAD", old[5:], timeout=timeout)
+            elif old:
+                _git(
+                    repo,
+                    "update-ref",
+                    "-m",
+                    "hatch: restore tampered ref",
+                    name,
+                    old,
+                    timeout=timeout,
+                )
+            else:
+                _git(repo, "update-ref", "-d", name, timeout=timeout)
+        except CommandError as exc:
+            failed.append(f"{name}: {exc}")
+    return failed

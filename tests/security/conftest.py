@@ -1,0 +1,5 @@
+"""The integration fixtures (real tmux on private sockets, real git, the real sim agent)."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import projects  # noqa: F401
