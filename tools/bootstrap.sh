@@ -12,6 +12,9 @@ missing=()
 for tool in tmux git; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  missing+=(nodejs npm)  # the real agent CLIs for the presets' tests (Node 18+)
+fi
 if ! command -v bwrap >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     missing+=(bubblewrap)
@@ -44,6 +47,22 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
   echo "bootstrap: need python3 >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
   exit 2
+fi
+
+# The real agent CLIs (pinned in tools/agent-clis/package.json) for the presets' tests; the tests
+# that need one skip with the reason when it is missing.
+clis=tools/agent-clis
+if [[ ! -f $clis/node_modules/.installed || $clis/package.json -nt $clis/node_modules/.installed ]]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: installing the agent CLIs (npm ci in $clis)" >&2
+    if (cd "$clis" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >&2); then
+      touch "$clis/node_modules/.installed"
+    else
+      echo "bootstrap: npm ci failed; the real-agent tests will be skipped" >&2
+    fi
+  else
+    echo "bootstrap: npm not found; the real-agent tests will be skipped (sudo apt-get install -y nodejs npm)" >&2
+  fi
 fi
 
 stamp=.venv/.hatchctl-installed
