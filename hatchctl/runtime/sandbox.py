@@ -60,6 +60,15 @@ def _under(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
+def _outermost(paths: Iterable[Path]) -> list[Path]:
+    """The paths not inside another one of them (binding inside a read-only bind fails)."""
+    out: list[Path] = []
+    for v in sorted(set(paths), key=lambda x: len(x.parts)):
+        if not any(_under(v, o) for o in out):
+            out.append(v)
+    return sorted(out)
+
+
 def default_visible(root: Path, scripts_root: Path) -> tuple[Path, ...]:
     """What an agent needs to see even when it lives under /tmp: the project, the scripts and
     the Python that runs hatchctl (a test checkout or a CI clone may be under /tmp)."""
@@ -79,7 +88,7 @@ def argv(profile: Profile, command: Sequence[str]) -> list[str]:
     for h in hidden:
         out += ["--tmpfs", str(h)]
     tmp = Path("/tmp")
-    for v in sorted({v for v in p.visible if _under(v, tmp) and v != tmp and v.exists()}):
+    for v in _outermost(v for v in p.visible if _under(v, tmp) and v != tmp and v.exists()):
         out += ["--ro-bind", str(v), str(v)]
     inside = [w for w in (p.workdir, *p.writable) if _under(w, p.hatch_dir)]
     outside = sorted(
