@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -62,7 +63,8 @@ def render(
         "readonly_dir": str(worktree / "project-state-readonly"),
         "spec_text": spec.body,
         "files": ", ".join(spec.files) or "(not declared)",
-        "acceptance": " ".join(spec.acceptance_argv() or []) or "(none)",
+        # shell-quoted: pasted into a shell it runs exactly the argv hatchctl runs
+        "acceptance": shlex.join(spec.acceptance_argv() or []) or "(none)",
         "loc_cap": str(spec.loc_cap or "none"),
         "summary_file": str(summary_file),
         "stop_file": str(stop_file),

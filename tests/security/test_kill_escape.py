@@ -107,12 +107,12 @@ def test_kill_agent_leaves_nothing_of_a_tree_with_an_escaped_grandchild(
     assert report.found >= 5  # reaper, agent and its sleep, grandchild and its sleep
     assert report.killed >= 1  # the supervisor's report says SIGTERM was not enough
     assert report.as_dict()["survivors"] == [] and report.as_dict()["sigkilled"] == report.killed
-    assert pid_in(tmp_path / "late.pid")  # the agent forked once more on SIGTERM
+    # the agent forks once more on SIGTERM; whether that fork got as far as writing its pid
+    # before the SIGKILL depends on the machine's load: either way it is gone (checked above)
     code = proc.wait(timeout=10)
     if reaper_grace == 60.0:  # the reaper is still in its grace: kill_agent did all the work
         assert code == -signal.SIGKILL
-        assert report.found >= 7  # ... and the late fork's sh and sleep, found after SIGTERM
-        assert report.killed >= 4  # the agent, both grandchildren and the reaper
+        assert report.killed >= 3  # the agent, the grandchild and the reaper
 
 
 def test_a_process_that_cannot_be_killed_is_reported_as_a_survivor(
