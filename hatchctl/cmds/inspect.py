@@ -13,6 +13,7 @@ from hatchctl.config import find_config, load_config
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.logfile import strip_ansi, tail_lines
+from hatchctl.state import metrics
 from hatchctl.state.ids import check_task_id
 from hatchctl.state.lockfile import probe
 from hatchctl.state.snapshot import status_document
@@ -70,7 +71,11 @@ def status(args: argparse.Namespace) -> int:
         head += f", paused ({doc['pause_reason'] or 'by user'})"
     print(head)
     print("  ".join(f"{k} {v}" for k, v in doc["counts"].items()))
-    rows = [("ID", "STATE", "PHASE", "ITER", "STRIKES", "RESTARTS", "FAILURE", "LAST ERROR")]
+    if doc["metrics"]:
+        print("usage " + (metrics.short(doc["metrics"]) or "-"))
+    rows = [
+        ("ID", "STATE", "PHASE", "ITER", "STRIKES", "RESTARTS", "USAGE", "FAILURE", "LAST ERROR")
+    ]
     limits = project.config.limits
     for t in doc["tasks"]:
         rows.append(
@@ -81,6 +86,7 @@ def status(args: argparse.Namespace) -> int:
                 str(t["iteration"]),
                 f"{t['strikes']}/{limits.max_strikes}",
                 f"{t['restarts']}/{limits.restart.max_restarts}",
+                metrics.short(t["metrics"]) or "-",
                 t["failure_class"] or "-",
                 (t["last_error"] or "-")[:60],
             )

@@ -147,26 +147,20 @@ def ensure_integration(env: JobEnv) -> str:
 
 
 def claude_settings(env: JobEnv) -> str:
-    hook = env.scripts.path("agent/stop_hook.sh")
-    return json.dumps(
-        {
-            "hooks": {
-                "Stop": [
-                    {
-                        "matcher": "",
-                        "hooks": [
-                            {
-                                "type": "command",
-                                "command": f"bash {shlex.quote(str(hook))}",
-                                "timeout": 30,
-                            }
-                        ],
-                    }
-                ]
+    """Claude Code hooks: Stop (the turn ended: a .stop with the transcript's path) and
+    Notification (it waits for the user: permission prompt or idle input box)."""
+
+    def hook(script: str) -> list[dict[str, object]]:
+        path = shlex.quote(str(env.scripts.path(script)))
+        return [
+            {
+                "matcher": "",
+                "hooks": [{"type": "command", "command": f"bash {path}", "timeout": 30}],
             }
-        },
-        indent=2,
-    )
+        ]
+
+    hooks = {"Stop": hook("agent/stop_hook.sh"), "Notification": hook("agent/wait_hook.sh")}
+    return json.dumps({"hooks": hooks}, indent=2)
 
 
 def setup(env: JobEnv, spec: TaskSpec) -> SetupResult:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hatchctl.engine import confinement
+from hatchctl.engine import confinement, observe
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import load_template, render
 from hatchctl.errors import HatchError, TmuxError
@@ -238,4 +238,7 @@ def end_run(
             )
             if then is not None:
                 then(tx)
+    ended = deps.store.run(run.id)
+    if ended is not None and not ended.metrics:
+        observe.collect(deps, ended)
     return report

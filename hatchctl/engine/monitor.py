@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hatchctl.engine import confinement, launcher, lifecycle
+from hatchctl.engine import confinement, launcher, lifecycle, observe
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import SUMMARY_REQUEST
 from hatchctl.errors import ForgedSignal, SummaryError, TmuxError
@@ -101,6 +101,7 @@ class Monitor:
             return
         if run.role and getattr(deps.project.config.agents, run.role).prompt_delivery == "paste":
             self._paste_prompt(run)
+        run = observe.check_waiting(deps, run)
         self._check_idle(run, now, started)
 
     def _check_idle(self, run: RunRow, now: float, started: float) -> None:
@@ -115,6 +116,8 @@ class Monitor:
         busy = size != run.log_size or (previous is not None and cpu - previous > 0.02)
         last = run.last_activity_at or started
         if busy:
+            if run.waiting_since is not None and size != run.log_size:
+                run = observe.clear_waiting(deps, run, "output")
             if run.state == "stalled":
                 with deps.store.tx() as tx:
                     tx.transition_run(
@@ -131,19 +134,23 @@ class Monitor:
             return
         idle = now - last
         if idle >= lim.idle_timeout and run.state == "stalled":  # always shown stalled first
+            # an agent at a prompt or dialog is not hung: its own reason, with what it asked
+            reason = "waiting_for_input" if run.waiting_since is not None else "idle_timeout"
             detail = f"no output and no CPU for {idle:.1f}s"
+            if run.waiting_reason:
+                detail = f"waited for input for {idle:.1f}s: {run.waiting_reason}"
             launcher.end_run(
                 deps,
                 run,
                 "timed_out",
-                "idle_timeout",
+                reason,
                 data={"idle": round(idle, 2)},
                 then=lambda tx: lifecycle.schedule_restart(
                     deps,
                     tx,
                     self._task(run),
                     role=run.role,
-                    reason="idle_timeout",
+                    reason=reason,
                     detail=detail,
                     run_id=run.id,
                     stable_for=last - started,
@@ -202,6 +209,8 @@ class Monitor:
                 )
             return
         exited = stop.reason == "exit"
+        observe.note_stop(deps, run, stop)
+        run = observe.clear_waiting(deps, deps.store.run(run.id) or run, "stopped")
         with deps.store.tx() as tx:
             fields: dict[str, Any] = {"stop_seen": sig}
             if exited:
@@ -366,6 +375,7 @@ class Monitor:
                 data={"status": summary.status},
             )
             self.advance(tx, run, summary)
+        observe.collect(deps, deps.store.run(run.id) or run, summary)
 
     def advance(self, tx: Tx, run: RunRow, summary: Summary) -> None:
         task = tx.task(run.task_id)

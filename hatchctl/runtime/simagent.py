@@ -43,6 +43,7 @@ class SimAgent:
         self.iteration = int(env["HATCH_ITERATION"])
         self.attempt = int(env["HATCH_ATTEMPT"])
         self.worktree = Path(env.get("HATCH_WORKTREE") or os.getcwd())
+        self.turns = 0  # assistant messages written to its transcript
         self.summary_file = Path(env["HATCH_SUMMARY_FILE"])
         self.base = env.get("HATCH_BASE_SHA", "")
         spec_file = Path(env["HATCH_SPEC_FILE"])
@@ -218,6 +219,11 @@ class SimAgent:
             say("thinking...")
             while True:
                 signal.pause()
+        if b == "needs_input":  # like Claude Code at a permission prompt: asks, then waits
+            say("Do you want to proceed? (permission prompt)")
+            self.run_hooks("Notification", message="Claude needs your permission to use Bash")
+            while True:
+                signal.pause()
         if b == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             subprocess.Popen(  # a grandchild in its own session that also ignores SIGTERM
@@ -262,20 +268,51 @@ class SimAgent:
             return 0
         return self.interact(summary)
 
+    def write_transcript(self) -> str:
+        """Like Claude Code's session transcript: one JSON line per assistant message with the
+        API's usage (deterministic numbers), next to the stop file (the sandbox lets it write
+        there and hatchctl can read it)."""
+        stop = os.environ.get("HATCH_STOP_FILE", "")
+        if not stop:
+            return ""
+        path = Path(stop).with_suffix(".transcript.jsonl")
+        self.turns += 1
+        line = {
+            "type": "assistant",
+            "message": {
+                "id": f"msg_sim_{os.getpid()}_{self.turns}",
+                "role": "assistant",
+                "model": "claude-sonnet-sim",
+                "usage": {
+                    "input_tokens": 1000 * self.turns,
+                    "output_tokens": 200,
+                    "cache_creation_input_tokens": 500,
+                    "cache_read_input_tokens": 3000,
+                },
+            },
+        }
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+        return str(path)
+
     def run_stop_hooks(self) -> None:
+        self.run_hooks("Stop", transcript_path=self.write_transcript(), stop_hook_active=False)
+
+    def run_hooks(self, event: str, **fields: object) -> None:
+        """Run the hooks configured for ``event`` in .claude/settings.local.json, as Claude Code
+        does: through a shell, the event's JSON on stdin."""
         settings = self.worktree / ".claude" / "settings.local.json"
         try:
-            hooks = json.loads(settings.read_text(encoding="utf-8"))["hooks"]["Stop"]
+            hooks = json.loads(settings.read_text(encoding="utf-8"))["hooks"][event]
         except (OSError, ValueError, KeyError, TypeError):
-            say("no Stop hook configured")
+            say(f"no {event} hook configured")
             return
         payload = json.dumps(
             {
                 "session_id": f"sim-{os.getpid()}",
-                "transcript_path": "",
                 "cwd": str(self.worktree),
-                "hook_event_name": "Stop",
-                "stop_hook_active": False,
+                "hook_event_name": event,
+                **fields,
             }
         )
         for entry in hooks:

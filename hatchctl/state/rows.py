@@ -90,10 +90,15 @@ class RunRow:
     last_activity_at: float | None
     log_size: int
     version: int
+    metrics: dict[str, Any] = field(default_factory=dict)  # tokens, turns, model, cost...
+    transcript_path: str | None = None
+    waiting_since: float | None = None  # the agent waits for input (a prompt, a dialog)
+    waiting_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRow:
         data = dict(row)
+        data["metrics"] = _load(data.get("metrics"), {})
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 

@@ -6,7 +6,7 @@ import sqlite3
 
 from hatchctl.state.transitions import RUN_TRANSITIONS, TASK_TRANSITIONS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS runs (
     last_activity_at REAL,
     log_size INTEGER NOT NULL DEFAULT 0,
     version INTEGER NOT NULL DEFAULT 0,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    transcript_path TEXT,
+    waiting_since REAL,
+    waiting_reason TEXT,
     UNIQUE (task_id, role, iteration, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_task ON runs(task_id);
@@ -144,6 +148,25 @@ def statements(script: str) -> list[str]:
     return [s for s in out if s]
 
 
+# columns added after version 1, with their definitions: added to an older database on open
+ADDED_COLUMNS = {
+    "runs": {
+        "metrics": "TEXT NOT NULL DEFAULT '{}'",
+        "transcript_path": "TEXT",
+        "waiting_since": "REAL",
+        "waiting_reason": "TEXT",
+    },
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, definition in columns.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
+
 def install(conn: sqlite3.Connection) -> None:
     """Create tables, fill the transition table once, then install the guards (idempotent).
 
@@ -160,7 +183,8 @@ def install(conn: sqlite3.Connection) -> None:
         conn.executemany("INSERT OR IGNORE INTO transitions VALUES (?, ?, ?)", rows)
     for stmt in statements(GUARDS):
         conn.execute(stmt)
+    _migrate(conn)
     conn.execute(
-        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),
     )

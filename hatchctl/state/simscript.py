@@ -24,6 +24,7 @@ Behaviour = Literal[
     "slow",  # sleep slow_seconds, then ok
     "noisy",  # print noisy_lines lines of output, then ok
     "stubborn",  # ignore SIGTERM and leave a setsid grandchild behind, then hang
+    "needs_input",  # ask for permission (Notification hooks), then wait without output
 ]
 Step = Behaviour | list[Behaviour]
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hatchctl.state import metrics
 from hatchctl.state.lockfile import probe
 from hatchctl.state.rows import TaskRow, iso
 from hatchctl.state.store import Store
@@ -43,6 +44,13 @@ def status_document(store: Store, project: str, lock_path: Path) -> dict[str, An
             for r in conn.execute("SELECT * FROM tasks ORDER BY priority DESC, id")
         ]
         meta = {r[0]: r[1] for r in conn.execute("SELECT key, value FROM meta")}
+        per_task: dict[str, list[dict[str, Any]]] = {}
+        for task_id, raw in conn.execute("SELECT task_id, metrics FROM runs WHERE metrics != '{}'"):
+            try:
+                per_task.setdefault(task_id, []).append(json.loads(raw))
+            except ValueError:
+                continue
+    task_metrics = {tid: metrics.total(ms) for tid, ms in per_task.items()}
     counts = dict.fromkeys(TASK_STATES, 0)
     for t in tasks:
         counts[t.state] = counts.get(t.state, 0) + 1
@@ -53,7 +61,8 @@ def status_document(store: Store, project: str, lock_path: Path) -> dict[str, An
         "paused": meta.get("paused") == "1",
         "pause_reason": meta.get("pause_reason") or None,
         "counts": counts,
-        "tasks": [task_json(t) for t in tasks],
+        "metrics": metrics.total(task_metrics.values()),
+        "tasks": [{**task_json(t), "metrics": task_metrics.get(t.id, {})} for t in tasks],
     }
 
 

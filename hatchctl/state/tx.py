@@ -13,7 +13,7 @@ from hatchctl.state.transitions import run_transition_allowed, task_transition_a
 
 _TASK_COLUMNS = frozenset(TaskRow.__dataclass_fields__) - {"id", "version", "created_at"}
 _RUN_COLUMNS = frozenset(RunRow.__dataclass_fields__) - {"id", "version"}
-_JSON_COLUMNS = frozenset({"depends_on", "files", "errors", "args", "data"})
+_JSON_COLUMNS = frozenset({"depends_on", "files", "errors", "args", "data", "metrics"})
 
 
 def _encode(column: str, value: Any) -> Any:
