@@ -67,6 +67,11 @@ class LimitsSection(_Strict):
     script_timeout: Duration = 120.0
     kill_grace: Duration = 5.0
     launch_timeout: Duration = 30.0  # a launched pane must claim its ticket within this
+    # text pasted into an agent (paste prompts, summary requests): paste -> Enter delay, how
+    # long one try waits for the agent to confirm, and how many tries (see runtime/delivery.py)
+    submit_delay: Duration = 0.5
+    delivery_confirm: Duration = 3.0
+    delivery_tries: int = Field(default=4, ge=1)
     tick: Duration = 1.0
     db_busy_timeout: Duration = 5.0  # how long a locked state database is retried
     restart: RestartPolicy = RestartPolicy()

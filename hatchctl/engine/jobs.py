@@ -147,19 +147,19 @@ def ensure_integration(env: JobEnv) -> str:
 
 
 def claude_settings(env: JobEnv) -> str:
-    """Claude Code hooks: Stop (the turn ended: a .stop with the transcript's path) and
-    Notification (it waits for the user: permission prompt or idle input box)."""
+    """Claude Code hooks: Stop (the turn ended: a .stop with the transcript's path),
+    Notification (it waits for the user) and UserPromptSubmit (a paste was taken)."""
 
-    def hook(script: str) -> list[dict[str, object]]:
-        path = shlex.quote(str(env.scripts.path(script)))
-        return [
-            {
-                "matcher": "",
-                "hooks": [{"type": "command", "command": f"bash {path}", "timeout": 30}],
-            }
-        ]
+    def hook(script: str, *args: str) -> list[dict[str, object]]:
+        command = shlex.join(["bash", str(env.scripts.path(script)), *args])
+        entry = {"type": "command", "command": command, "timeout": 30}
+        return [{"matcher": "", "hooks": [entry]}]
 
-    hooks = {"Stop": hook("agent/stop_hook.sh"), "Notification": hook("agent/wait_hook.sh")}
+    hooks = {
+        "Stop": hook("agent/stop_hook.sh"),
+        "Notification": hook("agent/signal_hook.sh", "wait"),
+        "UserPromptSubmit": hook("agent/signal_hook.sh", "submitted"),
+    }
     return json.dumps({"hooks": hooks}, indent=2)
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from hatchctl.engine import confinement, launcher, lifecycle, observe
+from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import SUMMARY_REQUEST
-from hatchctl.errors import ForgedSignal, SummaryError, TmuxError
+from hatchctl.errors import ForgedSignal, SummaryError
 from hatchctl.runtime import psinfo
+from hatchctl.runtime.delivery import Delivered
 from hatchctl.state import secret
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
@@ -25,9 +27,12 @@ ACTIVE = ("running", "stalled")
 
 
 class Monitor:
-    def __init__(self, deps: Deps, specs: dict[str, TaskSpec]) -> None:
+    def __init__(
+        self, deps: Deps, specs: dict[str, TaskSpec], courier: Courier | None = None
+    ) -> None:
         self.deps = deps
         self.specs = specs
+        self.courier = courier or Courier(deps)
         self.cpu: dict[int, float] = {}
 
     # -- helpers ---------------------------------------------------------------------------
@@ -165,19 +170,44 @@ class Monitor:
         if run.prompt_sent or not launcher.claimed(self.deps, run.id) or not run.pane_id:
             return
         text = self._path(run.prompt_path).read_text(encoding="utf-8")
-        try:
-            self.deps.tmux.send_text(run.pane_id, text)
-        except TmuxError as exc:
-            self.deps.log.warning("prompt_paste_failed", run_id=run.id, error=str(exc))
+        if not self.courier.send(run, text, "prompt"):
             return
         with self.deps.store.tx() as tx:
             tx.update_run(run.id, prompt_sent=1)
             tx.event("prompt_pasted", task_id=run.task_id, run_id=run.id, data={"chars": len(text)})
 
+    def delivered(self, run_id: int, kind: str, result: Delivered) -> None:
+        """A delivery finished: record it; a prompt that never landed restarts the agent."""
+        deps = self.deps
+        run = deps.store.run(run_id)
+        if run is None:
+            return
+        data = {
+            "kind": kind,
+            "enters": result.enters,
+            "pastes": result.pastes,
+            "seconds": round(result.seconds, 3),
+            "how": result.how,
+            "error": result.error,
+        }
+        with deps.store.tx() as tx:
+            tx.event(
+                "delivered" if result.ok else "delivery_failed",
+                task_id=run.task_id,
+                run_id=run.id,
+                data=data,
+            )
+            if kind == "summary_request" and run.state == "summarizing":
+                tx.update_run(run.id, last_request_at=tx.now)  # its timeout starts now
+        if not result.ok and kind == "prompt" and run.state in ACTIVE:
+            self.restart(run, "delivery_failed", f"the prompt was not taken: {result.error}")
+
     def _check_summarizing(self, run: RunRow, now: float) -> None:
         try:
             summary = self.fresh_summary(run)
         except SummaryError:
+            if self.courier.busy(run.id):
+                return  # the request is still being delivered
             if now - (run.last_request_at or now) > self.deps.limits.summary_timeout:
                 self._request_or_fail(run, "summary_timeout")
             return
@@ -308,10 +338,8 @@ class Monitor:
         deps = self.deps
         if run.summary_requests < deps.limits.summary_requests and run.pane_id:
             text = SUMMARY_REQUEST.format(path=self._path(run.summary_path))
-            try:
-                deps.tmux.send_text(run.pane_id, text)
-            except TmuxError as exc:
-                deps.log.warning("summary_request_failed", run_id=run.id, error=str(exc))
+            if not self.courier.send(run, text, "summary_request"):
+                return  # one is still under way
             with deps.store.tx() as tx:
                 if run.state == "summarizing":
                     tx.transition_run(

@@ -18,6 +18,7 @@ from typing import Any
 from hatchctl.engine import jobs, launcher, lifecycle
 from hatchctl.engine.breaker import Breaker
 from hatchctl.engine.commands import Commands
+from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.jobrunner import JobRunner
 from hatchctl.engine.monitor import Monitor
@@ -62,7 +63,8 @@ class Supervisor:
         self.on_pass = on_pass
         self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
         self.specs: dict[str, TaskSpec] = {}
-        self.monitor = Monitor(deps, self.specs)
+        self.courier = Courier(deps, self.queue)
+        self.monitor = Monitor(deps, self.specs, self.courier)
         self.commands = Commands(deps, on_down=self._down, on_resume=self._resume)
         lim = deps.limits
         self.breaker = Breaker(lim.breaker.threshold, lim.breaker.window)
@@ -125,6 +127,7 @@ class Supervisor:
             if watcher is not None:
                 watcher.stop()
             self.jobs.shutdown()
+            self.courier.shutdown()
             try:
                 with deps.store.tx() as tx:
                     tx.event("supervisor_stopped", data={"down": self.going_down})
@@ -246,6 +249,10 @@ class Supervisor:
         self.commands.process()
         if self.going_down:
             return False
+        for run_id, kind, result in self.courier.collect():
+            done = deps.store.run(run_id)
+            if done is not None:
+                self._guard(done.task_id, self.monitor.delivered, run_id, kind, result)
         for run in deps.store.runs(live_only=True):
             self._guard(run.task_id, self.monitor.check, run, deps.clock())
         self.jobs.collect()
@@ -257,7 +264,7 @@ class Supervisor:
         for task in deps.store.tasks():
             if task.state == "active":
                 self._guard(task.id, self._advance, task, task.id in live, paused)
-        if self.jobs or deps.store.runs(live_only=True):  # fresh: _advance may have launched
+        if self.jobs or self.courier.inflight or deps.store.runs(live_only=True):
             return False
         if paused:
             return True

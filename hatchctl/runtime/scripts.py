@@ -22,7 +22,7 @@ SCRIPT_NAMES = (
     "mount/unmount.sh",
     "agent/run_agent.sh",
     "agent/stop_hook.sh",
-    "agent/wait_hook.sh",
+    "agent/signal_hook.sh",
 )
 
 

@@ -336,6 +336,7 @@ class SimAgent:
             text = line.strip()
             if not text:
                 continue
+            self.run_hooks("UserPromptSubmit", prompt=text[:2000])
             say(f"received: {text[:80]}")
             if "summary" in text.lower() and self.behaviour == "no_summary":
                 self.write_summary(summary)

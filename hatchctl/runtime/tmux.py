@@ -194,7 +194,9 @@ class Tmux:
             raise TmuxError(f"tmux new-window printed an unexpected line: {line!r}")
         try:
             self.run("set-option", "-w", "-t", pane.pane_id, TAG_OPTION, self.tag)
-        except TmuxError:
+        except TmuxError as exc:
+            if "no such window" in str(exc):  # it already exited: nothing left to tag or run
+                return pane
             self.kill_pane(pane.pane_id)
             raise
         return dataclasses.replace(pane, tag=self.tag)
@@ -225,6 +227,9 @@ class Tmux:
         self.run("paste-buffer", "-p", "-d", "-b", buffer, "-t", pane_id)
         if enter:
             self.run("send-keys", "-t", pane_id, "Enter")
+
+    def press_enter(self, pane_id: str) -> None:
+        self.run("send-keys", "-t", pane_id, "Enter")
 
     def capture(self, pane_id: str, lines: int = 200) -> str:
         return self.run("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}").stdout

@@ -53,6 +53,10 @@ def test_stop_without_summary_gets_one_request_then_succeeds(projects: Projects)
     assert (factory.role, factory.state, factory.summary_requests) == ("factory", "succeeded", 1)
     log = (p.root / factory.log_path).read_text(errors="replace")
     assert "received: hatchctl: your turn ended without a valid handover summary" in log
+    # the first request landed, confirmed by the agent's own UserPromptSubmit hook
+    delivered = [e for e in deps.store.events("A") if e.kind == "delivered"]
+    assert [e.data["kind"] for e in delivered] == ["summary_request"]
+    assert delivered[0].data["how"] == "hook" and delivered[0].data["enters"] == 1
 
 
 def test_no_answer_to_the_request_is_no_summary(projects: Projects) -> None:

@@ -1,0 +1,103 @@
+"""Text delivered to an agent's pane the way a real TUI accepts it, and confirmed.
+
+A paste followed by Enter a moment later is often left unsubmitted by a busy TUI (Claude Code:
+Enter ~0.1 s after a paste is dropped; 0.3 s+ works), and a paste right after a Stop hook can
+arrive before the input box is back. So: wait ``settle``, paste (bracketed, literal), wait
+``submit_delay``, press Enter, then wait for a confirmation; unconfirmed, press Enter again
+(and paste again when the screen no longer shows the text), with a growing delay, ``tries``
+times in all. The result says how it went; the caller records ``delivered`` or
+``delivery_failed``.
+
+Confirmations: ``submitted`` (the agent's UserPromptSubmit hook wrote its signal file after the
+paste: Claude Code), else the pane's log grew after Enter by more than an echo (the agent
+answered).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatchctl.errors import TmuxError
+from hatchctl.runtime.tmux import Tmux
+
+ECHO_BYTES = 64  # the terminal echoing a short line back is not an answer
+
+
+@dataclass(frozen=True)
+class Timing:
+    settle: float = 0.3  # before the paste: the agent's input box comes back after a hook
+    submit_delay: float = 0.5  # paste -> Enter
+    confirm: float = 3.0  # how long one try waits for its confirmation
+    tries: int = 4
+
+
+@dataclass(frozen=True)
+class Delivered:
+    ok: bool
+    enters: int
+    pastes: int
+    seconds: float
+    how: str  # hook | output | "" when it failed
+    error: str = ""
+
+
+def _mtime(path: Path | None) -> float:
+    if path is None:
+        return 0.0
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def pending_on_screen(screen: str, text: str) -> bool:
+    """The text (or Claude Code's placeholder for a long paste) still sits in the input area."""
+    tail = [ln for ln in screen.splitlines() if ln.strip()][-8:]
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:40]
+    return any("[Pasted text" in ln or (first and first in ln) for ln in tail)
+
+
+def deliver(
+    tmux: Tmux,
+    pane_id: str,
+    text: str,
+    *,
+    log: Path,
+    submitted: Path | None,
+    timing: Timing = Timing(),
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Delivered:
+    start = clock()
+    enters = pastes = 0
+    since = time.time()  # hook files carry wall-clock mtimes
+    try:
+        sleep(timing.settle)
+        for attempt in range(timing.tries):
+            if attempt == 0 or not pending_on_screen(tmux.capture(pane_id, 40), text):
+                tmux.send_text(pane_id, text, enter=False)
+                pastes += 1
+            sleep(timing.submit_delay * (attempt + 1))
+            before = _size(log)
+            tmux.press_enter(pane_id)
+            enters += 1
+            deadline = clock() + timing.confirm * (attempt + 1)
+            while clock() < deadline:
+                if submitted is not None and _mtime(submitted) >= since:
+                    return Delivered(True, enters, pastes, clock() - start, "hook")
+                if submitted is None and _size(log) > before + ECHO_BYTES:
+                    return Delivered(True, enters, pastes, clock() - start, "output")
+                sleep(0.05)
+    except TmuxError as exc:
+        return Delivered(False, enters, pastes, clock() - start, "", str(exc))
+    return Delivered(False, enters, pastes, clock() - start, "", "no confirmation")
