@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop the supervisor after this long (agents keep running), e.g. 8h",
     )
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="resume a paused project first (without it, --until-drained refuses to start)",
+    )
     s.set_defaults(func=_cmd("run:run"))
 
     for name, help_text in (

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from hatchctl.errors import ConfigError
+from hatchctl.errors import ConfigError, SummaryError
 from hatchctl.state.durations import parse_duration
+from hatchctl.state.summary import read_agent_file
 
 CONFIG_NAME = "hatch.toml"
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -72,7 +73,7 @@ class LimitsSection(_Strict):
     submit_delay: Duration = 0.5
     delivery_confirm: Duration = 3.0
     delivery_tries: int = Field(default=4, ge=1)
-    tick: Duration = 1.0
+    tick: Duration = Field(default=1.0, gt=0, le=60)  # the longest the loop sleeps
     db_busy_timeout: Duration = 5.0  # how long a locked state database is retried
     restart: RestartPolicy = RestartPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
@@ -143,6 +144,8 @@ def parse_config(text: str, path: Path) -> HatchConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     try:
         return HatchConfig.model_validate(data)
     except ValidationError as exc:
@@ -150,10 +153,12 @@ def parse_config(text: str, path: Path) -> HatchConfig:
 
 
 def load_config(path: Path) -> HatchConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:  # bounded: a FIFO or a link to /dev/zero named hatch.toml must not hang hatchctl
+        text = read_agent_file(path, "config", 1024 * 1024).decode("utf-8")
+    except SummaryError as exc:
+        raise ConfigError(f"cannot read {path}: {str(exc).removeprefix('config ')}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: not UTF-8 ({exc.reason})") from None
     return parse_config(text, path)
 
 

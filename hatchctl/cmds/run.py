@@ -11,6 +11,7 @@ from hatchctl.demo import EXPECTED, write_demo
 from hatchctl.engine.jobs import INTEGRATION_DIR
 from hatchctl.engine.progress import Reporter
 from hatchctl.engine.supervisor import Supervisor
+from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.acceptance import run_acceptance
 from hatchctl.state.rows import TaskRow
@@ -77,8 +78,31 @@ def run_supervisor(
     return code, deps.store.tasks()
 
 
+def _paused_check(project: Project, *, until_drained: bool, resume: bool) -> None:
+    """A paused project never drains: say so instead of exiting at once as if it had."""
+    store = project.open_store()
+    try:
+        if store.meta("paused") != "1":
+            return
+        if resume:
+            with store.tx() as tx:
+                tx.set_meta("paused", "0")
+                tx.set_meta("pause_reason", "")
+                tx.event("resumed", data={"by": "run --resume"})
+            return
+        if until_drained:
+            reason = store.meta("pause_reason") or "by the user"
+            raise HatchError(
+                f"the project is paused ({reason}); nothing would start: "
+                "`hatchctl run --until-drained --resume` resumes it first"
+            )
+    finally:
+        store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
+    _paused_check(project, until_drained=args.until_drained, resume=args.resume)
     code, tasks = run_supervisor(
         project, until_drained=args.until_drained, time_limit=args.max_time
     )

@@ -200,7 +200,8 @@ class Supervisor:
                 with self.deps.store.tx() as tx:
                     tx.event("time_limit_reached", data={"seconds": self.time_limit})
                 break
-            specs_changed = self._wait(tick)
+            wait = tick if deadline is None else max(0.0, min(tick, deadline - self.deps.clock()))
+            specs_changed = self._wait(wait)
             if self.stop_requested:
                 break
             try:

@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_SECONDS = 366 * 86400.0  # a year: anything longer is a mistake (or an overflow)
 
 
 def parse_duration(value: object) -> float:
-    """Seconds as a float. Raises ValueError with a one-line reason for anything else."""
+    """Seconds as a float, finite and at most a year. Raises ValueError with a one-line reason
+    for anything else (nan, infinity, negative, too long, not a duration)."""
+    seconds = _parse(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {_short(value)}: not a finite number")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"invalid duration {_short(value)}: longer than a year")
+    return seconds
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}")
     if isinstance(value, int | float):
         if value < 0:
-            raise ValueError(f"invalid duration {value!r}: negative")
-        return float(value)
+            raise ValueError(f"invalid duration {_short(value)}: negative")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"invalid duration {_short(value)}: too large") from None
     if not isinstance(value, str):
-        raise ValueError(f"invalid duration {value!r}: expected e.g. '30s', '10m', '1h'")
+        raise ValueError(f"invalid duration {_short(value)}: expected e.g. '30s', '10m', '1h'")
     text = value.strip().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
@@ -29,7 +49,7 @@ def parse_duration(value: object) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {value!r}: expected e.g. '30s', '10m', '1h'")
+        raise ValueError(f"invalid duration {_short(value)}: expected e.g. '30s', '10m', '1h'")
     return total
 
 

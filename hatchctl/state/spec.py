@@ -11,26 +11,35 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hatchctl.errors import SummaryError
 from hatchctl.state.durations import parse_duration
 from hatchctl.state.ids import TASK_ID_PATTERN, is_valid_task_id
 from hatchctl.state.simscript import SimScript
+from hatchctl.state.summary import read_agent_file
+
+# bounds: a spec is read by hatchctl and handed to an agent (as one argument by default, which
+# Linux caps at 128 KiB: MAX_ARG_STRLEN), so sizes are checked when it is validated
+MAX_SPEC_BYTES = 256 * 1024
+MAX_BODY_BYTES = 96 * 1024
+MAX_TITLE = 200
+MAX_ITEMS = 1000
 
 
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    title: str
-    depends_on: list[str] = Field(default_factory=list)
-    priority: int = 50
-    files: list[str] = Field(default_factory=list)
+    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    depends_on: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
+    priority: int = Field(default=50, ge=-1_000_000, le=1_000_000)
+    files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
     acceptance: str | list[str] | None = None
     tdd: bool = False
-    loc_cap: int | None = Field(default=500, ge=1)
+    loc_cap: int | None = Field(default=500, ge=1, le=10_000_000)
     timeout: float | None = None
     sim: SimScript | None = None
     # filled by the loader, not by the front matter
-    body: str = ""
+    body: str = Field(default="", max_length=MAX_BODY_BYTES)
     path: str = ""
     digest: str = ""
 
@@ -93,6 +102,21 @@ class SpecParse:
     id_line: int = 1
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _key_lines(text: str, offset: int) -> dict[str, int]:
     """Line (1-based, in the whole file) of each top-level key of the front matter."""
     try:
@@ -121,7 +145,9 @@ def parse_spec(text: str, path: Path) -> SpecParse:
     front = "\n".join(lines[1:end])
     body = "\n".join(lines[end + 1 :]).strip()
     try:
-        data: Any = yaml.safe_load(front)
+        data: Any = yaml.load(front, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:
+        return SpecParse(None, [f"{name}:2: invalid YAML: nested too deeply"])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + 2) if mark is not None else 2
@@ -203,10 +229,13 @@ def load_specs(specs_dir: Path) -> SpecSet:
     if not specs_dir.is_dir():
         return SpecSet({}, [f"{specs_dir}: specs directory does not exist"])
     for path in sorted(specs_dir.glob("*.md")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{path}:1: cannot read: {exc}")
+        try:  # a FIFO, a link to /dev/zero or a huge file must not hang or exhaust anything
+            text = read_agent_file(path, "spec", MAX_SPEC_BYTES).decode("utf-8")
+        except SummaryError as exc:
+            problems.append(f"{path}:1: cannot read: {str(exc).removeprefix('spec ')}")
+            continue
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path}:1: cannot read: not UTF-8 ({exc.reason})")
             continue
         result = parse_spec(text, path)
         problems.extend(result.problems)

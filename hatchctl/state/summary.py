@@ -60,6 +60,11 @@ class Summary(BaseModel):
 
     @model_validator(mode="after")
     def _status_fits_role(self) -> Summary:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.schema_version} is not supported "
+                f"(this hatchctl reads version {SCHEMA_VERSION})"
+            )
         allowed = FACTORY_STATUSES if self.role == "factory" else QA_STATUSES
         if self.status not in allowed:
             raise ValueError(
@@ -135,10 +140,43 @@ def _read_json(path: Path, what: str) -> Any:
         raw = read_agent_file(path, what).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SummaryError(f"{what} {path.name} is unreadable: {exc}") from None
+    if _too_deep(raw):
+        raise SummaryError(f"{what} {path.name} nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise SummaryError(f"{what} {path.name} is not valid JSON: {exc}") from None
+    except RecursionError:  # belt and braces: _too_deep already refuses such input
+        raise SummaryError(f"{what} {path.name} nests too deeply") from None
+
+
+MAX_JSON_DEPTH = 64
+
+
+def _too_deep(raw: str) -> bool:
+    """Whether brackets nest deeper than MAX_JSON_DEPTH (counted outside strings), checked
+    before json.loads, which would recurse once per level."""
+    if raw.count("[") + raw.count("{") <= MAX_JSON_DEPTH:
+        return False  # cannot nest deeper than it has brackets
+    depth = 0
+    in_string = escaped = False
+    for ch in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def load_summary(path: Path, *, task_id: str, role: str, iteration: int) -> Summary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -143,3 +144,42 @@ def test_events_json_lines(project: Path) -> None:
 def test_write_commands_without_supervisor(project: Path) -> None:
     one_line_error(hatchctl("-C", str(project), "kill", "A"), "no supervisor is running")
     one_line_error(hatchctl("-C", str(project), "pause"), "no supervisor is running")
+
+
+def test_hostile_spec_files_are_problems_not_hangs(project: Path) -> None:
+    """A FIFO and a link to /dev/zero among the specs, a duplicate key, an overflowing priority,
+    a huge title: validate names each (file:line) and exits 1 at once."""
+    specs = project / "specs"
+    os.mkfifo(specs / "fifo.md")
+    (specs / "zero.md").symlink_to("/dev/zero")
+    write_spec(specs, "DUP", front="title: again\n")
+    write_spec(specs, "BIG", front="priority: 999999999999999999999999999999\n")
+    write_spec(specs, "LONG", front=f"timeout: {'9' * 400}\n")
+    (specs / "T.md").write_text("---\nid: T\ntitle: " + "x" * 1_000_000 + "\n---\nbody\n")
+    out = hatchctl("-C", str(project), "validate", timeout=30)
+    assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
+    text = out.stdout + out.stderr
+    for needle in (
+        "fifo.md:1: cannot read",
+        "zero.md:1: cannot read",
+        "duplicate key 'title'",
+        "DUP.md",
+        "BIG.md:4: priority",
+        "LONG.md:4: timeout",
+        "T.md:1: cannot read",  # larger than a spec may be
+    ):
+        assert needle in text, (needle, text[-2000:])
+
+
+@pytest.mark.parametrize(
+    ("limits", "needle"),
+    [
+        ('tick = "nan"', "limits.tick"),
+        ('tick = "1000h"', "limits.tick"),
+        ("run_timeout = nan", "limits.run_timeout"),
+        (f"idle_timeout = {'9' * 400}", "limits.idle_timeout"),
+    ],
+)
+def test_insane_numbers_in_config_are_one_line(project: Path, limits: str, needle: str) -> None:
+    (project / "hatch.toml").write_text(f"[limits]\n{limits}\n")
+    one_line_error(hatchctl("-C", str(project), "status"), needle)
