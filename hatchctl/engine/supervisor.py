@@ -28,6 +28,7 @@ from hatchctl.errors import ConfigError, HatchError, SpecError, StoreBusyError, 
 from hatchctl.runtime import psinfo, sandbox
 from hatchctl.runtime.acceptance import Confine
 from hatchctl.runtime.agentpath import find_agent
+from hatchctl.runtime.gitrepo import check_repository
 from hatchctl.runtime.logfile import tail_lines
 from hatchctl.runtime.watcher import Watcher
 from hatchctl.state.lockfile import SupervisorLock
@@ -97,6 +98,9 @@ class Supervisor:
             orphans = psinfo.kill_orphaned_jobs(deps.job_key)
             os.environ[psinfo.JOB_KEY_ENV] = deps.job_key
             self._load_specs(strict=True)
+            check_repository(
+                deps.project.root, deps.project.config.project, deps.limits.git_timeout
+            )
             self._check_agents()
             with deps.store.tx() as tx:
                 tx.event(
@@ -160,8 +164,8 @@ class Supervisor:
             found = find_agent(exe, self.deps.project.root)
             if not found:
                 raise ConfigError(
-                    f"the {role} agent command {exe!r} is not installed or not on PATH "
-                    f"(hatch.toml [agents.{role}] command)"
+                    f"the {role} agent command {exe!r} is not installed, not on PATH or not "
+                    f"executable (hatch.toml [agents.{role}] command)"
                 )
 
     def _install_signals(self) -> None:

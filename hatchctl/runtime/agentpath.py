@@ -16,5 +16,6 @@ def find_agent(exe: str, root: Path) -> str | None:
     """The executable an agent command's first word runs, or None when it cannot run."""
     if "/" in exe:
         path = Path(exe) if os.path.isabs(exe) else root / exe
-        return str(path) if path.exists() else None
+        runnable = path.is_file() and os.access(path, os.X_OK)  # exists is not enough
+        return str(path) if runnable else None
     return shutil.which(exe, path=agent_search_path())

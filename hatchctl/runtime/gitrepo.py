@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hatchctl.errors import CommandError, HatchError
+from hatchctl.config import ProjectSection
+from hatchctl.errors import CommandError, ConfigError, HatchError
 from hatchctl.runtime import proc
 
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
@@ -144,3 +145,32 @@ def exclude_hatch_paths(repo: Path, timeout: float = 10.0) -> None:
             if current and current[-1] != "":
                 fh.write("\n")
             fh.write("# hatchctl runtime files\n" + "\n".join(missing) + "\n")
+
+
+def check_repository(root: Path, project: ProjectSection, timeout: float) -> None:
+    """What would otherwise fail on every launch, refused at once in one line: a repository
+    without the base commit (e.g. no commits yet), or an integration branch that is the branch
+    checked out in the user's checkout (merging there would change the user's files)."""
+    base = project.base_ref
+    found = proc.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
+        timeout=timeout,
+        env=git_env(),
+        check=False,
+    )
+    if found.returncode != 0:
+        raise ConfigError(
+            f"base_ref {base!r} is not a commit in {root} (a repository needs at least one "
+            "commit; hatch.toml [project] base_ref)"
+        )
+    head = proc.run(
+        ["git", "-C", str(root), "symbolic-ref", "--quiet", "HEAD"],
+        timeout=timeout,
+        env=git_env(),
+        check=False,
+    ).stdout.strip()
+    if head == f"refs/heads/{project.integration_branch}":
+        raise ConfigError(
+            f"integration_branch {project.integration_branch!r} is the branch checked out in "
+            f"{root}: hatchctl would merge into your working copy (pick another branch)"
+        )

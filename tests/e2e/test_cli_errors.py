@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,32 @@ def test_hostile_spec_files_are_problems_not_hangs(project: Path) -> None:
 def test_insane_numbers_in_config_are_one_line(project: Path, limits: str, needle: str) -> None:
     (project / "hatch.toml").write_text(f"[limits]\n{limits}\n")
     one_line_error(hatchctl("-C", str(project), "status"), needle)
+
+
+def test_what_would_fail_every_launch_is_refused_at_start(tmp_path: Path) -> None:
+    """No commits yet, the integration branch checked out by the user, an agent that exists but
+    cannot be executed: one line at once, not restarts burnt one by one."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q", str(empty)], check=True, timeout=30)
+    (empty / "hatch.toml").write_text("")
+    write_spec(empty / "specs", "A")
+    one_line_error(
+        hatchctl("-C", str(empty), "run", "--until-drained", "--max-time", "10s"),
+        "needs at least one commit",
+    )
+    root = make_repo(tmp_path / "proj")
+    write_spec(root / "specs", "A")
+    (root / "hatch.toml").write_text('[project]\nintegration_branch = "main"\n')
+    one_line_error(
+        hatchctl("-C", str(root), "run", "--until-drained", "--max-time", "10s"),
+        "checked out in",
+    )
+    agent = root / "agent.sh"
+    agent.write_text("#!/bin/sh\nexit 0\n")
+    agent.chmod(0o644)
+    (root / "hatch.toml").write_text('[agents.factory]\ncommand = ["./agent.sh"]\n')
+    one_line_error(
+        hatchctl("-C", str(root), "run", "--until-drained", "--max-time", "10s"),
+        "not executable",
+    )

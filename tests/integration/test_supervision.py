@@ -381,7 +381,7 @@ def test_missing_agent_command_is_one_clear_line(projects: Projects) -> None:
     out = hatchctl("-C", str(p.root), "run", "--until-drained")
     assert out.returncode == 1
     assert out.stderr.strip() == (
-        "hatchctl: the factory agent command 'no-such-agent-cli' is not installed or not "
-        "on PATH (hatch.toml [agents.factory] command)"
+        "hatchctl: the factory agent command 'no-such-agent-cli' is not installed, not on PATH "
+        "or not executable (hatch.toml [agents.factory] command)"
     )
     assert "Traceback" not in out.stdout + out.stderr
