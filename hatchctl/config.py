@@ -73,6 +73,7 @@ class LimitsSection(_Strict):
     submit_delay: Duration = 0.5
     delivery_confirm: Duration = 3.0
     delivery_tries: int = Field(default=4, ge=1)
+    delivery_ready: Duration = 10.0  # a pasted prompt waits for the agent's bracketed paste
     tick: Duration = Field(default=1.0, gt=0, le=60)  # the longest the loop sleeps
     db_busy_timeout: Duration = 5.0  # how long a locked state database is retried
     restart: RestartPolicy = RestartPolicy()

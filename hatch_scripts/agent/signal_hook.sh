@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Claude Code hooks other than Stop, each a signal file next to the run's stop file:
-#   signal_hook.sh wait       (Notification: the agent needs the user: a permission prompt, or
-#                              idle at its input box) -> <stop file>.wait: the run shows waiting
+#   signal_hook.sh wait       (Notification or PermissionRequest: the agent needs the user: a
+#                              permission prompt, or it idles at its input box)
+#                              -> <stop file>.wait: the run shows waiting; prints nothing (a
+#                              PermissionRequest hook's output would be a decision)
 #   signal_hook.sh submitted  (UserPromptSubmit: a prompt was submitted) -> <stop file>.submitted:
 #                              hatchctl's paste was taken (delivery confirmed)
 # Usage: signal_hook.sh wait|submitted   (hook JSON on stdin; HATCH_* from the agent's environment)
@@ -16,6 +18,10 @@ done
 [[ $HATCH_RUN_ID =~ ^[0-9]+$ ]] || { echo "signal_hook.sh: invalid HATCH_RUN_ID; ignoring" >&2; exit 0; }
 # the message, reduced to safe characters (it is shown in the control room)
 message=$(printf '%s' "$input" | sed -n 's/.*"message"[[:space:]]*:[[:space:]]*"\([^"\\]\{1,300\}\)".*/\1/p' | head -n1 | tr -cd 'A-Za-z0-9 .,:;()/_-')
+if [[ -z $message ]]; then  # PermissionRequest carries the tool, not a message
+  tool=$(printf '%s' "$input" | sed -n 's/.*"tool_name"[[:space:]]*:[[:space:]]*"\([A-Za-z0-9_.:-]\{1,64\}\)".*/\1/p' | head -n1)
+  [[ -z $tool ]] || message="permission to use $tool"
+fi
 token=${HATCH_RUN_TOKEN:-}
 [[ $token =~ ^[0-9a-f]{0,64}$ ]] || token=
 tmp="$HATCH_STOP_FILE.$kind.$$.tmp"

@@ -35,6 +35,7 @@ class Courier:
             submit_delay=lim.submit_delay,
             confirm=lim.delivery_confirm,
             tries=lim.delivery_tries,
+            ready=lim.delivery_ready if kind == "prompt" else 0.0,
         )
         future = self.pool.submit(
             delivery.deliver,

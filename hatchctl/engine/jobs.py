@@ -158,6 +158,8 @@ def claude_settings(env: JobEnv) -> str:
     hooks = {
         "Stop": hook("agent/stop_hook.sh"),
         "Notification": hook("agent/signal_hook.sh", "wait"),
+        # at once, where Notification comes seconds later; the hook prints nothing: no decision
+        "PermissionRequest": hook("agent/signal_hook.sh", "wait"),
         "UserPromptSubmit": hook("agent/signal_hook.sh", "submitted"),
     }
     return json.dumps({"hooks": hooks}, indent=2)

@@ -46,6 +46,7 @@ def check_waiting(deps: Deps, run: RunRow) -> RunRow:
         path.unlink(missing_ok=True)
         return run
     message = str(doc.get("message") or "waiting for input")[:300]
+    path.unlink(missing_ok=True)  # consumed: one notification is one agent_waiting
     with deps.store.tx() as tx:
         run = tx.update_run(run.id, waiting_since=mtime, waiting_reason=message)
         tx.event("agent_waiting", task_id=run.task_id, run_id=run.id, data={"message": message})

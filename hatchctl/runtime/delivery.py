@@ -24,6 +24,7 @@ from hatchctl.errors import TmuxError
 from hatchctl.runtime.tmux import Tmux
 
 ECHO_BYTES = 64  # the terminal echoing a short line back is not an answer
+BRACKETED_PASTE_ON = b"\x1b[?2004h"  # a TUI that reads pastes is ready when it turns this on
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Timing:
     submit_delay: float = 0.5  # paste -> Enter
     confirm: float = 3.0  # how long one try waits for its confirmation
     tries: int = 4
+    # a first paste waits (at most this long) for the agent to turn bracketed paste on: pasted
+    # earlier, the terminal echoes it and the agent reads it as typed input when it starts
+    ready: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,28 @@ def _size(path: Path) -> int:
 
 
 def pending_on_screen(screen: str, text: str) -> bool:
-    """The text (or Claude Code's placeholder for a long paste) still sits in the input area."""
-    tail = [ln for ln in screen.splitlines() if ln.strip()][-8:]
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:40]
-    return any("[Pasted text" in ln or (first and first in ln) for ln in tail)
+    """Any of the text (or Claude Code's placeholder for a long paste) is still on the screen:
+    pasting again would deliver it twice."""
+    shown = [ln for ln in screen.splitlines() if ln.strip()]
+    pieces = [ln.strip()[:40] for ln in text.splitlines() if len(ln.strip()) >= 4][:5]
+    return any("[Pasted text" in ln or any(p in ln for p in pieces) for ln in shown)
+
+
+def _wait_ready(
+    log: Path, timeout: float, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> bool:
+    """Until the pane's log shows bracketed paste turned on (or ``timeout``)."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            with log.open("rb") as f:
+                if BRACKETED_PASTE_ON in f.read(4 * 1024 * 1024):
+                    return True
+        except FileNotFoundError:
+            pass
+        if clock() >= deadline:
+            return False
+        sleep(0.05)
 
 
 def deliver(
@@ -82,6 +104,8 @@ def deliver(
     enters = pastes = 0
     since = time.time()  # hook files carry wall-clock mtimes
     try:
+        if timing.ready > 0:
+            _wait_ready(log, timing.ready, sleep, clock)
         sleep(timing.settle)
         for attempt in range(timing.tries):
             if attempt == 0 or not pending_on_screen(tmux.capture(pane_id, 40), text):

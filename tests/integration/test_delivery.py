@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hatchctl.runtime import psinfo
-from tests.integration.conftest import Projects, drain, kinds
+from tests.integration.conftest import Projects, drain, kinds, wait_for
 
 HOOK = {"agents": {"factory": {"stop": "claude-hook"}, "qa": {"stop": "claude-hook"}}}
 NASTY = (
@@ -93,7 +95,8 @@ def test_prompt_with_shell_metacharacters_is_delivered_verbatim(
                     "sandbox_writable": [str(out.parent)],
                 }
             },
-            "limits": {"max_strikes": 1, "restart": {"max_restarts": 0}},
+            # the echo agent never turns bracketed paste on: do not wait long for it
+            "limits": {"max_strikes": 1, "restart": {"max_restarts": 0}, "delivery_ready": "0.5s"},
         },
         files={"prompt.md": template},
     )
@@ -107,9 +110,12 @@ def test_prompt_with_shell_metacharacters_is_delivered_verbatim(
 
 
 GARBAGE_STOP_AGENT = """\
-import json, os, time
+import json, os, pathlib, time
 open(os.environ["HATCH_STOP_FILE"], "w").write("this is not json")
-time.sleep(0.6)
+flag = pathlib.Path(os.environ["SEEN_FLAG"])  # the test says when hatchctl has reported it
+deadline = time.monotonic() + 30
+while not flag.exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
 json.dump({"task_id": os.environ["HATCH_TASK_ID"], "role": "factory",
            "iteration": int(os.environ["HATCH_ITERATION"]), "status": "partial",
            "handover_notes": "gave up"}, open(os.environ["HATCH_SUMMARY_FILE"], "w"))
@@ -121,14 +127,32 @@ def test_a_garbage_stop_file_is_reported_and_the_real_one_still_counts(
 ) -> None:
     agent = tmp_path / "garbage_stop.py"
     agent.write_text(GARBAGE_STOP_AGENT)
+    flags = tmp_path / "flags"
+    flags.mkdir()
     p = projects.make(
         {"G": {}},
         {
-            "agents": {"factory": {"command": [sys.executable, str(agent)]}},
+            "agents": {
+                "factory": {
+                    "command": [sys.executable, str(agent)],
+                    "env": {"SEEN_FLAG": str(flags / "seen")},
+                    "sandbox_writable": [str(flags)],
+                }
+            },
             "limits": {"max_strikes": 1},
         },
     )
-    _, tasks, deps = drain(p, time_limit=20)
+    result: list[Any] = []
+    runner = threading.Thread(target=lambda: result.append(drain(p, time_limit=30)))
+    runner.start()
+    store = p.open_store()
+    try:
+        wait_for(lambda: "stop_file_invalid" in [e.kind for e in store.events("G")])
+    finally:
+        (flags / "seen").write_text("")
+        store.close()
+        runner.join(timeout=60)
+    _, tasks, deps = result[0]
     events = deps.store.events("G")
     invalid = [e for e in events if e.kind == "stop_file_invalid"]
     assert len(invalid) == 1 and "not valid JSON" in invalid[0].data["error"]
