@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("init", help="create hatch.toml, specs/ and prompt templates here")
     s.add_argument("--name", help="project name (default: the directory name)")
+    s.add_argument(
+        "--agent",
+        choices=["claude", "codex", "aider", "gemini"],
+        default=None,
+        help="run this agent CLI (its preset, see docs/agents.md); default: the simulated agent",
+    )
     s.set_defaults(func=_cmd("setup:init"))
 
     s = sub.add_parser("validate", help="check hatch.toml and every spec; report all problems")

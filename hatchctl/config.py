@@ -6,9 +6,17 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hatchctl.errors import ConfigError, SummaryError
 from hatchctl.state.durations import parse_duration
@@ -85,6 +93,9 @@ class LimitsSection(_Strict):
 
 
 class AgentSection(_Strict):
+    # an agent CLI's known settings (hatchctl/agents/): they fill in every key below that the
+    # table does not set; env is merged (the table's variables win); "command" fills in nothing
+    preset: str = "command"
     command: list[str] = Field(default_factory=lambda: ["hatchctl", "sim-agent"], min_length=1)
     prompt_template: str = ""  # path relative to the project root; empty = built-in template
     prompt_delivery: Literal["argument", "paste"] = "argument"
@@ -94,6 +105,22 @@ class AgentSection(_Strict):
     # auto: bwrap where it works, none elsewhere (doctor and an event say so); none: no sandbox
     sandbox: Literal["auto", "bwrap", "none"] = "auto"
     sandbox_writable: list[str] = Field(default_factory=list)  # extra paths, ~ expanded
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        from hatchctl.agents import apply_preset
+
+        return apply_preset(data) if isinstance(data, dict) else data
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from hatchctl.agents import NAMES, unknown_message
+
+        if v not in NAMES:
+            raise ValueError(unknown_message(v))
+        return v
 
 
 class AgentsSection(_Strict):

@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from hatchctl.cmds.common import load_project, start_dir
 from hatchctl.config import find_config, load_config
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
-from hatchctl.runtime.logfile import strip_ansi, tail_lines
+from hatchctl.runtime.logfile import LogFollower, StablePrinter
 from hatchctl.state import metrics
 from hatchctl.state.ids import check_task_id
 from hatchctl.state.lockfile import probe
@@ -138,27 +139,44 @@ def logs(args: argparse.Namespace) -> int:
         )
     run = runs[-1]
     path = project.paths.inside(project.root / run.log_path)
-    out = sys.stdout
     if args.raw:
-        sys.stdout.buffer.write(path.read_bytes() if path.exists() else b"")
-    else:
-        for line in tail_lines(path, 10_000):
-            out.write(line + "\n")
-    if args.follow:
-        pos = path.stat().st_size if path.exists() else 0
-        while True:
-            time.sleep(0.25)
-            if not path.exists():
-                continue
+        _raw_logs(path, follow=args.follow)
+        return 0
+    # What the pane showed (a TUI's redraws rendered, not its escape codes), from the log's tail.
+    follower = LogFollower(path)
+    follower.poll()
+    base, lines = follower.snapshot()
+    out = sys.stdout
+    out.writelines(line + "\n" for line in lines)
+    out.flush()
+    printer = StablePrinter(base, lines)
+    while args.follow:
+        time.sleep(0.25)
+        update = follower.poll()
+        base, lines = follower.snapshot()
+        restarted = update is not None and update.keep == 0
+        out.writelines(line + "\n" for line in printer.step(base, lines, restarted=restarted))
+        out.flush()
+    return 0
+
+
+def _raw_logs(path: Path, *, follow: bool) -> None:
+    """The bytes as the pane wrote them (escape codes and all)."""
+    out = sys.stdout.buffer
+    pos = 0
+    while True:
+        try:
             with path.open("rb") as fh:
                 fh.seek(pos)
-                chunk = fh.read()
-            pos += len(chunk)
-            if chunk:
-                text = chunk.decode("utf-8", errors="replace")
-                out.write(text if args.raw else strip_ansi(text))
-                out.flush()
-    return 0
+                while chunk := fh.read(1 << 20):
+                    pos += len(chunk)
+                    out.write(chunk)
+        except FileNotFoundError:
+            pass
+        out.flush()
+        if not follow:
+            return
+        time.sleep(0.25)
 
 
 def doctor(args: argparse.Namespace) -> int:

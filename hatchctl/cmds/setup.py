@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from string import Template
 
+from hatchctl import agents
 from hatchctl.cmds.common import start_dir
 from hatchctl.config import CONFIG_NAME, default_project_name, parse_config
 from hatchctl.errors import ConfigError, HatchError
@@ -35,7 +37,8 @@ def init(args: argparse.Namespace) -> int:
     if config.exists():
         raise ConfigError(f"{config} already exists; not overwriting it")
     name = args.name or default_project_name(here)
-    text = Template(template("hatch.toml")).safe_substitute(name=name)
+    agent = getattr(args, "agent", None)
+    text = Template(template("hatch.toml")).safe_substitute(name=name, agents=agents_block(agent))
     parse_config(text, config)  # refuses a bad --name before anything is written
     (here / "specs").mkdir(exist_ok=True)
     (here / "prompts").mkdir(exist_ok=True)
@@ -54,8 +57,48 @@ def init(args: argparse.Namespace) -> int:
     for path in created:
         print(f"created {path.relative_to(here)}")
     print("added .hatch/ to .git/info/exclude")
-    print("next: edit specs/, then `hatchctl validate` and `hatchctl`")
+    if agent:
+        preset = agents.get(agent)
+        print(f"agents: {preset.title} {preset.version} (preset = {agent!r}; see docs/agents.md)")
+        print("next: `hatchctl doctor` (the CLI, its flags, credentials), edit specs/, `hatchctl`")
+    else:
+        print("next: edit specs/, then `hatchctl validate` and `hatchctl`")
     return 0
+
+
+def _toml(value: object) -> str:
+    """A TOML value for a string, a list of strings or a table of strings."""
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k} = {_toml(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def agents_block(agent: str | None) -> str:
+    """The ``[agents.*]`` tables of a new hatch.toml: the simulated agent, or ``preset =``
+    with what the preset fills in shown as comments (set a key to override it)."""
+    if not agent or agent == agents.DEFAULT:
+        return template("agents_command.toml")
+    preset = agents.get(agent)
+    lines = []
+    for role in ("factory", "qa"):
+        lines += [
+            f"[agents.{role}]",
+            f"preset = {_toml(agent)}",
+            f'prompt_template = "prompts/{role}.md"',
+        ]
+        if role == "factory":
+            lines.append(
+                f"# {preset.title} {preset.version}; the preset fills in (a key set here wins,"
+            )
+            lines.append("# env is merged variable by variable):")
+            lines += [f"# {key} = {_toml(value)}" for key, value in preset.defaults().items()]
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def scripts(args: argparse.Namespace) -> int:

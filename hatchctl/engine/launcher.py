@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hatchctl import agents
 from hatchctl.engine import confinement, observe
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import load_template, render
@@ -106,6 +107,23 @@ def launch(
     except (HatchError, OSError) as exc:
         _launch_failed(deps, run.id, f"cannot confine the agent: {exc}")
         raise LaunchFailed(f"could not launch {name}: {exc}") from None
+    preset = agents.for_agent(agent)
+    ctx = agents.LaunchContext(
+        sandbox=plan.mode,
+        env=agents.agent_env(agent),
+        command=tuple(agent.command),
+        worktree=worktree,
+        role=role,
+    )
+    try:
+        refusal = preset.preflight(ctx)  # e.g. aider without a key would wait for a browser
+        if refusal is None:
+            preset.prepare_worktree(worktree, ctx.env)  # e.g. Claude Code's workspace trust
+    except (HatchError, OSError) as exc:
+        refusal = f"cannot prepare the worktree for {preset.name}: {exc}"
+    if refusal is not None:
+        _launch_failed(deps, run.id, refusal)
+        raise LaunchFailed(f"could not launch {name}: {refusal}")
     env = {
         "HATCH_RUN_ID": str(run.id),
         "HATCH_RUN_KEY": deps.run_key(run.id),
@@ -131,6 +149,7 @@ def launch(
         # run_agent.sh puts this first on PATH so the agent finds this hatchctl (`hatchctl
         # sim-agent`); tmux itself overrides PATH given with -e by the client's PATH
         "HATCH_BIN_DIR": str(Path(sys.executable).parent),
+        **agents.launch_env(agent, ctx),  # e.g. IS_SANDBOX=1 for Claude Code under bwrap
         **agent.env,
     }
     argv = ["bash", str(deps.scripts.path("agent/run_agent.sh")), *plan.prefix, *agent.command]

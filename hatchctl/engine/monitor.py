@@ -165,6 +165,9 @@ class Monitor:
         elif idle >= min(lim.stall_seconds, lim.idle_timeout) and run.state == "running":
             with deps.store.tx() as tx:
                 tx.transition_run(run.id, "running", "stalled", data={"idle": round(idle, 2)})
+            known = observe.check_screen(deps, run)  # a prompt it waits at, or a known failure
+            if known is not None:
+                self._end_and_strike(run, "failed", known.reason, "infra", known.detail, {})
 
     def _paste_prompt(self, run: RunRow) -> None:
         if run.prompt_sent or not launcher.claimed(self.deps, run.id) or not run.pane_id:
@@ -273,6 +276,11 @@ class Monitor:
         except SummaryError as exc:
             if not exited:
                 self._request_or_fail(run, "no_summary")
+                return
+            known = observe.known_failure(self.deps, run) if run.exit_code else None
+            if known is not None:  # restarting would only repeat it
+                detail = known.detail
+                self._end_and_strike(run, "failed", known.reason, "infra", detail, {})
                 return
             if run.exit_code not in (0, None):
                 self.restart(

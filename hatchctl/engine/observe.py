@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hatchctl import agents
 from hatchctl.engine.deps import Deps
-from hatchctl.errors import SummaryError
+from hatchctl.errors import SummaryError, TmuxError
+from hatchctl.runtime.logfile import strip_ansi, tail_bytes
 from hatchctl.state import metrics, secret
 from hatchctl.state.rows import RunRow
 from hatchctl.state.summary import StopSignal, Summary, read_agent_file
@@ -110,3 +112,50 @@ def collect(deps: Deps, run: RunRow, summary: Summary | None = None) -> dict[str
     with deps.store.tx() as tx:
         tx.update_run(run.id, metrics=found)
     return found
+
+
+def screen(deps: Deps, run: RunRow) -> str:
+    """What the agent's screen shows: its live pane, else the end of its log (ANSI stripped)."""
+    if run.pane_id:
+        try:
+            return deps.tmux.capture(run.pane_id, 60)
+        except TmuxError:
+            pass
+    try:
+        raw = tail_bytes(deps.project.root / run.log_path, 16 * 1024)
+    except OSError:
+        return ""
+    return strip_ansi(raw.decode("utf-8", "replace"))
+
+
+def known_failure(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
+    """A failure the agent's preset knows by its text (e.g. Claude Code refusing root)."""
+    preset = agents.for_agent(getattr(deps.project.config.agents, run.role))
+    if not preset.failure_patterns:
+        return None
+    return preset.failure(screen(deps, run))
+
+
+def check_screen(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
+    """For an agent gone quiet: a known failure on its screen (returned), or a prompt it waits
+    at (the run is marked waiting, as the Notification hook would)."""
+    preset = agents.for_agent(getattr(deps.project.config.agents, run.role))
+    if not preset.failure_patterns and not preset.waiting_patterns:
+        return None
+    shown = screen(deps, run)
+    found = preset.failure(shown)
+    if found is not None or run.waiting_since is not None:
+        return found
+    pattern = preset.waiting(shown)
+    if pattern is not None:
+        message = f"the screen shows a prompt ({pattern[:80]})"
+        with deps.store.tx() as tx:
+            tx.update_run(run.id, waiting_since=tx.now, waiting_reason=message)
+            tx.event(
+                "agent_waiting",
+                task_id=run.task_id,
+                run_id=run.id,
+                data={"message": message, "source": "screen"},
+            )
+        deps.notifier.send("agent_waiting", task_id=run.task_id, role=run.role, message=message)
+    return None

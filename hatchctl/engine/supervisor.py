@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from hatchctl import agents
 from hatchctl.engine import jobs, launcher, lifecycle
 from hatchctl.engine.breaker import Breaker
 from hatchctl.engine.commands import Commands
@@ -160,7 +161,18 @@ class Supervisor:
                 mode=sandbox.resolve_mode(wanted),
                 problem=problem,
             )
-            exe = getattr(self.deps.project.config.agents, role).command[0]
+            agent = getattr(self.deps.project.config.agents, role)
+            ctx = agents.LaunchContext(
+                sandbox=sandbox.resolve_mode(wanted),
+                env=agents.agent_env(agent),
+                command=tuple(agent.command),
+                worktree=self.deps.project.root,
+                role=role,
+            )
+            refusal = agents.for_agent(agent).preflight(ctx)
+            if refusal:
+                raise ConfigError(f"[agents.{role}] {refusal}")
+            exe = agent.command[0]
             found = find_agent(exe, self.deps.project.root)
             if not found:
                 raise ConfigError(

@@ -10,11 +10,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hatchctl.agents import (
+    LaunchContext,
+    Preset,
+    agent_env,
+    command_flags,
+    for_agent,
+    help_argv,
+    parse_version,
+    unknown_flags,
+)
 from hatchctl.errors import CommandError
 from hatchctl.runtime import proc
-from hatchctl.runtime.agentpath import find_agent
+from hatchctl.runtime.agentpath import agent_search_path, find_agent
 
 if TYPE_CHECKING:
+    from hatchctl.config import AgentSection
     from hatchctl.project import Project
 
 
@@ -80,10 +91,7 @@ def _mount_probe(script: Path) -> Check:
     )
 
 
-def _sandbox(project: Project | None) -> Check:
-    from hatchctl.runtime import sandbox
-
-    problem = sandbox.probe()
+def _sandbox(project: Project | None, problem: str | None) -> Check:
     wanted = (
         {getattr(project.config.agents, r).sandbox for r in ("factory", "qa")}
         if project is not None
@@ -105,27 +113,19 @@ def _sandbox(project: Project | None) -> Check:
 
 
 def run_checks(project: Project | None) -> list[Check]:
+    from hatchctl.runtime import sandbox
     from hatchctl.runtime.scripts import scripts_root
 
+    problem = sandbox.probe()
     checks = [
         Check("python", "ok" if sys.version_info >= (3, 11) else "fail", sys.version.split()[0]),
         _version_check("tmux", ["tmux", "-V"], (3, 0)),
         _version_check("git", ["git", "--version"], (2, 25)),
         _inotify(),
-        _sandbox(project),
+        _sandbox(project, problem),
     ]
     if project is not None:
-        for role in ("factory", "qa"):
-            cmd = getattr(project.config.agents, role).command
-            exe = cmd[0]
-            found = find_agent(exe, project.root)
-            checks.append(
-                Check(
-                    f"agent {role}",
-                    "ok" if found else "fail",
-                    f"{' '.join(cmd)} -> {found}" if found else f"{exe} not found on PATH",
-                )
-            )
+        checks += agent_checks(project, problem)
     root = scripts_root(
         project.root / project.config.project.scripts_dir
         if project is not None and project.config.project.scripts_dir
@@ -133,3 +133,118 @@ def run_checks(project: Project | None) -> list[Check]:
     )
     checks.append(_mount_probe(root / "mount" / "mount_readonly.sh"))
     return checks
+
+
+# -- agents ------------------------------------------------------------------------------------
+
+
+def _sandbox_mode(configured: str, problem: str | None) -> str:
+    if configured == "auto":
+        return "bwrap" if problem is None else "none"
+    return configured
+
+
+def _worktrees(project: Project) -> tuple[Path, ...]:
+    from hatchctl.engine.jobs import INTEGRATION_DIR
+
+    try:
+        found = sorted(project.paths.worktrees.iterdir())
+    except OSError:
+        return ()
+    return tuple(p for p in found if p.is_dir() and p.name != INTEGRATION_DIR)
+
+
+def _same_agent(a: AgentSection, b: AgentSection) -> bool:
+    keys = ("preset", "command", "env", "sandbox", "stop", "prompt_delivery", "sandbox_writable")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+
+class _CliCache:
+    """One ``--version`` and one ``--help`` per program and subcommand, for both roles."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[tuple[str, ...], str | CommandError] = {}
+
+    def output(self, argv: list[str], env: dict[str, str]) -> str:
+        key = tuple(argv)
+        if key not in self.outputs:
+            try:
+                self.outputs[key] = proc.run(argv, timeout=30, env=env).output
+            except CommandError as exc:
+                self.outputs[key] = exc
+        out = self.outputs[key]
+        if isinstance(out, CommandError):
+            raise out
+        return out
+
+
+def _preset_cli(
+    name: str, preset: Preset, agent: AgentSection, exe: str, env: dict[str, str], cli: _CliCache
+) -> list[Check]:
+    """The installed CLI against the preset: its version, and every flag of the command in its
+    own ``--help``."""
+    out = []
+    try:
+        found = parse_version(cli.output([exe, "--version"], env))
+    except CommandError as exc:
+        found, out = None, [Check(f"{name} version", "warn", f"`--version` failed: {exc}")]
+    if found is not None:
+        same = found == preset.version
+        detail = f"{preset.title} {found}" + (
+            "" if same else f" (the preset was written for {preset.version}: {preset.install})"
+        )
+        out.append(Check(f"{name} version", "ok" if same else "warn", detail))
+    argv = help_argv(agent.command, exe)
+    shown = " ".join([agent.command[0], *argv[1:]])
+    try:
+        text = cli.output(argv, env)
+    except CommandError as exc:
+        return [*out, Check(f"{name} flags", "fail", f"`{shown}` failed: {exc}")]
+    unknown = unknown_flags(agent.command, text)
+    if unknown:
+        detail = f"not in `{shown}`: {' '.join(unknown)}"
+        return [*out, Check(f"{name} flags", "fail", detail)]
+    flags = command_flags(agent.command)
+    detail = f"{' '.join(flags)} accepted by `{shown}`" if flags else "no flags"
+    return [*out, Check(f"{name} flags", "ok", detail)]
+
+
+def agent_checks(
+    project: Project, problem: str | None, cli: _CliCache | None = None
+) -> list[Check]:
+    """Per role (once when both roles run the same agent): the program exists; for a preset,
+    its version, its flags, its credentials and what the preset needs (root, sandbox, trust)."""
+    cli = cli or _CliCache()
+    agents = project.config.agents
+    groups = (
+        [["factory", "qa"]] if _same_agent(agents.factory, agents.qa) else [["factory"], ["qa"]]
+    )
+    worktrees = _worktrees(project)
+    out: list[Check] = []
+    for roles in groups:
+        agent: AgentSection = getattr(agents, roles[0])
+        name = f"agent {'+'.join(roles)}"
+        cmd = agent.command
+        found = find_agent(cmd[0], project.root)
+        preset = for_agent(agent)
+        label = f"preset {preset.name}: " if preset.name != "command" else ""
+        if not found:
+            hint = f" ({preset.title} {preset.version}: {preset.install})" if preset.install else ""
+            out.append(Check(name, "fail", f"{label}{cmd[0]} not found on PATH{hint}"))
+            continue
+        out.append(Check(name, "ok", f"{label}{' '.join(cmd)} -> {found}"))
+        if preset.name == "command":
+            continue
+        env = {**agent_env(agent), "PATH": agent_search_path()}
+        out += _preset_cli(name, preset, agent, found, env, cli)
+        ctx = LaunchContext(
+            sandbox=_sandbox_mode(agent.sandbox, problem),
+            env=agent_env(agent),
+            command=tuple(cmd),
+            worktrees=worktrees,
+            role=roles[0],
+        )
+        findings = [f for f in (preset.credentials(ctx),) if f is not None]
+        findings += preset.checks(ctx, agent)
+        out += [Check(f"{name} {f.name}", f.level, f.detail) for f in findings]
+    return out

@@ -1,23 +1,146 @@
-"""A log pane: reads from the end of the file (a 1 GB log shows its last screen at once), follows
-new output off the UI thread, and filters, inverts, searches, wraps and saves."""
+"""A log pane: what the agent's screen showed. A worker thread follows the log
+(``logfile.LogFollower``: the tail rendered through a terminal emulator, then only new bytes)
+and posts what changed; the UI thread only edits a list of lines and draws the visible ones,
+so neither a 1 GB log nor a TUI redrawing in place blocks it. Filters, inverts, searches,
+wraps and saves."""
 
 from __future__ import annotations
 
 import re
 import time
+from bisect import bisect_left, bisect_right
+from itertools import compress
 from pathlib import Path
 
+from rich.cells import cell_len
+from rich.segment import Segment
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.containers import Vertical
-from textual.widgets import Input, RichLog, Static
+from textual.events import Resize
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Static
+from textual.worker import get_current_worker
 
-from hatchctl.runtime.logfile import strip_ansi, tail_bytes
+from hatchctl.runtime.logfile import LogFollower, Update
 
-INITIAL_BYTES = 256 * 1024
 MAX_LINES = 20_000
+POLL_SECONDS = 0.25
+
+
+def _cells(line: str) -> int:
+    return len(line) if line.isascii() else cell_len(line)
+
+
+def _highlighted(line: str, pattern: str) -> Text:
+    text = Text(line)
+    text.expand_tabs()
+    if pattern:
+        try:
+            text.highlight_regex(pattern, "reverse")
+        except re.error:
+            text.highlight_words([pattern], "reverse")
+    return text
+
+
+class LogLines(ScrollView, can_focus=True):
+    """Lines drawn on demand (only the visible ones are ever rendered): replacing the last
+    rows (a TUI's screen redrawn) or setting 20,000 lines costs a list edit, not a render.
+    ``wrap`` breaks lines at the width, like a terminal."""
+
+    DEFAULT_CSS = """
+    LogLines {
+        background: $surface;
+        color: $foreground;
+        overflow-y: scroll;
+        &:focus {
+            background-tint: $foreground 5%;
+        }
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.lines: list[str] = []
+        self.pattern = ""  # highlighted in every line
+        self.wrap = False
+        self._widest = 0
+        self._starts: list[int] = [0]  # with wrap: the first row of each line, then the end
+        self._strips: LRUCache[tuple[str, str], Strip] = LRUCache(4096)
+
+    def set_lines(self, lines: list[str], *, pattern: str, wrap: bool) -> None:
+        self.lines, self.pattern, self.wrap = lines, pattern, wrap
+        self._widest = max(map(_cells, lines), default=0)
+        self._changed(0)
+
+    def replace_from(self, index: int, lines: list[str]) -> None:
+        del self.lines[index:]
+        self.lines.extend(lines)
+        self._widest = max(self._widest, max(map(_cells, lines), default=0))
+        self._changed(index)
+
+    def drop_front(self, count: int) -> None:
+        if count:
+            del self.lines[:count]
+            self._changed(0)
+
+    def row_of(self, index: int) -> int:
+        return self._starts[index] if self.wrap and index < len(self._starts) else index
+
+    def on_resize(self, _event: Resize) -> None:
+        if self.wrap:
+            self._changed(0)
+
+    def _changed(self, index: int) -> None:
+        """Lines from ``index`` on changed: the rows they take, the size, a repaint."""
+        width = max(1, self.scrollable_content_region.width)
+        rows = len(self.lines)
+        if self.wrap:
+            starts = self._starts
+            del starts[index + 1 :]
+            row = starts[index] if index < len(starts) else 0
+            for line in self.lines[index:]:
+                row += max(1, -(-_cells(line) // width))
+                starts.append(row)
+            rows = starts[-1]
+        self.virtual_size = Size(width if self.wrap else self._widest, rows)
+        self.refresh()
+
+    def _strip(self, line: str) -> Strip:
+        key = (line, self.pattern)
+        strip = self._strips.get(key)
+        if strip is None:
+            console = self.app.console
+            text = _highlighted(line, self.pattern)
+            options = console.options.update(overflow="ignore", no_wrap=True)
+            rendered = list(
+                Segment.split_lines(
+                    console.render(text, options.update_width(max(1, text.cell_len)))
+                )
+            )
+            strip = Strip(rendered[0]) if rendered else Strip.blank(0)
+            self._strips[key] = strip
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row, width, style = scroll_y + y, self.scrollable_content_region.width, self.rich_style
+        if self.wrap:
+            index = bisect_right(self._starts, row) - 1
+            if index < len(self.lines):
+                part = (row - self._starts[index]) * width
+                strip = self._strip(self.lines[index]).crop(part, part + width)
+                return strip.crop_extend(0, width, style).apply_style(style)
+        elif row < len(self.lines):
+            strip = self._strip(self.lines[row])
+            return strip.crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
+        return Strip.blank(width, style).apply_style(style)
 
 
 class LogView(Vertical):
@@ -31,87 +154,91 @@ class LogView(Vertical):
         Binding("end", "follow", "Follow", show=False),
     ]
 
+    class Updated(Message):
+        """The followed log changed (posted by the follower thread)."""
+
+        bubble = False
+
+        def __init__(self, generation: int, update: Update) -> None:
+            super().__init__()
+            self.generation = generation
+            self.update = update
+
     def __init__(self, path: Path | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.path = path
         self.lines: list[str] = []
+        self.first = 0  # the follower's number of lines[0] (older lines were dropped)
+        self._numbers: list[int] = []  # the number of each shown (filtered) line
         self.pattern = ""
         self.invert = False
         self.wrap = False
-        self.read_pos = 0
         self.new_lines = 0
         self.match_at = -1
+        self._generation = 0
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter (regex); enter to apply, esc to cancel", id="log-filter")
-        yield RichLog(highlight=False, markup=False, wrap=False, max_lines=MAX_LINES, id="log-body")
+        yield LogLines(id="log-body")
         yield Static("", id="log-badge")
 
     def on_mount(self) -> None:
         self.query_one("#log-filter", Input).display = False
-        self.set_interval(0.5, self.poll)
         self.open(self.path)
 
-    # -- loading (worker threads) -----------------------------------------------------------
+    # -- following (a worker thread renders; the UI applies changes) -------------------------
     def open(self, path: Path | None) -> None:
         self.path = path
-        self.lines, self.read_pos, self.new_lines = [], 0, 0
-        self.query_one("#log-body", RichLog).clear()
-        if path is not None:
-            self._load_tail(path)
-
-    @work(thread=True, exclusive=True, group="log-load")
-    def _load_tail(self, path: Path) -> None:
-        data = tail_bytes(path, INITIAL_BYTES)
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = 0
-        text = strip_ansi(data.decode("utf-8", errors="replace"))
-        lines = text.split("\n")
-        if size > len(data) and lines:
-            lines = lines[1:]  # cut mid-line
-        self.app.call_from_thread(self._loaded, path, lines, size)
-
-    def _loaded(self, path: Path, lines: list[str], size: int) -> None:
-        if path != self.path:
-            return
-        self.lines = [ln for ln in lines if ln or ln is not lines[-1]][-MAX_LINES:]
-        self.read_pos = size
+        self._generation += 1
+        self.lines, self.first = [], 0
         self.redraw()
+        if path is None:
+            self.workers.cancel_group(self, "log-follow")
+        else:
+            self._follow(path, self._generation)
 
-    def poll(self) -> None:
-        if self.path is not None:
-            self._read_new(self.path, self.read_pos)
+    @work(thread=True, exclusive=True, group="log-follow")
+    def _follow(self, path: Path, generation: int) -> None:
+        worker = get_current_worker()
+        follower = LogFollower(path)
+        while not worker.is_cancelled:
+            update = follower.poll()
+            if update is not None:
+                self.post_message(self.Updated(generation, update))
+            worker.cancelled_event.wait(POLL_SECONDS)
 
-    @work(thread=True, exclusive=True, group="log-poll")
-    def _read_new(self, path: Path, offset: int) -> None:
-        try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read(4 * 1024 * 1024)
-        except OSError:
+    def on_log_view_updated(self, message: Updated) -> None:
+        if message.generation == self._generation:
+            self.apply(message.update)
+
+    def apply(self, update: Update) -> None:
+        """Lines from number ``update.keep`` on are replaced by ``update.lines``."""
+        keep, new = update.keep, update.lines
+        if keep == 0 or keep < self.first:  # start over
+            self.lines, self.first = new[-MAX_LINES:], max(0, len(new) - MAX_LINES)
+            self.redraw()
             return
-        if chunk:
-            self.app.call_from_thread(self._append, path, offset, chunk)
-
-    def _append(self, path: Path, offset: int, chunk: bytes) -> None:
-        if path != self.path or offset != self.read_pos:
-            return
-        self.read_pos += len(chunk)
-        new = strip_ansi(chunk.decode("utf-8", errors="replace")).split("\n")
-        if self.lines and new:
-            self.lines[-1] += new.pop(0)
-        self.lines.extend(new)
-        self.lines = self.lines[-MAX_LINES:]
-        body = self.query_one("#log-body", RichLog)
+        body = self.query_one("#log-body", LogLines)
         at_end = body.is_vertical_scroll_end
-        shown = [ln for ln in new if self._keep(ln)]
-        body.auto_scroll = at_end
-        for line in shown:
-            body.write(self._styled(line))
-        if not at_end:
-            self.new_lines += len(shown)
+        del self.lines[keep - self.first :]
+        self.lines.extend(new)
+        cut = bisect_left(self._numbers, keep)
+        removed = len(self._numbers) - cut
+        del self._numbers[cut:]
+        shown = [(n, line) for n, line in enumerate(new, start=keep) if self._keep(line)]
+        self._numbers.extend(n for n, _ in shown)
+        body.replace_from(cut, [line for _, line in shown])
+        excess = len(self.lines) - MAX_LINES
+        if excess > 0:
+            del self.lines[:excess]
+            self.first += excess
+            gone = bisect_left(self._numbers, self.first)
+            del self._numbers[:gone]
+            body.drop_front(gone)
+        if at_end:
+            body.scroll_end(animate=False, immediate=False, x_axis=False)
+        else:
+            self.new_lines += max(0, len(shown) - removed)
         self._badge()
 
     # -- display ---------------------------------------------------------------------------
@@ -124,25 +251,21 @@ class LogView(Vertical):
     def _keep(self, line: str) -> bool:
         return not self.pattern or self._matches(line) != self.invert
 
-    def _styled(self, line: str) -> Text:
-        text = Text(line)
-        if self.pattern and not self.invert:
-            try:
-                text.highlight_regex(self.pattern, "reverse")
-            except re.error:
-                text.highlight_words([self.pattern], "reverse")
-        return text
-
     def shown_lines(self) -> list[str]:
         return [ln for ln in self.lines if self._keep(ln)]
 
     def redraw(self) -> None:
-        body = self.query_one("#log-body", RichLog)
-        body.clear()
-        body.wrap = self.wrap
-        body.auto_scroll = True
-        for line in self.shown_lines():
-            body.write(self._styled(line))
+        """Show the lines again (after a filter change or a start over), at the end."""
+        numbers = range(self.first, self.first + len(self.lines))
+        if self.pattern:
+            kept = [self._keep(ln) for ln in self.lines]
+            shown, self._numbers = list(compress(self.lines, kept)), list(compress(numbers, kept))
+        else:
+            shown, self._numbers = list(self.lines), list(numbers)
+        body = self.query_one("#log-body", LogLines)
+        highlight = self.pattern if not self.invert else ""
+        body.set_lines(shown, pattern=highlight, wrap=self.wrap)
+        body.scroll_end(animate=False, immediate=False, x_axis=False)
         self.new_lines = 0
         self._badge()
 
@@ -166,14 +289,14 @@ class LogView(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.pattern = event.value
         event.input.display = False
-        self.query_one("#log-body", RichLog).focus()
+        self.query_one("#log-body", LogLines).focus()
         self.redraw()
 
     def key_escape(self) -> bool:
         box = self.query_one("#log-filter", Input)
         if box.display:
             box.display = False
-            self.query_one("#log-body", RichLog).focus()
+            self.query_one("#log-body", LogLines).focus()
             return True
         return False
 
@@ -186,7 +309,7 @@ class LogView(Vertical):
         self.redraw()
 
     def action_follow(self) -> None:
-        self.query_one("#log-body", RichLog).scroll_end(animate=False)
+        self.query_one("#log-body", LogLines).scroll_end(animate=False)
         self.new_lines = 0
         self._badge()
 
@@ -201,7 +324,8 @@ class LogView(Vertical):
             i = (self.match_at + direction * step) % n
             if self._matches(lines[i]):
                 self.match_at = i
-                self.query_one("#log-body", RichLog).scroll_to(y=i, animate=False)
+                body = self.query_one("#log-body", LogLines)
+                body.scroll_to(y=body.row_of(i), animate=False)
                 return
 
     def action_save(self) -> None:
