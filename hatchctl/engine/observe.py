@@ -49,8 +49,12 @@ def check_waiting(deps: Deps, run: RunRow) -> RunRow:
         return run
     message = str(doc.get("message") or "waiting for input")[:300]
     path.unlink(missing_ok=True)  # consumed: one notification is one agent_waiting
+    try:  # output up to now (the prompt being drawn) is not the agent moving on
+        size = (deps.project.root / run.log_path).stat().st_size
+    except FileNotFoundError:
+        size = run.log_size
     with deps.store.tx() as tx:
-        run = tx.update_run(run.id, waiting_since=mtime, waiting_reason=message)
+        run = tx.update_run(run.id, waiting_since=mtime, waiting_reason=message, log_size=size)
         tx.event("agent_waiting", task_id=run.task_id, run_id=run.id, data={"message": message})
     deps.notifier.send("agent_waiting", task_id=run.task_id, role=run.role, message=message)
     return run
@@ -150,7 +154,7 @@ def check_screen(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
     if pattern is not None:
         message = f"the screen shows a prompt ({pattern[:80]})"
         with deps.store.tx() as tx:
-            tx.update_run(run.id, waiting_since=tx.now, waiting_reason=message)
+            tx.update_run(run.id, waiting_since=tx.now, waiting_reason=message)  # quiet: no size
             tx.event(
                 "agent_waiting",
                 task_id=run.task_id,

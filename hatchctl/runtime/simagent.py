@@ -220,7 +220,7 @@ class SimAgent:
             while True:
                 signal.pause()
         if b == "needs_input":  # like Claude Code at a permission prompt: asks, then waits
-            say("Do you want to proceed? (permission prompt)")
+            say("Do you want to proceed? (permission prompt)")  # the dialog, then the hook
             self.run_hooks("Notification", message="Claude needs your permission to use Bash")
             while True:
                 signal.pause()

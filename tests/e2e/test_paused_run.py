@@ -4,7 +4,8 @@ as if drained); `--resume` resumes it first and the work gets done."""
 from __future__ import annotations
 
 from tests.conftest import hatchctl
-from tests.integration.conftest import Projects, projects  # noqa: F401
+from tests.integration.conftest import Projects
+from tests.integration.conftest import projects as projects
 
 
 def test_until_drained_on_a_paused_project_refuses_then_resumes(projects: Projects) -> None:

@@ -155,7 +155,9 @@ def test_a_garbage_stop_file_is_reported_and_the_real_one_still_counts(
     _, tasks, deps = result[0]
     events = deps.store.events("G")
     invalid = [e for e in events if e.kind == "stop_file_invalid"]
-    assert len(invalid) == 1 and "not valid JSON" in invalid[0].data["error"]
+    # the agent writes its garbage non-atomically: seen empty, then with content, it may be
+    # reported twice; either way it is reported and never counted
+    assert invalid and all("not valid JSON" in e.data["error"] for e in invalid)
     run = deps.store.runs("G")[0]
     assert (
         run.state == "succeeded" and run.exit_code == 0

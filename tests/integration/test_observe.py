@@ -45,7 +45,7 @@ def test_an_agent_at_a_permission_prompt_is_waiting_not_stalled(
             **HOOK,
             "notify": {"command": notify_recorder(notes)},
             "limits": {
-                "idle_timeout": "1s",
+                "idle_timeout": "2s",
                 "max_strikes": 1,
                 "restart": {"max_restarts": 0},
             },

@@ -59,7 +59,7 @@ def test_a_dialog_on_a_quiet_agents_screen_marks_it_waiting(
     projects: Projects, tmp_path: Path
 ) -> None:
     p = _claude_like(projects, tmp_path, TRUST_DIALOG, idle_timeout="1.5s", stall_after="0.3s")
-    _, tasks, deps = drain(p)
+    _, _tasks, deps = drain(p)
     waiting = [e for e in deps.store.events("C") if e.kind == "agent_waiting"]
     assert waiting and waiting[0].data["source"] == "screen"
     assert "trust this folder" in waiting[0].data["message"]

@@ -67,7 +67,9 @@ def test_hang_is_detected_restarted_with_backoff_then_struck(projects: Projects)
     ]
     events = deps.store.events("H")
     stalled = [e for e in events if e.kind == "run_state" and e.to_state == "stalled"]
-    assert len(stalled) == 3  # shown as stalled before it was acted on
+    # every run was shown stalled before it was acted on (under load a run may look busy again
+    # for a moment and be shown stalled twice: that is not the behaviour asserted here)
+    assert {e.run_id for e in stalled} == {r.id for r in runs}
     delays = [e.data["delay"] for e in events if e.kind == "restart_scheduled"]
     assert delays == [0.1, 0.2]  # capped exponential backoff (jitter 0 here)
     gaps = [(runs[i + 1].started_at - runs[i].ended_at) for i in range(2)]  # type: ignore[operator]

@@ -8,6 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import ProgressBar
+from textual.widgets._progress_bar import Bar
+
 from hatchctl.cmds.control import send
 from hatchctl.engine.deps import run_key
 from hatchctl.project import Project
@@ -85,6 +88,9 @@ async def settle(pilot: Any, app: HatchApp) -> None:
     # arrived before layout, show it again now (the app does the same on its next refresh).
     assert app.snapshot is not None
     app.show(app.snapshot)
+    # the bar inside the progress bar keeps the half cell it drew before layout under load: set
+    # its percentage again now that it has a width
+    app.query_one(Bar).percentage = app.query_one("#progress", ProgressBar).percentage
     await pilot.wait_for_scheduled_animations()
     await pilot.pause(0.05)
 
