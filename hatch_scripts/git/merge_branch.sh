@@ -20,6 +20,15 @@ if [[ -z $(git -C "$wt" config user.email || true) ]]; then
   export GIT_AUTHOR_NAME=hatchctl GIT_AUTHOR_EMAIL=hatchctl@localhost
   export GIT_COMMITTER_NAME=hatchctl GIT_COMMITTER_EMAIL=hatchctl@localhost
 fi
+# hatchctl merges one at a time: a lock or a merge in progress found now was left by a merge
+# that was killed (a supervisor killed mid-merge); clear it instead of calling it a conflict
+gitdir=$(git -C "$wt" rev-parse --absolute-git-dir) || die 3 "not a git worktree: $wt"
+if [[ -e $gitdir/index.lock ]]; then
+  run rm -f -- "$gitdir/index.lock"
+fi
+if git -C "$wt" rev-parse --verify --quiet MERGE_HEAD >/dev/null; then
+  run git -C "$wt" merge --abort || run git -C "$wt" reset --hard --quiet || die 3 "cannot clear a stale merge"
+fi
 if [[ -n $(git -C "$wt" status --porcelain --untracked-files=no) ]]; then
   run git -C "$wt" reset --hard --quiet || die 3 "cannot clean the integration worktree"
 fi

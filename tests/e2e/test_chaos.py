@@ -18,6 +18,7 @@ from hatchctl.demo import EXPECTED, write_demo
 from hatchctl.project import Project
 from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
 from hatchctl.runtime.tmux import Tmux
+from hatchctl.state.lockfile import probe
 
 KILLS = 20
 
@@ -62,8 +63,13 @@ def test_demo_survives_supervisor_sigkills(tmp_path: Path) -> None:
         while time.monotonic() < deadline:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
             if kills < KILLS:
+                # every kill lands on a running supervisor (it holds its lock), at a random moment
+                # of its work: a condition, not a hope that start-up is over by some time
+                lock = project.paths.supervisor_lock
+                while proc.poll() is None and probe(lock).pid != proc.pid:
+                    time.sleep(0.01)
                 try:
-                    final = proc.wait(timeout=rng.uniform(0.15, 1.0))
+                    final = proc.wait(timeout=rng.uniform(0.05, 0.8))
                 except subprocess.TimeoutExpired:
                     os.kill(proc.pid, signal.SIGKILL)
                     proc.wait(10)
@@ -88,8 +94,7 @@ def test_demo_survives_supervisor_sigkills(tmp_path: Path) -> None:
             e.kind for e in store.events() if e.kind in ("supervisor_started", "supervisor_stopped")
         ]
         mid_run = sum(1 for a, b in itertools.pairwise(life) if a == b == "supervisor_started")
-        print(f"chaos: {kills} SIGKILLs, {mid_run} of them after the supervisor had started")
-        assert mid_run >= KILLS // 2, f"seed {seed}: only {mid_run} kills landed mid-run"
+        print(f"chaos: {kills} SIGKILLs, {mid_run} of them after supervisor_started was recorded")
         store.close()
         for task_id, spans in _intervals(project).items():
             spans.sort()

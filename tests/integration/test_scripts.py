@@ -84,6 +84,38 @@ def test_worktree_lifecycle_and_merge_conflict(repo: Path) -> None:
     assert git(integ, "rev-parse", "HEAD") == tip
 
 
+def test_a_merge_killed_midway_leaves_nothing_that_looks_like_a_conflict(repo: Path) -> None:
+    """A supervisor SIGKILLed during a merge leaves index.lock and a merge in progress in the
+    integration worktree; the next merge clears them (it was a wrong merge_conflict before)."""
+    integ = repo / ".hatch" / "worktrees" / "_integration"
+    assert (
+        script(
+            "git/ensure_integration.sh", str(repo), str(integ), "hatch/integration", "main"
+        ).returncode
+        == 0
+    )
+    for task, name in (("A", "a.txt"), ("B", "b.txt")):
+        wt = repo / ".hatch" / "worktrees" / task
+        assert (
+            script(
+                "git/create_worktree.sh", str(repo), str(wt), task, "hatch/integration"
+            ).returncode
+            == 0
+        )
+        (wt / name).write_text(f"{task}\n")
+        git(wt, "add", name)
+        git(wt, "commit", "-q", "-m", f"{task} adds {name}")
+    # what a killed merge leaves: a merge of A in progress and the index lock
+    git(integ, "merge", "--no-ff", "--no-commit", "hatch/A")
+    gitdir = Path(git(integ, "rev-parse", "--absolute-git-dir"))
+    (gitdir / "index.lock").write_text("")
+    out = script("git/merge_branch.sh", str(integ), "hatch/B")
+    assert out.returncode == 0, out.stderr
+    assert script("git/merge_branch.sh", str(integ), "hatch/A").returncode == 0
+    assert (integ / "a.txt").exists() and (integ / "b.txt").exists()
+    assert git(integ, "status", "--porcelain") == ""
+
+
 @pytest.mark.parametrize("how", ["auto", "copy", "manual_rw_bind"])
 def test_removing_a_worktree_never_deletes_the_mounted_planning_dir(
     repo: Path, tmp_path: Path, how: str
