@@ -222,6 +222,7 @@ class Approver:
         self.timeout = timeout
         self.error: str | None = None
         self.waited_for: float | None = None  # seconds from the run's start to agent_waiting
+        self.dialog: str | None = None  # the pane as it was when the approver answered
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -236,7 +237,15 @@ class Approver:
                     self.error = f"agent_waiting names no live run: {waiting[0]}"
                     return
                 self.waited_for = waiting[0].at - (run.running_at or run.started_at)
-                Tmux(self.project.tmux_socket).run("send-keys", "-t", run.pane_id, "Enter")
+                tmux = Tmux(self.project.tmux_socket)
+                # as a person would: look at the dialog first (kept for the test), then answer
+                while time.monotonic() < deadline and not self._stop.is_set():
+                    screen = tmux.capture(run.pane_id, 60)
+                    if "Do you want" in screen:
+                        self.dialog = screen
+                        break
+                    self._stop.wait(0.05)
+                tmux.run("send-keys", "-t", run.pane_id, "Enter")
                 return
             if time.monotonic() > deadline:
                 self.error = f"no agent_waiting event within {self.timeout:g}s"
