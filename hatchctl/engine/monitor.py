@@ -242,6 +242,18 @@ class Monitor:
                 )
             return
         exited = stop.reason == "exit"
+        alive = [] if not exited else psinfo.marked(deps.run_key(run.id))
+        if [p for p in alive if p.pid != run.pane_pid]:  # the wrapper itself is about to exit
+            # a stop that says "exited" while the agent's processes live (forged by the agent
+            # itself, or a wrapper killed oddly): nothing else may use the worktree beside them
+            report = launcher.kill(deps, run)
+            with deps.store.tx() as tx:
+                tx.event(
+                    "exited_but_alive",
+                    task_id=run.task_id,
+                    run_id=run.id,
+                    data={"kill": report.as_dict()},
+                )
         observe.note_stop(deps, run, stop)
         run = observe.clear_waiting(deps, deps.store.run(run.id) or run, "stopped")
         with deps.store.tx() as tx:
