@@ -75,7 +75,7 @@ class JobRunner:
     def _job_failed(self, task: TaskRow, kind: str, error: str) -> None:
         with self.deps.store.tx() as tx:
             tx.event("job_failed", task_id=task.id, data={"job": kind, "error": error[:500]})
-            resume = "factory" if kind == "setup" else kind
+            resume = {"setup": "factory", "restore": task.phase or "factory"}.get(kind, kind)
             lifecycle.schedule_restart(
                 self.deps,
                 tx,
@@ -131,6 +131,9 @@ class JobRunner:
                     )
             if result.fast_path == "passed":
                 self.submit(task.id, "cleanup", jobs.remove_worktree, self.env, task.id)
+        elif kind == "restore":
+            with deps.store.tx() as tx:
+                tx.event("worktree_recreated", task_id=task.id, data={"head": str(result)[:12]})
         elif kind == "verify":
             with deps.store.tx() as tx:
                 if result.ok:

@@ -165,31 +165,44 @@ def claude_settings(env: JobEnv) -> str:
     return json.dumps({"hooks": hooks}, indent=2)
 
 
-def setup(env: JobEnv, spec: TaskSpec) -> SetupResult:
-    """Worktree from the integration tip, read-only planning view, hook settings, fast path."""
+def _worktree(env: JobEnv, spec: TaskSpec, *, reset: bool) -> tuple[str, str]:
+    """The task's worktree (fresh from the integration tip with ``reset``, else from its own
+    branch), its read-only planning view and hook settings. Returns (commit, mount method)."""
     worktree = env.paths.worktree(spec.id)
     with env.integration_lock:
         ensure_integration(env)
         out = _run_script(
             env,
             "git/create_worktree.sh",
-            "--reset",
+            *(["--reset"] if reset else []),
             str(env.root),
             str(worktree),
             spec.id,
             env.config.project.integration_branch,
         )
-    base = _last_line(out.stdout)
     mount = _run_script(
         env,
         "mount/mount_readonly.sh",
         str(env.planning_dir),
         str(worktree / "project-state-readonly"),
     )
-    method = _last_line(mount.stdout) or "unknown"
     agents = env.config.agents
     if "claude-hook" in (agents.factory.stop, agents.qa.stop):
         write_no_follow(worktree, SETTINGS, claude_settings(env))
+    return _last_line(out.stdout), _last_line(mount.stdout) or "unknown"
+
+
+def restore(env: JobEnv, spec: TaskSpec) -> str:
+    """A worktree deleted under its task: recreated from the task's branch (its committed work
+    is kept; what was not committed is gone with the directory). Returns its commit."""
+    head, _ = _worktree(env, spec, reset=False)
+    return head
+
+
+def setup(env: JobEnv, spec: TaskSpec) -> SetupResult:
+    """Worktree from the integration tip, read-only planning view, hook settings, fast path."""
+    worktree = env.paths.worktree(spec.id)
+    base, method = _worktree(env, spec, reset=True)
     result = SetupResult(base, str(worktree), method, "none")
     argv = spec.acceptance_argv()
     if argv:

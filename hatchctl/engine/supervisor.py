@@ -371,6 +371,8 @@ class Supervisor:
                 )
         if task.base_sha is None:
             self.jobs.submit(task.id, "setup", jobs.setup, self.job_env, spec)
+        elif not deps.project.paths.worktree(task.id).is_dir():  # deleted under the task
+            self.jobs.submit(task.id, "restore", jobs.restore, self.job_env, spec)
         elif task.phase in ("factory", "qa"):
             if not paused:
                 self._launch(task, spec, task.phase)
