@@ -88,3 +88,11 @@ def test_stop_files(tmp_path: Path) -> None:
         )
     with pytest.raises(SummaryError, match="not valid JSON"):
         load_stop(write(tmp_path, ""))
+
+
+@pytest.mark.parametrize("version", [2, 999, 0])
+def test_an_unknown_schema_version_is_refused(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({**GOOD, "schema_version": version}))
+    with pytest.raises(SummaryError, match=f"schema_version {version} is not supported"):
+        load_summary(path, task_id=GOOD["task_id"], role=GOOD["role"], iteration=GOOD["iteration"])
