@@ -53,7 +53,10 @@ def run_ui(project: Project, *, read_only: bool) -> int:
     def sender(kind: str, task_id: str | None) -> tuple[bool, str]:
         return send(project, kind, task_id)
 
-    HatchApp(project, store, send=None if read_only else sender, read_only=read_only).run()
+    app = HatchApp(project, store, send=None if read_only else sender, read_only=read_only)
+    app.run()
+    if app.exit_note:  # what keeps running, and how to stop it
+        print(app.exit_note)
     return 0
 
 

@@ -234,10 +234,14 @@ class Tmux:
     def capture(self, pane_id: str, lines: int = 200) -> str:
         return self.run("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}").stdout
 
-    def attach_argv(self, pane_id: str, window_id: str | None = None) -> list[str]:
-        """The command a terminal runs to attach to a pane (used by the UI's `a` key)."""
+    def attach_argv(
+        self, pane_id: str, window_id: str | None = None, *, read_only: bool = False
+    ) -> list[str]:
+        """The command a terminal runs to attach to a pane (used by the UI's `a` key);
+        ``read_only`` attaches with ``-r``: the client can watch, and send no keys."""
+        ro = ("-r",) if read_only else ()
         if window_id is None:
-            return self._argv("attach-session", "-t", pane_id)
+            return self._argv("attach-session", *ro, "-t", pane_id)
         # the one unescaped ";": it separates the two tmux commands
-        attach = self._argv("attach-session", "-t", window_id)
+        attach = self._argv("attach-session", *ro, "-t", window_id)
         return [*attach, ";", "select-pane", "-t", escape_separator(pane_id)]

@@ -12,40 +12,24 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
-from hatchctl.state.durations import format_duration
 from hatchctl.state.store import Store
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
 from hatchctl.tui.logview import LogView
 from hatchctl.tui.palette import HatchCommands
 from hatchctl.tui.screens import ConfirmScreen, DetailScreen, HelpScreen
+from hatchctl.tui.table import Layout, TaskTable, cells, layout
 
-COLUMNS = (
-    "ID",
-    "ROLE",
-    "STATE",
-    "ITER",
-    "RESTARTS",
-    "STRIKES",
-    "RUNTIME",
-    "IDLE",
-    "CPU",
-    "ACTIVITY",
-    "LAST LINE",
-)
-STATE_STYLE = {
-    "completed": "green",
-    "failed": "bold red",
-    "blocked": "yellow",
-    "pending": "dim",
-    "active": "cyan",
-}
 Sender = Callable[[str, str | None], tuple[bool, str]]
+# keys of the dashboard: off (and out of the footer) while a drill-down or a dialog is shown
+DASHBOARD_ACTIONS = frozenset(
+    {"drill", "kill", "restart", "retry", "attach", "pause", "filter", "help"}
+)
 
 
 class HatchApp(App[None]):
@@ -86,16 +70,20 @@ class HatchApp(App[None]):
         self.filter_text = ""
         self.selected: str | None = None
         self.known_states: dict[str, str] = {}
+        self.columns: Layout = ()
+        self.exit_note = ""  # printed by `hatchctl` when the control room closes
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="top"):
-            yield Static("", id="summary")
-            yield ProgressBar(total=1, show_eta=False, id="progress")
+            yield Static("", id="overview")
+            with Horizontal(id="progress-row"):
+                yield ProgressBar(total=1, show_eta=False, id="progress")
+                yield Static("", id="progress-label")
             yield Input(
                 placeholder="filter tasks; enter to apply, empty to clear", id="task-filter"
             )
-            yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+            yield TaskTable(id="tasks", cursor_type="row", zebra_stripes=True)
         yield Static("", id="log-title")
         yield LogView(None, id="tail")
         yield Footer()
@@ -103,8 +91,6 @@ class HatchApp(App[None]):
     def on_mount(self) -> None:
         self.title = f"hatchctl · {self.project.name}"
         table = self.query_one("#tasks", DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
         self.query_one("#task-filter", Input).display = False
         table.focus()
         self.refresh_data()
@@ -123,6 +109,7 @@ class HatchApp(App[None]):
     def show(self, snap: Snapshot) -> None:
         self.snapshot = snap
         self._notify_changes(snap)
+        # the supervisor first: at 80 columns the counts may be cut, never the pid
         sup = (
             f"supervisor pid {snap.supervisor_pid}"
             if snap.supervisor_pid
@@ -132,13 +119,18 @@ class HatchApp(App[None]):
             sup += f" · PAUSED: {snap.pause_reason or 'by user'}"
         if self.read_only:
             sup += " · read-only"
-        counts = "  ".join(f"{k} {v}" for k, v in snap.counts.items())
-        self.query_one("#summary", Static).update(
-            Text.assemble((f"{snap.project}  ", "bold"), counts, "   ", sup)
+        counts = " ".join(f"{k} {v}" for k, v in snap.counts.items() if v)
+        self.query_one("#overview", Static).update(
+            Text.assemble(sup, "  ", (snap.project, "bold"), "  ", counts, no_wrap=True)
         )
         bar = self.query_one("#progress", ProgressBar)
-        bar.update(total=max(snap.total, 1), progress=snap.done)
+        bar.update(total=max(snap.total, 1), progress=snap.completed)
+        self.query_one("#progress-label", Static).update(snap.progress_label())
         self._fill_table(snap)
+
+    def on_resize(self) -> None:
+        if self.snapshot is not None:
+            self._fill_table(self.snapshot)
 
     def _notify_changes(self, snap: Snapshot) -> None:
         for v in snap.views:
@@ -154,29 +146,6 @@ class HatchApp(App[None]):
                     )
             self.known_states[v.task.id] = v.task.state
 
-    def _cells(self, v: TaskView, snap: Snapshot) -> list[Text]:
-        """Every cell is a Text (never markup: ids and log lines may contain brackets)."""
-        t = v.task
-        style = (
-            "bold magenta"
-            if v.run is not None and v.run.state == "stalled"
-            else STATE_STYLE.get(t.state, "")
-        )
-        cells = [
-            (t.id, ""),
-            (v.role, ""),
-            (v.status, style),
-            (str(t.iteration), ""),
-            (f"{t.restarts}/{snap.max_restarts}", "yellow" if t.restarts else ""),
-            (f"{t.strikes}/{snap.max_strikes}", "red" if t.strikes else ""),
-            (format_duration(v.runtime), ""),
-            (format_duration(v.idle), ""),
-            (f"{v.cpu:.0f}%" if v.cpu is not None else "-", ""),
-            (v.activity, "green"),
-            ((v.last_line or t.last_error or "")[:60], "dim" if not v.last_line else ""),
-        ]
-        return [Text(value, style=s, end="", no_wrap=True) for value, s in cells]
-
     def _fill_table(self, snap: Snapshot) -> None:
         table = self.query_one("#tasks", DataTable)
         views = [
@@ -187,17 +156,26 @@ class HatchApp(App[None]):
         ]
         wanted = [v.task.id for v in views]
         existing = [str(k.value) for k in table.rows]
-        if existing != wanted:
+        columns = layout(max(table.size.width or self.size.width, 40) - 2, views, snap)
+        if existing != wanted or columns != self.columns:
             cursor_id = self.selected
-            table.clear()
+            table.clear(columns=columns != self.columns)
+            if columns != self.columns:
+                self.columns = columns
+                for name, width in columns:
+                    table.add_column(name, key=name, width=width)
             for v in views:
-                table.add_row(*self._cells(v, snap), key=v.task.id)
+                table.add_row(*cells(v, snap, columns), key=v.task.id)
             if cursor_id in wanted:
                 table.move_cursor(row=wanted.index(cursor_id))
-        else:
+        else:  # the same rows and columns: only the cells that changed are drawn again
             for v in views:
-                for col, value in zip(COLUMNS, self._cells(v, snap), strict=True):
-                    table.update_cell(v.task.id, col, value, update_width=True)
+                row = table.get_row(v.task.id)
+                for (name, _), old, value in zip(
+                    columns, row, cells(v, snap, columns), strict=True
+                ):
+                    if old != value:
+                        table.update_cell(v.task.id, name, value)
         self._follow_selection()
 
     def _current(self) -> TaskView | None:
@@ -214,21 +192,49 @@ class HatchApp(App[None]):
         task_id = view.task.id if view else None
         log = self.query_one("#tail", LogView)
         path = self.project.root / view.run.log_path if view and view.run else None
+        if view is None:
+            title = ""
+        elif view.run is None:
+            title = f"{task_id}: no agent has run yet"
+        else:  # the states are read from every snapshot: never a stale "running"
+            title = f"{task_id} · {view.run.window_name} · run {view.run.state} · {view.status}"
+        label = self.query_one("#log-title", Static)
+        if str(label.render()) != title:
+            label.update(title)
         if task_id != self.selected or path != log.path:
             self.selected = task_id
-            title = (
-                f"{task_id} · {view.run.window_name} · {view.run.state}"
-                if view and view.run
-                else (f"{task_id}: no agent has run yet" if task_id else "")
-            )
-            self.query_one("#log-title", Static).update(title)
             log.open(path)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._follow_selection()
 
-    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
-        self.action_drill()
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "tasks":  # not a row of a drill-down's table
+            self.action_drill()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in DASHBOARD_ACTIONS:
+            return self.screen is self.screen_stack[0]
+        return True
+
+    def quit_note(self) -> str:
+        """What keeps running once the control room is closed."""
+        snap = self.snapshot
+        if snap is None:
+            return ""
+        live = snap.live_agents
+        if snap.supervisor_pid:
+            return (
+                f"hatchctl: the supervisor (pid {snap.supervisor_pid}) and {live} agent(s) keep "
+                "running; `hatchctl` reopens the control room, `hatchctl down` stops them"
+            )
+        if live:
+            return f"hatchctl: {live} agent(s) still running; `hatchctl down` stops them"
+        return ""
+
+    async def action_quit(self) -> None:
+        self.exit_note = self.quit_note()
+        self.exit()
 
     # -- actions -----------------------------------------------------------------------------
     def _command(self, kind: str, task_id: str | None) -> None:
@@ -287,7 +293,9 @@ class HatchApp(App[None]):
         ):
             self.notify("no live agent pane for this task", severity="warning")
             return
-        argv = Tmux(self.project.tmux_socket).attach_argv(view.run.pane_id or "")
+        argv = Tmux(self.project.tmux_socket).attach_argv(
+            view.run.pane_id or "", read_only=self.read_only
+        )
         with self.suspend():
             subprocess.run(argv, check=False, timeout=None)  # the user detaches when done
 

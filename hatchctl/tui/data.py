@@ -16,6 +16,7 @@ from pathlib import Path
 from hatchctl.project import Project
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.logfile import last_line
+from hatchctl.state.durations import format_duration
 from hatchctl.state.lockfile import probe
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.store import Store
@@ -44,6 +45,7 @@ class TaskView:
     cpu: float | None  # percent of one core, for the live run's process tree
     activity: str
     last_line: str
+    retry_in: float | None = None  # seconds until a task waiting to retry starts again
 
     @property
     def role(self) -> str:
@@ -52,6 +54,8 @@ class TaskView:
     @property
     def status(self) -> str:
         t = self.task
+        if t.state == "active" and t.phase == "backoff" and self.retry_in is not None:
+            return f"retry in {format_duration(self.retry_in)}" if self.retry_in > 0 else "retrying"
         if t.state != "active":
             return t.state
         if self.run is not None and self.run.state in RUN_LIVE:
@@ -76,8 +80,18 @@ class Snapshot:
         return sum(self.counts.values())
 
     @property
-    def done(self) -> int:
-        return sum(self.counts.get(k, 0) for k in ("completed", "failed", "blocked"))
+    def completed(self) -> int:
+        return self.counts.get("completed", 0)
+
+    @property
+    def live_agents(self) -> int:
+        return sum(1 for v in self.views if v.run is not None and v.run.state in RUN_LIVE)
+
+    def progress_label(self) -> str:
+        """``3/5 completed · 1 failed · 1 blocked``: failed and blocked are not progress."""
+        parts = [f"{self.completed}/{self.total} completed"]
+        parts += [f"{self.counts[k]} {k}" for k in ("failed", "blocked") if self.counts.get(k)]
+        return " · ".join(parts)
 
 
 class DataSource:
@@ -146,6 +160,7 @@ class DataSource:
                     cpu=self._cpu(run, now) if run else None,
                     activity=self._activity(run, now) if run and live else "",
                     last_line=last_line(self._log(run)) if run else "",
+                    retry_in=(t.next_retry_at - now) if t.next_retry_at is not None else None,
                 )
             )
         counts = dict.fromkeys(("pending", "active", "blocked", "completed", "failed"), 0)

@@ -145,7 +145,8 @@ class LogLines(ScrollView, can_focus=True):
 
 class LogView(Vertical):
     BINDINGS = [
-        Binding("slash", "filter", "Filter"),
+        Binding("slash", "find", "Search"),
+        Binding("f", "filter", "Filter"),
         Binding("exclamation_mark", "invert", "Invert"),
         Binding("n", "search(1)", "Next"),
         Binding("N", "search(-1)", "Prev"),
@@ -170,15 +171,18 @@ class LogView(Vertical):
         self.lines: list[str] = []
         self.first = 0  # the follower's number of lines[0] (older lines were dropped)
         self._numbers: list[int] = []  # the number of each shown (filtered) line
-        self.pattern = ""
+        self.pattern = ""  # the filter: only matching lines are shown
+        self.search = ""  # the search: highlighted, jumped to with n / N, nothing hidden
+        self.prompt = "filter"  # what the input box sets
         self.invert = False
         self.wrap = False
         self.new_lines = 0
-        self.match_at = -1
+        self.match_at = -1  # the shown line the search is on
+        self.found = ""  # "match 2/7"
         self._generation = 0
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter (regex); enter to apply, esc to cancel", id="log-filter")
+        yield Input(id="log-filter")
         yield LogLines(id="log-body")
         yield Static("", id="log-badge")
 
@@ -242,11 +246,12 @@ class LogView(Vertical):
         self._badge()
 
     # -- display ---------------------------------------------------------------------------
-    def _matches(self, line: str) -> bool:
+    def _matches(self, line: str, pattern: str | None = None) -> bool:
+        pattern = self.pattern if pattern is None else pattern
         try:
-            return re.search(self.pattern, line) is not None
+            return re.search(pattern, line) is not None
         except re.error:
-            return self.pattern in line
+            return pattern in line
 
     def _keep(self, line: str) -> bool:
         return not self.pattern or self._matches(line) != self.invert
@@ -263,34 +268,57 @@ class LogView(Vertical):
         else:
             shown, self._numbers = list(self.lines), list(numbers)
         body = self.query_one("#log-body", LogLines)
-        highlight = self.pattern if not self.invert else ""
-        body.set_lines(shown, pattern=highlight, wrap=self.wrap)
+        body.set_lines(shown, pattern=self._highlight(), wrap=self.wrap)
         body.scroll_end(animate=False, immediate=False, x_axis=False)
         self.new_lines = 0
+        self.match_at = -1
         self._badge()
+
+    def _highlight(self) -> str:
+        return self.search or (self.pattern if not self.invert else "")
 
     def _badge(self) -> None:
         parts = []
+        if self.search:
+            parts.append(f"search /{self.search}/ {self.found} (n/N)")
         if self.new_lines:
             parts.append(f"{self.new_lines} new lines (end: follow)")
         if self.pattern:
-            parts.append(("NOT " if self.invert else "") + f"/{self.pattern}/")
+            parts.append("filter " + ("NOT " if self.invert else "") + f"/{self.pattern}/")
         if self.wrap:
             parts.append("wrap")
         self.query_one("#log-badge", Static).update("  ".join(parts))
 
     # -- actions ---------------------------------------------------------------------------
     def action_filter(self) -> None:
+        self._ask("filter", "filter: show only lines matching (regex); enter applies, esc cancels")
+
+    def action_find(self) -> None:
+        self._ask("search", "search (regex): n / N jump between matches; esc cancels")
+
+    def _ask(self, prompt: str, placeholder: str) -> None:
         box = self.query_one("#log-filter", Input)
+        self.prompt = prompt
+        box.placeholder = placeholder
         box.display = True
-        box.value = self.pattern
+        box.value = self.pattern if prompt == "filter" else self.search
         box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.pattern = event.value
+        event.stop()
         event.input.display = False
         self.query_one("#log-body", LogLines).focus()
-        self.redraw()
+        if self.prompt == "filter":
+            self.pattern = event.value
+            self.redraw()
+            return
+        self.search, self.match_at = event.value, -1
+        body = self.query_one("#log-body", LogLines)
+        body.pattern = self._highlight()
+        body.refresh()
+        if self.search:
+            self.action_search(1)
+        self._badge()
 
     def key_escape(self) -> bool:
         box = self.query_one("#log-filter", Input)
@@ -313,24 +341,49 @@ class LogView(Vertical):
         self.new_lines = 0
         self._badge()
 
+    def _hit(self, line: str) -> bool:
+        return bool(self.search) and self._matches(line, self.search)
+
     def action_search(self, direction: int) -> None:
-        """Jump to the next (or previous) line matching the filter pattern, without hiding lines."""
-        if not self.pattern:
-            self.app.notify("set a pattern with / first")
+        """Jump to the next (or previous) line matching the search, without hiding lines."""
+        if not self.search:
+            self.app.notify("search with / first")
             return
-        lines = self.shown_lines()
+        body = self.query_one("#log-body", LogLines)
+        lines = body.lines
         n = len(lines)
         for step in range(1, n + 1):
             i = (self.match_at + direction * step) % n
-            if self._matches(lines[i]):
+            if self._hit(lines[i]):
                 self.match_at = i
-                body = self.query_one("#log-body", LogLines)
-                body.scroll_to(y=body.row_of(i), animate=False)
+                hits = [j for j, line in enumerate(lines) if self._hit(line)]
+                self.found = f"match {hits.index(i) + 1}/{len(hits)}"
+                top = max(0, body.row_of(i) - body.scrollable_content_region.height // 3)
+                body.scroll_to(y=top, animate=False, immediate=True)
+                self._badge()
                 return
+        self.found = "no match"
+        self._badge()
+        self.app.notify(f"no line matches /{self.search}/", severity="warning")
+
+    def export_dir(self) -> Path:
+        """The project's .hatch/exports (a log lives under .hatch/logs), never the cwd."""
+        assert self.path is not None
+        hatch = next((p for p in self.path.parents if p.name == ".hatch"), self.path.parent)
+        return hatch / "exports"
 
     def action_save(self) -> None:
         if self.path is None:
             return
-        target = Path.cwd() / f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}.txt"
-        target.write_text("\n".join(self.shown_lines()) + "\n", encoding="utf-8")
-        self.app.notify(f"saved {len(self.shown_lines())} lines to {target}")
+        target = self.export_dir() / f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}.txt"
+        self._save(target, self.shown_lines())
+
+    @work(thread=True, group="log-save")
+    def _save(self, target: Path, lines: list[str]) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        except OSError as exc:
+            self.app.call_from_thread(self.app.notify, f"not saved: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self.app.notify, f"saved {len(lines)} lines to {target}")

@@ -40,20 +40,25 @@ HELP = {
         ("a", "attach to the agent's tmux pane (detach: C-b d)"),
         ("p", "pause / resume starting new agents"),
         ("/", "filter the task list"),
+        ("home / end", "first / last task"),
+        ("tab", "move between the task list and the log tail"),
         (":", "command palette"),
         ("?", "this help"),
-        ("q", "quit (agents keep running)"),
+        ("q", "quit; the supervisor and agents keep running"),
+        ("", "(`hatchctl down` stops them)"),
     ],
     "detail": [
         ("1-5", "Log, Events, Summary, Diff, Spec"),
-        ("/", "log: filter lines (regex)"),
-        ("!", "log: invert the filter"),
+        ("/", "log: search (regex); nothing is hidden"),
         ("n / N", "log: next / previous match"),
+        ("f", "log: filter, show only matching lines (regex)"),
+        ("!", "log: invert the filter"),
         ("w", "log: wrap long lines"),
-        ("p", "log: previous attempt"),
+        ("p / P", "log: previous / next attempt"),
         ("end", "log: follow new output"),
-        ("ctrl+s", "log: save the shown lines"),
-        ("esc", "back to the dashboard"),
+        ("ctrl+s", "log: save the shown lines to .hatch/exports/"),
+        ("?", "this help"),
+        ("esc / q", "back to the dashboard"),
     ],
 }
 
@@ -82,13 +87,15 @@ class HelpScreen(ModalScreen[None]):
         self.view = view
 
     def compose(self) -> ComposeResult:
-        text = Text()
-        text.append(f"keys: {self.view}\n\n", style="bold")
-        for key, what in HELP[self.view]:
-            text.append(f"{key:>8}  ", style="bold cyan")
-            text.append(what + "\n")
-        with Vertical(id="dialog"):
-            yield Static(text)
+        rows = HELP[self.view]
+        wide = max(len(key) for key, _ in rows)
+        text = Text(no_wrap=True)  # one phrase a line: the dialog is as wide as the text
+        for n, (key, what) in enumerate(rows):
+            text.append(f"{key:>{wide}}  ", style="bold cyan")
+            text.append(what + ("\n" if n < len(rows) - 1 else ""))
+        with Vertical(id="help-dialog"):
+            yield Static(Text(f"keys: {self.view}", style="bold"))
+            yield Static(text, id="help-keys")
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -96,8 +103,12 @@ class HelpScreen(ModalScreen[None]):
 
 class DetailScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("p", "previous_attempt", "Prev attempt"),
+        Binding("escape,q", "back", "Back"),
+        Binding("p", "attempt(-1)", "Prev attempt"),
+        Binding("P", "attempt(1)", "Next attempt"),
+        Binding("slash", "find", "Search log", show=False),
+        Binding("n", "search(1)", "Next match", show=False),
+        Binding("N", "search(-1)", "Prev match", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("1", "tab('log')", show=False),
         Binding("2", "tab('events')", show=False),
@@ -113,6 +124,7 @@ class DetailScreen(Screen[None]):
         self.task_id = task_id
         self.runs: list[RunRow] = []
         self.run_index = -1
+        self.event_data: dict[str, str] = {}  # event id: its data, whole
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -122,6 +134,8 @@ class DetailScreen(Screen[None]):
                 yield LogView(None, id="logview")
             with TabPane("Events", id="events"):
                 yield DataTable(id="events-table", cursor_type="row")
+                with VerticalScroll(id="event-data"):
+                    yield Static("", id="event-data-body")
             with TabPane("Summary", id="summary"), VerticalScroll():
                 yield Static("", id="summary-body")
             with TabPane("Diff", id="diff"):
@@ -174,16 +188,23 @@ class DetailScreen(Screen[None]):
         table = self.query_one("#events-table", DataTable)
         table.clear(columns=True)
         table.add_columns("#", "at", "run", "kind", "from -> to", "data")
+        self.event_data = {}
         for e in events:
             doc = e.to_json()
+            data = json.dumps(e.data, sort_keys=True)
+            self.event_data[str(e.id)] = json.dumps(e.data, sort_keys=True, indent=2)
             table.add_row(
                 str(e.id),
                 doc["at"][11:23],
                 str(e.run_id or ""),
                 e.kind,
                 f"{e.from_state or ''} -> {e.to_state or ''}" if e.to_state else "",
-                json.dumps(e.data, sort_keys=True)[:120],
+                data if len(data) <= 60 else data[:59] + "…",
+                key=str(e.id),
             )
+        if events:
+            table.move_cursor(row=len(events) - 1)
+            self._show_event(str(events[-1].id))
         self.query_one("#summary-body", Static).update(
             Syntax(summary, "json", word_wrap=True) if summary.strip().endswith("}") else summary
         )
@@ -210,10 +231,27 @@ class DetailScreen(Screen[None]):
         )
         view.open(self.project.root / run.log_path)
 
-    def action_previous_attempt(self) -> None:
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "events-table" and event.row_key.value is not None:
+            self._show_event(str(event.row_key.value))
+
+    def _show_event(self, key: str) -> None:
+        """The highlighted event's data, whole and wrapped (the table shows a preview)."""
+        text = Text(f"event {key}\n", style="bold")
+        text.append(self.event_data.get(key, ""), style="")
+        self.query_one("#event-data-body", Static).update(text)
+
+    def action_attempt(self, step: int) -> None:
         if self.runs:
-            self.run_index = (self.run_index - 1) % len(self.runs)
+            self.run_index = (self.run_index + step) % len(self.runs)
             self._show_run()
+
+    def action_find(self) -> None:
+        self.action_tab("log")
+        self.query_one("#logview", LogView).action_find()
+
+    def action_search(self, direction: int) -> None:
+        self.query_one("#logview", LogView).action_search(direction)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

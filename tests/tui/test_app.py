@@ -112,11 +112,14 @@ async def test_rows_states_and_log_tail(tmp_path: Path) -> None:
         await settle(pilot, app)
         table = app.query_one("#tasks")
         assert [str(k.value) for k in table.rows] == ["API-1", "API-2", "DB-1", "UI-1", "UI-2"]
-        row = [str(c) for c in table.get_row("API-1")]
-        assert (
-            row[2] == "factory:running" and row[4] == "1/5" and row[6] == "2m05s" and row[7] == "4s"
-        )
-        assert str(table.get_row("DB-1")[5]) == "3/3"
+        row = {c: str(table.get_cell("API-1", c)) for c in ("STATE", "RESTARTS", "RUNTIME", "IDLE")}
+        assert row == {
+            "STATE": "factory:running",
+            "RESTARTS": "1/5",
+            "RUNTIME": "2m05s",
+            "IDLE": "4s",
+        }
+        assert str(table.get_cell("DB-1", "STRIKES")) == "3/3"
         tail = app.query_one("#tail")
         assert tail.lines[-1] == "step 39: ok"  # ANSI codes and CRs stripped for display
         await pilot.press("slash")
@@ -200,9 +203,9 @@ async def test_kill_key_reaches_a_real_supervisor(tmp_path: Path) -> None:
                 assert psinfo.marked(run_key(p.root, run.id)) == []
                 for _ in range(40):
                     await pilot.pause(0.05)
-                    if str(app.query_one("#tasks").get_row("HANG")[2]) == "failed":
+                    if str(app.query_one("#tasks").get_cell("HANG", "STATE")) == "failed":
                         break
-                assert str(app.query_one("#tasks").get_row("HANG")[2]) == "failed"
+                assert str(app.query_one("#tasks").get_cell("HANG", "STATE")) == "failed"
         finally:
             sup.kill()
     finally:
