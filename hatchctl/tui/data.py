@@ -16,6 +16,7 @@ from pathlib import Path
 from hatchctl.project import Project
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.logfile import last_line
+from hatchctl.state import metrics
 from hatchctl.state.durations import format_duration
 from hatchctl.state.lockfile import probe
 from hatchctl.state.rows import RunRow, TaskRow
@@ -46,6 +47,7 @@ class TaskView:
     activity: str
     last_line: str
     retry_in: float | None = None  # seconds until a task waiting to retry starts again
+    usage: str = ""  # tokens and cost of every run of the task, where known
 
     @property
     def role(self) -> str:
@@ -59,6 +61,8 @@ class TaskView:
         if t.state != "active":
             return t.state
         if self.run is not None and self.run.state in RUN_LIVE:
+            if self.run.waiting_since is not None:  # at a prompt or dialog: needs a person
+                return f"{t.phase}:waiting"
             return f"{t.phase}:{self.run.state}"
         return t.phase or "active"
 
@@ -143,7 +147,10 @@ class DataSource:
         store = self.store
         tasks = store.tasks()
         runs: dict[str, RunRow] = {}
+        used: dict[str, list[dict[str, object]]] = {}
         for r in store.runs():
+            if r.metrics:
+                used.setdefault(r.task_id, []).append(r.metrics)
             current = runs.get(r.task_id)
             if current is None or r.state in RUN_LIVE or current.state not in RUN_LIVE:
                 runs[r.task_id] = r
@@ -161,6 +168,7 @@ class DataSource:
                     activity=self._activity(run, now) if run and live else "",
                     last_line=last_line(self._log(run)) if run else "",
                     retry_in=(t.next_retry_at - now) if t.next_retry_at is not None else None,
+                    usage=metrics.short(metrics.total(used.get(t.id, []))),
                 )
             )
         counts = dict.fromkeys(("pending", "active", "blocked", "completed", "failed"), 0)

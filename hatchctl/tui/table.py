@@ -24,6 +24,7 @@ COLUMNS: tuple[tuple[str, int, int], ...] = (
     ("IDLE", 6, 5),
     ("CPU", 5, 9),
     ("ACTIVITY", 10, 10),
+    ("USAGE", 16, 11),
     ("LAST LINE", 0, 4),
 )
 NAMES = tuple(name for name, _, _ in COLUMNS)
@@ -46,7 +47,7 @@ def cell_values(v: TaskView, snap: Snapshot) -> dict[str, tuple[str, str]]:
     t = v.task
     style = (
         "bold magenta"
-        if v.run is not None and v.run.state == "stalled"
+        if v.run is not None and (v.run.state == "stalled" or v.run.waiting_since is not None)
         else STATE_STYLE.get(t.state, "")
     )
     if t.state in ("failed", "blocked") and t.last_error:  # why, before what the agent printed
@@ -65,6 +66,7 @@ def cell_values(v: TaskView, snap: Snapshot) -> dict[str, tuple[str, str]]:
         "IDLE": (format_duration(v.idle), ""),
         "CPU": (f"{v.cpu:.0f}%" if v.cpu is not None else "-", ""),
         "ACTIVITY": (v.activity, "green"),
+        "USAGE": (v.usage or "-", ""),
         LAST: last,
     }
 
