@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"# {platform.node()} · {platform.processor() or platform.machine()} · "
-        f"{__import__('os').cpu_count()} cores · Python {platform.python_version()}"
+        f"# {time.strftime('%Y-%m-%d %H:%M %Z')} · {cpu} · nproc {os.cpu_count()} · "
+        f"load average {load} · Python {platform.python_version()}"
     )
     code = 0
-    for name in ("bench_store.py", "bench_logtail.py", "bench_demo.py"):
+    for name in (
+        "bench_store.py",
+        "bench_store_scale.py",
+        "bench_logtail.py",
+        "bench_demo.py",
+        "bench_stop_latency.py",
+    ):
         out = subprocess.run([sys.executable, str(HERE / name)], check=False)
         code = code or out.returncode
     return code

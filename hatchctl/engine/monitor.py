@@ -33,6 +33,7 @@ class Monitor:
         self.deps = deps
         self.specs = specs
         self.courier = courier or Courier(deps)
+        self.cpu_at: dict[int, float] = {}
         self.cpu: dict[int, float] = {}
 
     # -- helpers ---------------------------------------------------------------------------
@@ -115,10 +116,15 @@ class Monitor:
             size = self._path(run.log_path).stat().st_size
         except FileNotFoundError:
             size = 0
-        cpu = psinfo.cpu_seconds(run.pane_pid) if run.pane_pid else 0.0
+        # CPU of the process tree costs a scan of /proc: only when the log says nothing, and at
+        # most every 2 s per run
+        grew = size != run.log_size
         previous = self.cpu.get(run.id)
-        self.cpu[run.id] = cpu
-        busy = size != run.log_size or (previous is not None and cpu - previous > 0.02)
+        cpu = previous
+        if not grew and run.pane_pid and now - self.cpu_at.get(run.id, -1e9) >= 2.0:
+            cpu = psinfo.cpu_seconds(run.pane_pid)
+            self.cpu[run.id], self.cpu_at[run.id] = cpu, now
+        busy = grew or (previous is not None and cpu is not None and cpu - previous > 0.02)
         last = run.last_activity_at or started
         if busy:
             if run.waiting_since is not None and size != run.log_size:

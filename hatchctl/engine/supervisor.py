@@ -139,6 +139,7 @@ class Supervisor:
             except HatchError:
                 pass
             self.lock.release()
+            deps.store.flush()  # current_state.json holds the final state when run() returns
             if self.going_down or (self.until_drained and not deps.store.runs(live_only=True)):
                 deps.tmux.kill_server()
             deps.notifier.drain()
@@ -217,10 +218,12 @@ class Supervisor:
                     tx.event("time_limit_reached", data={"seconds": self.time_limit})
                 break
             wait = tick if deadline is None else max(0.0, min(tick, deadline - self.deps.clock()))
-            specs_changed = self._wait(wait)
+            specs_changed, stops = self._wait(wait)
             if self.stop_requested:
                 break
             try:
+                if stops:
+                    self._on_stop_files(stops)
                 if specs_changed:
                     self._load_specs(strict=False)
                 drained = self.step()
@@ -240,23 +243,30 @@ class Supervisor:
                 break
         return 0 if all(t.state == "completed" for t in self.deps.store.tasks()) else 1
 
-    def _wait(self, tick: float) -> bool:
+    def _wait(self, tick: float) -> tuple[bool, set[str]]:
+        """Wait for the watcher (or ``tick``): whether specs changed, and the stop files
+        written meanwhile."""
         specs_dir = str(self.deps.project.specs_dir)
-        specs_changed = False
         try:
             item = self.queue.get(timeout=tick)
         except queue.Empty:
-            return False
+            return False, set()
         items = [item]
         while True:
             try:
                 items.append(self.queue.get_nowait())
             except queue.Empty:
                 break
-        for _kind, path in items:
-            if path.startswith(specs_dir) and path.endswith(".md"):
-                specs_changed = True
-        return specs_changed
+        stops = {path for kind, path in items if kind == "stop"}
+        specs_changed = any(p.startswith(specs_dir) and p.endswith(".md") for _, p in items)
+        return specs_changed, stops
+
+    def _on_stop_files(self, stops: set[str]) -> None:
+        """Stop files just written are handled before the pass's unrelated work."""
+        root = self.deps.project.root
+        for run in self.deps.store.runs(live_only=True):
+            if str(root / run.stop_path) in stops:
+                self._guard(run.task_id, self.monitor.check, run, self.deps.clock())
 
     def step(self) -> bool:
         """One pass. Returns True when nothing can make progress any more."""

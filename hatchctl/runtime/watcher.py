@@ -1,8 +1,14 @@
 """inotify (via watchdog) on the runs' exchange directories (recursively: stop files and
 summaries), the spec directory and the wake file.
 
-Events are pushed, as paths, into a queue the supervisor waits on; the supervisor also stats the
-files of its live runs on every tick, so a missed event only costs one tick.
+Events are pushed, as ``(kind, path)``, into a queue the supervisor waits on: kind ``"stop"`` for a
+run's ``.stop`` file (so it can be handled before unrelated work), ``"fs"`` for anything else. The
+supervisor also stats the files of its live runs on every tick, so a missed event only costs one
+tick.
+
+Only the events that say a file is complete are asked of the kernel (created, moved into place,
+closed after writing): reads of these files (the supervisor's own) and every single write() do not
+wake the watcher.
 """
 
 from __future__ import annotations
@@ -11,10 +17,24 @@ import queue
 import warnings
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from hatchctl import logsetup
+
+# what the kernel is asked for: IN_CREATE, IN_MOVED_*, IN_CLOSE_WRITE (not IN_OPEN, IN_ACCESS,
+# IN_CLOSE_NOWRITE, IN_MODIFY on every write(), IN_ATTRIB)
+EVENTS: list[type[FileSystemEvent]] = [FileCreatedEvent, FileMovedEvent, FileClosedEvent]
+
+
+def kind_of(path: str) -> str:
+    return "stop" if path.endswith(".stop") else "fs"
 
 
 class _Handler(FileSystemEventHandler):
@@ -28,7 +48,7 @@ class _Handler(FileSystemEventHandler):
         path = raw.decode() if isinstance(raw, bytes) else str(raw)
         if path.endswith(".tmp"):
             return
-        self.sink.put(("fs", path))
+        self.sink.put((kind_of(path), path))
 
 
 class Watcher:
@@ -53,10 +73,10 @@ class Watcher:
         handler = _Handler(self.sink)
         for d in self.dirs:
             d.mkdir(parents=True, exist_ok=True)
-            observer.schedule(handler, str(d), recursive=False)
+            observer.schedule(handler, str(d), recursive=False, event_filter=EVENTS)
         for d in self.recursive:
             d.mkdir(parents=True, exist_ok=True)
-            observer.schedule(handler, str(d), recursive=True)
+            observer.schedule(handler, str(d), recursive=True, event_filter=EVENTS)
         observer.daemon = True
         observer.start()
         self._observer = observer

@@ -2,7 +2,8 @@
 
 Every write is one ``BEGIN IMMEDIATE`` transaction. State changes are compare-and-set against the
 current state and the transition table, and append an event carrying task and run ids. After each
-commit the ``on_commit`` callback (the snapshot exporter) runs.
+commit the ``on_commit`` callback runs; the snapshot exporter only marks the snapshot dirty (it is
+written in the background, at most every 0.2 s) and ``flush()``/``close()`` write what is pending.
 """
 
 from __future__ import annotations
@@ -74,7 +75,18 @@ class Store:
                     raise
                 time.sleep(0.02)
 
+    def flush(self) -> None:
+        """Write now what ``on_commit`` deferred (the snapshot), on this thread."""
+        flush = getattr(self.on_commit, "flush", None)
+        if callable(flush):
+            flush()
+
     def close(self) -> None:
+        """Flush and stop ``on_commit`` (a command that commits and exits leaves a current
+        snapshot), then close the connection."""
+        close = getattr(self.on_commit, "close", None)
+        if callable(close):
+            close()
         with self._lock:
             self._conn.close()
 
@@ -109,7 +121,8 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
-        """One write transaction; ``on_commit`` runs after it commits."""
+        """One write transaction; ``on_commit`` runs after it commits (cheap: the snapshot
+        exporter only marks itself dirty)."""
         with self._write() as conn:
             yield Tx(conn, self.clock())
         if self.on_commit is not None:

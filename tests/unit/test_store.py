@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -126,18 +127,30 @@ def test_unreadable_database(tmp_path: Path) -> None:
         Store(bad)
 
 
-def test_snapshot_is_exported_after_every_commit(tmp_path: Path) -> None:
+def test_snapshot_is_exported_within_the_interval_and_on_flush(tmp_path: Path) -> None:
+    """A commit only marks the snapshot dirty: the background writer exports it within the
+    interval (no flush needed), flush() and close() write what is pending on the calling thread,
+    the newest state wins, and no temp file is left (details in test_snapshot_export.py)."""
     snap = tmp_path / "current_state.json"
     s = Store(
-        tmp_path / "hatch.db", on_commit=SnapshotExporter(snap, "p", tmp_path / "supervisor.lock")
+        tmp_path / "hatch.db",
+        on_commit=SnapshotExporter(snap, "p", tmp_path / "supervisor.lock", interval=0.05),
     )
     with s.tx() as tx:
         tx.insert_task("A", title="a")
-    assert json.loads(snap.read_text())["counts"]["pending"] == 1
+    deadline = time.monotonic() + 20
+    while not (snap.exists() and json.loads(snap.read_text())["counts"]["pending"] == 1):
+        assert time.monotonic() < deadline, "never exported"
+        time.sleep(0.01)
     with s.tx() as tx:
         tx.transition_task("A", "pending", "active")
+    s.flush()
     doc = json.loads(snap.read_text())
     assert doc["counts"]["active"] == 1 and doc["tasks"][0]["state"] == "active"
+    with s.tx() as tx:
+        tx.update_task("A", attempt=7)
+    s.close()
+    assert json.loads(snap.read_text())["tasks"][0]["attempt"] == 7
     assert not list(tmp_path.glob(".current_state.json.*.tmp"))
 
 
