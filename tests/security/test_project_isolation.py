@@ -58,7 +58,10 @@ def test_two_projects_with_the_same_name_run_at_once(projects: Projects) -> None
         assert live(one)  # both projects' agents ran at the same time
         for p in (one, two):
             panes = [x for x in Tmux(p.tmux_socket).list_panes() if x.session == AGENT_SESSION]
-            assert len(panes) >= 2 and {x.tag for x in panes} == {p.key}  # home and agents
+            # a window being launched is tagged a moment after tmux creates it: only tagged or
+            # untagged-yet panes of this server, never another project's key
+            assert len(panes) >= 2 and {x.tag for x in panes} <= {p.key, ""}
+            assert p.key in {x.tag for x in panes}
         assert first.wait(60) == 0, first.output()
         assert second.wait(60) == 0, second.output()
     finally:
