@@ -9,10 +9,9 @@ hatchctl's own Watcher (watchdog) on the same directory: when each .stop reached
 
 "before": the supervisor runs with the exporter as it was before issue 11 (the whole snapshot
 re-read and rewritten after every commit, bench/bigstore.py LegacyExporter); "after": as hatchctl
-opens its store now; "next" (only with --only next): "after" plus two engine changes patched in
-(stop files handled as soon as the loop wakes, before the pass; a run's process-tree CPU sampled
-at most every 2 s instead of on every pass). Usage: bench_stop_latency.py [--tasks 260]
-[--active 20] [--only before|after|next] [--py-spy FILE]
+opens its store now, with the engine as it is (stop files handled as soon as the loop wakes,
+a run's process-tree CPU sampled at most every 2 s). Usage: bench_stop_latency.py [--tasks 260]
+[--active 20] [--only before|after] [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -60,42 +59,6 @@ CHILD = textwrap.dedent("""
                          on_commit=exporter)
 
         Project.open_store = open_store
-    if sys.argv[2] == "next":  # the engine changes proposed for the lead, patched in here
-        import queue
-        import time
-        from hatchctl.engine.supervisor import Supervisor
-        from hatchctl.runtime import psinfo
-
-        def _wait(self, tick):  # stop files handled as soon as the loop wakes, before the pass
-            try:
-                items = [self.queue.get(timeout=tick)]
-            except queue.Empty:
-                return False
-            while True:
-                try:
-                    items.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            stops = {path for kind, path in items if kind == "stop"}
-            if stops:
-                root = self.deps.project.root
-                for run in self.deps.store.runs(live_only=True):
-                    if str(root / run.stop_path) in stops:
-                        self._guard(run.task_id, self.monitor.check, run, self.deps.clock())
-            specs = str(self.deps.project.specs_dir)
-            return any(p.startswith(specs) and p.endswith(".md") for _, p in items)
-
-        Supervisor._wait = _wait
-        sampled, cpu_seconds = {}, psinfo.cpu_seconds
-
-        def rate_limited(pid):  # a process tree's CPU sampled at most every 2 s
-            at, value = sampled.get(pid, (-1e9, 0.0))
-            if time.monotonic() - at >= 2.0:
-                value = cpu_seconds(pid)
-                sampled[pid] = (time.monotonic(), value)
-            return value
-
-        psinfo.cpu_seconds = rate_limited
     from hatchctl.cli import main
     raise SystemExit(main(sys.argv[3:]))
 """)
@@ -281,7 +244,7 @@ def main() -> int:
     parser.add_argument("--active", type=int, default=20)
     parser.add_argument("--min-seconds", type=int, default=3)
     parser.add_argument("--max-seconds", type=int, default=8)
-    parser.add_argument("--only", choices=["before", "after", "next"])
+    parser.add_argument("--only", choices=["before", "after"])
     parser.add_argument("--json", type=Path, help="also write the samples here")
     parser.add_argument("--py-spy", type=Path, help="profile the supervisor into FILE-<label>")
     args = parser.parse_args()
