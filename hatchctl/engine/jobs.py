@@ -237,6 +237,14 @@ def verify(env: JobEnv, spec: TaskSpec, iteration: int, base_sha: str) -> Verdic
     )
 
 
+def release_view(env: JobEnv, task_id: str) -> None:
+    """A failed task keeps its worktree for inspection, but not its read-only planning view: a
+    mount must not outlive the agents (it would make `rm -rf` of the project fail)."""
+    view = env.paths.worktree(task_id) / "project-state-readonly"
+    if view.is_symlink() or view.exists():
+        env.scripts.run("mount/unmount.sh", str(view))
+
+
 def remove_worktree(env: JobEnv, task_id: str) -> None:
     env.scripts.run("git/remove_worktree.sh", str(env.root), str(env.paths.worktree(task_id)))
 

@@ -66,6 +66,7 @@ class Supervisor:
         self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
         self.specs: dict[str, TaskSpec] = {}
         self.courier = Courier(deps, self.queue)
+        self.released: set[str] = set()  # failed tasks whose planning view was unmounted
         self.monitor = Monitor(deps, self.specs, self.courier)
         self.commands = Commands(deps, on_down=self._down, on_resume=self._resume)
         lim = deps.limits
@@ -291,6 +292,12 @@ class Supervisor:
         for task in deps.store.tasks():
             if task.state == "active":
                 self._guard(task.id, self._advance, task, task.id in live, paused)
+            elif task.state == "failed" and task.id not in self.released:
+                self.released.add(task.id)
+                if task.id not in self.jobs and task.id not in live:
+                    self.jobs.submit(task.id, "release", jobs.release_view, self.job_env, task.id)
+            elif task.state != "failed":
+                self.released.discard(task.id)
         if self.jobs or self.courier.inflight or deps.store.runs(live_only=True):
             return False
         if paused:
