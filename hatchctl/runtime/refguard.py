@@ -23,9 +23,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from hatchctl.errors import CommandError, HatchError
+from hatchctl.errors import CommandError, HatchError, SummaryError
 from hatchctl.runtime import proc
 from hatchctl.runtime.gitrepo import git_env
+from hatchctl.state.summary import read_agent_file
 
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 
@@ -51,14 +52,12 @@ def write_private(path: Path, text: str) -> None:
 
 
 def read_small(path: Path, limit: int = 4096) -> str | None:
+    """A small file an agent may have written (its shadow branch) or hatchctl wrote: never
+    through a link, a regular file, at most ``limit`` bytes; None otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        return read_agent_file(path, "file", limit).decode("ascii", "replace")
+    except SummaryError:
         return None
-    with os.fdopen(fd, "rb") as f:
-        if not os.path.isfile(f"/proc/self/fd/{f.fileno()}"):
-            return None
-        return f.read(limit).decode("ascii", "replace")
 
 
 def worktree_gitdir(common: Path, task_id: str) -> Path:
