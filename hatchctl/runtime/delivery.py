@@ -75,13 +75,19 @@ def pending_on_screen(screen: str, text: str) -> bool:
 def _wait_ready(
     log: Path, timeout: float, sleep: Callable[[float], None], clock: Callable[[], float]
 ) -> bool:
-    """Until the pane's log shows bracketed paste turned on (or ``timeout``)."""
+    """Until the pane's log shows bracketed paste turned on (or ``timeout``); each poll reads
+    only what was appended since the last (plus a few bytes, for a sequence split across)."""
     deadline = clock() + timeout
+    seen, carry = 0, b""
     while True:
         try:
             with log.open("rb") as f:
-                if BRACKETED_PASTE_ON in f.read(4 * 1024 * 1024):
-                    return True
+                f.seek(seen)
+                chunk = carry + f.read(4 * 1024 * 1024)
+            if BRACKETED_PASTE_ON in chunk:
+                return True
+            seen += len(chunk) - len(carry)
+            carry = chunk[-(len(BRACKETED_PASTE_ON) - 1) :]
         except FileNotFoundError:
             pass
         if clock() >= deadline:
