@@ -39,6 +39,10 @@ class ProjectSection(_Strict):
     integration_branch: str = "hatch/integration"
     scripts_dir: str = ""  # an ejected copy of hatch_scripts (hatchctl scripts --eject)
     regression: list[str] | str = Field(default_factory=list)  # run on integration after merge
+    # after a merge, also run the acceptance of the merged task ("own") and of every completed
+    # task ("all"): a merge git calls clean can still lose a task's behaviour
+    recheck: Literal["all", "own", "none"] = "all"
+    recheck_parallel: int = Field(default=2, ge=1, le=16)
 
     @field_validator("name")
     @classmethod

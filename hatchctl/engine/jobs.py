@@ -13,10 +13,12 @@ import os
 import shlex
 import stat
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatchctl.config import HatchConfig
+from hatchctl.engine import recheck
 from hatchctl.engine.verify import Verdict, unsafe_path, verify_factory
 from hatchctl.errors import HatchError, ScriptError, SummaryError, UnsafePath
 from hatchctl.runtime import proc
@@ -249,9 +251,10 @@ def remove_worktree(env: JobEnv, task_id: str) -> None:
     env.scripts.run("git/remove_worktree.sh", str(env.root), str(env.paths.worktree(task_id)))
 
 
-def merge(env: JobEnv, spec: TaskSpec) -> MergeResult:
-    """Merge hatch/<ID> into the integration branch; run the regression command; clean up.
-    Checked again first: QA ran in the same worktree after the factory's verification."""
+def merge(env: JobEnv, spec: TaskSpec, completed: Sequence[TaskSpec] = ()) -> MergeResult:
+    """Merge hatch/<ID> into the integration branch; run the regression command, then the
+    acceptance of this task and of every ``completed`` one (``recheck``); clean up. Checked
+    again first: QA ran in the same worktree after the factory's verification."""
     branch = branch_name(spec.id)
     git = Git(env.root, env.config.limits.git_timeout)
     base = git.merge_base(env.config.project.integration_branch, branch)
@@ -259,13 +262,13 @@ def merge(env: JobEnv, spec: TaskSpec) -> MergeResult:
     if unsafe is not None:
         return MergeResult(False, failure_class="agent", reason="unsafe_path", detail=unsafe)
     with env.integration_lock:
-        result = _merge_locked(env, spec)
+        result = _merge_locked(env, spec, completed)
     if result.ok:
         remove_worktree(env, spec.id)
     return result
 
 
-def _merge_locked(env: JobEnv, spec: TaskSpec) -> MergeResult:
+def _merge_locked(env: JobEnv, spec: TaskSpec, completed: Sequence[TaskSpec]) -> MergeResult:
     before = ensure_integration(env)
     wt = env.integration_worktree
     try:
@@ -292,5 +295,24 @@ def _merge_locked(env: JobEnv, spec: TaskSpec) -> MergeResult:
                 failure_class=cls,
                 reason="regression_failed",
                 detail=f"regression run on the integration branch: {acc.describe()}",
+            )
+    project = env.config.project
+    checks = recheck.checks_for(spec, completed, project.recheck)
+    if checks and merged != before:
+        lost = recheck.first_failure(
+            checks,
+            wt,
+            env.config.limits.test_timeout,
+            confine=env.confine,
+            parallel=project.recheck_parallel,
+        )
+        if lost is not None:
+            env.scripts.run("git/undo_merge.sh", str(wt), before)
+            own = lost.check.task_id == spec.id
+            return MergeResult(
+                False,
+                failure_class="timeout" if lost.result.timed_out else "regression",
+                reason="acceptance_failed_after_merge" if own else "behaviour_lost",
+                detail=recheck.describe(lost, spec.id),
             )
     return MergeResult(True, merged_sha=merged)

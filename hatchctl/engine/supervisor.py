@@ -398,7 +398,12 @@ class Supervisor:
                 task.id, "verify", jobs.verify, self.job_env, spec, task.iteration, task.base_sha
             )
         elif task.phase == "merge":
-            self.jobs.submit(task.id, "merge", jobs.merge, self.job_env, spec)
+            done = [
+                self.specs[t.id]
+                for t in deps.store.tasks()
+                if t.state == "completed" and t.id in self.specs and t.id != task.id
+            ]
+            self.jobs.submit(task.id, "merge", jobs.merge, self.job_env, spec, done)
 
     def _launch(self, task: TaskRow, spec: TaskSpec, role: str) -> None:
         deps = self.deps
