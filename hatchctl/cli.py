@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dir", type=Path, default=None, help="where (default: ./demo-project)")
     s.add_argument("--headless", action="store_true", help="no UI, progress on stdout")
     s.add_argument("--keep", action="store_true", help="reuse an existing demo project")
+    s.add_argument(
+        "--pace",
+        type=float,
+        default=None,
+        help="the simulated agents' speed: 0 full speed (headless default), 2 watchable "
+        "(the control room's default), up to 20",
+    )
     s.set_defaults(func=_cmd("run:demo"))
 
     s = sub.add_parser("run", help="run the supervisor in the foreground")

@@ -26,6 +26,28 @@ EXPECTED = {
     "STATS-3": "completed",
 }
 
+# what the viewer should watch for: said before the demo starts and when each task starts
+NARRATION = {
+    "CALC-001": "prints 300 lines of build output (watch its log tail), then completes",
+    "CALC-002": "QA rejects the first attempt; the factory gets its findings and QA approves the second",
+    "CALC-003": "the factory hangs once: the idle policy kills and restarts it",
+    "CALC-004": "already done: its acceptance passes before any agent starts (the fast path)",
+    "CALC-005": "fails three different ways: broken tests, a lie about its commits, no summary; "
+    "after three strikes it fails",
+    "CALC-006": "depends on CALC-005, so it ends blocked",
+    "STATS-1": "TDD: its test must fail before the factory starts; cycles 2 and 3 wait for it",
+    "STATS-2": "TDD cycle 2: starts only when STATS-1 is merged",
+    "STATS-3": "TDD cycle 3: starts only when STATS-2 is merged",
+}
+PACE_INTERACTIVE = 2.0  # about 8 s of visible work per agent run: time to press keys on it
+
+
+def narration() -> list[str]:
+    """One line per task: what will happen to it and how it should end."""
+    width = max(len(k) for k in EXPECTED)
+    return [f"{k:<{width}}  {NARRATION[k]} (expected: {v})" for k, v in EXPECTED.items()]
+
+
 CONFIG = """\
 # The hatchctl demo: simulated agents, tiny timeouts so every path runs in about a minute.
 [project]
@@ -38,7 +60,7 @@ regression = "python3 -m unittest"
 [limits]
 max_active = 3
 max_strikes = 3
-run_timeout = "90s"
+run_timeout = "{run_timeout}s"
 idle_timeout = "2s"
 stall_after = "1s"
 test_timeout = "30s"
@@ -58,11 +80,13 @@ reset_after = "10m"
 command = ["hatchctl", "sim-agent"]
 prompt_delivery = "argument"
 stop = "exit"
+env = {{ HATCH_SIM_PACE = "{pace}" }}
 
 [agents.qa]
 command = ["hatchctl", "sim-agent"]
 prompt_delivery = "argument"
 stop = "exit"
+env = {{ HATCH_SIM_PACE = "{pace}" }}
 """
 
 FILES = {
@@ -269,8 +293,11 @@ def _teardown(root: Path) -> None:
     unmount_all_under(scripts, root)
 
 
-def write_demo(root: Path, name: str | None = None) -> None:
-    """Create the demo project at ``root``, which must not exist, be empty, or be an old demo."""
+def write_demo(root: Path, name: str | None = None, pace: float = 0.0) -> None:
+    """Create the demo project at ``root``, which must not exist, be empty, or be an old demo.
+    ``pace``: the simulated agents' speed factor (0: full speed; 1: watchable)."""
+    if not 0.0 <= pace <= 20.0:
+        raise HatchError(f"--pace must be between 0 and 20, not {pace:g}")
     if root.exists() and any(root.iterdir()):
         if not is_demo(root):
             raise HatchError(
@@ -288,7 +315,10 @@ def write_demo(root: Path, name: str | None = None) -> None:
         path.write_text(content, encoding="utf-8")
     (root / ".gitignore").write_text(MARKER + "\n__pycache__/\n", encoding="utf-8")
     name = name or default_project_name(root)  # the tmux socket is hatch-<name>
-    (root / "hatch.toml").write_text(CONFIG.format(name=name), encoding="utf-8")
+    (root / "hatch.toml").write_text(
+        CONFIG.format(name=name, pace=f"{pace:g}", run_timeout=f"{90 + 8 * pace:g}"),
+        encoding="utf-8",
+    )
     (root / "specs").mkdir()
     for fname, text in specs().items():
         (root / "specs" / fname).write_text(text, encoding="utf-8")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hatchctl.cmds.common import build_deps, load_project
-from hatchctl.demo import EXPECTED, write_demo
+from hatchctl.demo import EXPECTED, PACE_INTERACTIVE, narration, write_demo
 from hatchctl.engine.jobs import INTEGRATION_DIR
 from hatchctl.engine.progress import Reporter
 from hatchctl.engine.supervisor import Supervisor
@@ -112,14 +112,34 @@ def run(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     root = (args.dir or Path("demo-project")).resolve()
-    if not args.keep or not (root / "hatch.toml").exists():
-        write_demo(root)
-    project = load_project(argparse.Namespace(directory=root))
     headless = args.headless or not sys.stdout.isatty()
+    pace = getattr(args, "pace", None)
+    if pace is None:
+        pace = 0.0 if headless else PACE_INTERACTIVE
+    if not args.keep or not (root / "hatch.toml").exists():
+        write_demo(root, pace=pace)
+    project = load_project(argparse.Namespace(directory=root))
+    print("What to watch for:")
+    print("\n".join("  " + line for line in narration()))
     if not headless:
         from hatchctl.cmds.ui import run_ui
 
-        return run_ui(project, read_only=False)
+        code = run_ui(project, read_only=False)
+        store = project.open_store()
+        try:
+            tasks = store.tasks()
+        finally:
+            store.close()
+        print(_table(tasks, EXPECTED))
+        left = [t.id for t in tasks if t.state not in ("completed", "failed", "blocked")]
+        print(
+            f"still running: {', '.join(left)} (`hatchctl -C {root} down` stops it)"
+            if left
+            else "demo: every task reached its expected end state"
+            if all(t.state == EXPECTED.get(t.id, t.state) for t in tasks)
+            else "demo: MISMATCH (see the table)"
+        )
+        return code
     print(f"hatchctl demo in {root} (headless; `hatchctl -C {root} status` shows the state)")
     _, tasks = run_supervisor(project, until_drained=True)
     states = {t.id: t.state for t in tasks}

@@ -31,6 +31,22 @@ GIT_ID = {
 }
 
 
+WORK_STEPS = {
+    "factory": ["reading the spec", "planning the change", "editing files", "running the tests"],
+    "qa": ["reading the handover", "reviewing the diff", "running the tests"],
+}
+PACE_MAX = 20.0
+
+
+def pace_from(text: str) -> float:
+    """``HATCH_SIM_PACE`` as a factor in [0, PACE_MAX]; anything else is 0 (full speed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if 0.0 < value <= PACE_MAX else 0.0
+
+
 def say(text: str) -> None:
     print(f"\x1b[36msim-agent\x1b[0m {text}", flush=True)
 
@@ -54,6 +70,24 @@ class SimAgent:
         self.sim = self.spec.sim or SimScript()
         self.behaviour = self.sim.behaviour(self.role, self.iteration, self.attempt)
         self.interactive = interactive if self.sim.interactive is None else self.sim.interactive
+        self.pace = pace_from(env.get("HATCH_SIM_PACE", ""))
+
+    def work_visibly(self) -> None:
+        """At a demo's pace (``HATCH_SIM_PACE`` > 0): show the steps of the work, a line at
+        least every 0.8 s (so the idle policy never mistakes it for a hang), about 4 s a run at
+        pace 1. Pace 0 (tests, the headless demo) skips this."""
+        if self.pace <= 0:
+            return
+        steps = WORK_STEPS[self.role if self.role in WORK_STEPS else "factory"]
+        per_step = 4.0 * self.pace / len(steps)
+        for step in steps:
+            say(f"{step} ...")
+            left = per_step
+            while left > 0:
+                time.sleep(min(0.8, left))
+                left -= 0.8
+                if left > 0:
+                    print("  .", flush=True)
 
     # -- helpers -------------------------------------------------------------------------
     def git(self, *args: str, check: bool = True) -> str:
@@ -240,6 +274,8 @@ class SimAgent:
             say("ignoring SIGTERM; left a setsid grandchild behind")
             while True:
                 signal.pause()
+        if b not in ("crash",):
+            self.work_visibly()
         if b == "slow":
             time.sleep(self.sim.slow_seconds)
         if b == "noisy":

@@ -21,6 +21,9 @@ def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr
         assert "demo: every task reached its expected end state" in out.stdout
         assert "demo tests pass" in out.stdout
+        assert "What to watch for:" in out.stdout  # told before it happens...
+        assert "CALC-005  fails three different ways" in out.stdout
+        assert "expected: blocked" in out.stdout  # ...with the end state to expect
         assert "Traceback" not in out.stdout + out.stderr
 
         status = hatchctl("-C", str(root), "status", "--json")
