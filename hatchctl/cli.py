@@ -143,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--no-wait", action="store_true", help="do not wait for the result")
         s.set_defaults(func=_cmd(f"control:{name}"))
 
+    s = sub.add_parser("forget", help="remove a task whose spec is gone (its branch is kept)")
+    s.add_argument("task_id", metavar="ID")
+    s.set_defaults(func=_cmd("control:forget"))
+    s = sub.add_parser("clean", help="remove the worktrees kept for failed tasks (unmounted first)")
+    s.add_argument("--failed", action="store_true", help="failed tasks' worktrees (the default)")
+    s.add_argument(
+        "--all",
+        action="store_true",
+        help="every worktree of a task that is not active, and any that belong to no task",
+    )
+    s.set_defaults(func=_cmd("control:clean"))
+
     s = sub.add_parser("scripts", help="list the bash scripts hatchctl runs")
     s.add_argument("--eject", type=Path, metavar="DIR", help="copy them to DIR for customizing")
     s.set_defaults(func=_cmd("setup:scripts"))

@@ -28,6 +28,7 @@ def send(
     *,
     wait: bool = True,
     timeout: float = WAIT_SECONDS,
+    args: dict[str, str] | None = None,
 ) -> tuple[bool, str]:
     """Queue a command for the supervisor; optionally wait for its result."""
     if task_id is not None:
@@ -41,7 +42,7 @@ def send(
     try:
         if task_id is not None and store.task(task_id) is None:
             raise HatchError(f"no task {task_id!r} in project {project.name}")
-        command_id = store.enqueue_command(kind, task_id)
+        command_id = store.enqueue_command(kind, task_id, **(args or {}))
         touch_wake(project)
         if not wait:
             return True, f"queued {kind} as command {command_id}"
@@ -89,3 +90,42 @@ def resume(args: argparse.Namespace) -> int:
 
 def down(args: argparse.Namespace) -> int:
     return _run(args, "down")
+
+
+def _housekeeping(args: argparse.Namespace, kind: str, task_id: str | None, **extra: str) -> int:
+    """Through the running supervisor, else here, holding the supervisor lock meanwhile."""
+    project = load_project(args)
+    if task_id is not None:
+        check_task_id(task_id)
+    if probe(project.paths.supervisor_lock).held:
+        ok, result = send(project, kind, task_id, args=extra)
+        if not ok:
+            raise HatchError(f"{kind} failed: {result}")
+        print(result)
+        return 0
+    from hatchctl.cmds.common import build_deps
+    from hatchctl.engine import housekeeping
+    from hatchctl.state.lockfile import SupervisorLock
+
+    lock = SupervisorLock(project.paths.supervisor_lock)
+    lock.acquire()
+    deps = build_deps(project)
+    try:
+        if kind == "forget":
+            assert task_id is not None
+            result = housekeeping.forget(deps, task_id)
+        else:
+            result = housekeeping.clean(deps, extra["scope"])
+    finally:
+        deps.store.close()
+        lock.release()
+    print(result)
+    return 0
+
+
+def forget(args: argparse.Namespace) -> int:
+    return _housekeeping(args, "forget", args.task_id)
+
+
+def clean(args: argparse.Namespace) -> int:
+    return _housekeeping(args, "clean", None, scope="all" if args.all else "failed")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hatchctl.engine import launcher
+from hatchctl.engine import housekeeping, launcher
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.lifecycle import fail
 from hatchctl.errors import HatchError
 from hatchctl.state.rows import CommandRow, RunRow, TaskRow
 from hatchctl.state.transitions import RUN_LIVE
 
-KINDS = ("kill", "restart", "retry", "pause", "resume", "down")
+KINDS = ("kill", "restart", "retry", "pause", "resume", "down", "forget", "clean")
 
 
 class CommandFailed(HatchError):
@@ -57,6 +57,11 @@ class Commands:
             return self.resume()
         if cmd.kind == "down":
             return self.down()
+        if cmd.kind == "clean":
+            return housekeeping.clean(self.deps, str(cmd.args.get("scope", "failed")))
+        if cmd.kind == "forget":
+            task_id = cmd.task_id or ""
+            return housekeeping.forget(self.deps, task_id)
         task = self.deps.store.task(cmd.task_id or "")
         if task is None:
             raise CommandFailed(f"no task {cmd.task_id!r}")

@@ -211,6 +211,13 @@ class Tx:
             )
         return {}
 
+    def delete_task(self, task_id: str) -> None:
+        """Remove a task with its runs and locks (``hatchctl forget``); its events and commands
+        stay (the audit trail; a command still queued for it fails as "no task")."""
+        self.conn.execute("DELETE FROM locks WHERE task_id = ?", (task_id,))
+        self.conn.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+        self.conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+
     def release_locks(self, task_id: str) -> int:
         return self.conn.execute("DELETE FROM locks WHERE task_id = ?", (task_id,)).rowcount
 
