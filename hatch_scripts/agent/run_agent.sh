@@ -7,6 +7,8 @@
 #   HATCH_ATTEMPT HATCH_WORKTREE HATCH_PROMPT_FILE HATCH_STOP_FILE HATCH_STATE_DIR
 #   HATCH_RUN_TOKEN (the run's secret; its .stop files carry it)
 #   HATCH_PROMPT_ARG (1: pass the prompt text as the last argument) HATCH_LAUNCH_TIMEOUT (s)
+#   HATCH_PROMPT_DELIVERED (when set: the text to pass instead, a pointer to the prompt file
+#   when the prompt is too long for one argument: Linux caps one at 128 KiB)
 #   HATCH_BIN_DIR (put first on PATH: where hatchctl itself is installed)
 # 1. Refuses to run anywhere but in its worktree (exit 76): a pane that tmux started elsewhere
 #    must not run an agent there.
@@ -57,7 +59,7 @@ if [[ -n ${HATCH_BIN_DIR:-} ]]; then
 fi
 args=("$@")
 if [[ ${HATCH_PROMPT_ARG:-0} == 1 && -n ${HATCH_PROMPT_FILE:-} ]]; then
-  prompt=$(cat -- "$HATCH_PROMPT_FILE" && printf x)  # the x keeps trailing newlines verbatim
+  prompt=$(cat -- "${HATCH_PROMPT_DELIVERED:-$HATCH_PROMPT_FILE}" && printf x)  # x: keep trailing newlines
   args+=("${prompt%x}")
 fi
 set +e

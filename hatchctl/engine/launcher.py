@@ -41,6 +41,27 @@ def _rel(deps: Deps, path: Path) -> str:
     return str(path.relative_to(deps.project.root))
 
 
+PROMPT_INLINE_MAX = 64 * 1024  # bytes; one argv string is capped at 128 KiB (MAX_ARG_STRLEN)
+
+
+def _delivered_prompt(prompt: Path, text: str) -> Path:
+    """What the agent is given as its prompt (argument or paste): the prompt itself, or, when it
+    is too long for one argument or a sane paste, a pointer to the prompt file."""
+    size = len(text.encode())
+    if size <= PROMPT_INLINE_MAX:
+        return prompt
+    pointer = prompt.with_name(prompt.stem + ".pointer.md")
+    write_atomic(
+        pointer,
+        (
+            f"hatchctl: your instructions are too long for a command line ({size} bytes). "
+            f"Read them in full from {prompt} (also $HATCH_PROMPT_FILE) before anything else, "
+            "and follow them exactly.\n"
+        ).encode(),
+    )
+    return pointer
+
+
 def launch(
     deps: Deps,
     task: TaskRow,
@@ -79,6 +100,7 @@ def launch(
     )
     prompt.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(prompt, text.encode())
+    delivered = _delivered_prompt(prompt, text)
     stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     stop.unlink(missing_ok=True)
     with deps.store.tx() as tx:
@@ -91,9 +113,16 @@ def launch(
             log_path=_rel(deps, log),
             stop_path=_rel(deps, stop),
             summary_path=_rel(deps, summary),
-            prompt_path=_rel(deps, prompt),
+            prompt_path=_rel(deps, delivered),
         )
         tx.update_task(task.id, phase=role, attempt=attempt, resume_phase=None, next_retry_at=None)
+        if delivered != prompt:
+            tx.event(
+                "prompt_by_file",
+                task_id=task.id,
+                run_id=run.id,
+                data={"bytes": len(text.encode()), "limit": PROMPT_INLINE_MAX},
+            )
     try:
         plan = confinement.prepare(
             deps,
@@ -102,7 +131,7 @@ def launch(
             run_id=run.id,
             worktree=worktree,
             io_dir=stop.parent,
-            readable=[prompt, *([handover] if handover else [])],
+            readable=[prompt, delivered, *([handover] if handover else [])],
         )
     except (HatchError, OSError) as exc:
         _launch_failed(deps, run.id, f"cannot confine the agent: {exc}")
@@ -144,6 +173,7 @@ def launch(
         "HATCH_STATE_DIR": str(paths.hatch),
         "HATCH_BASE_SHA": task.base_sha or "",
         "HATCH_PROMPT_ARG": "1" if agent.prompt_delivery == "argument" else "0",
+        **({"HATCH_PROMPT_DELIVERED": str(delivered)} if delivered != prompt else {}),
         "HATCH_STOP_MODE": agent.stop,
         "HATCH_LAUNCH_TIMEOUT": str(int(max(1, deps.limits.launch_timeout))),
         # run_agent.sh puts this first on PATH so the agent finds this hatchctl (`hatchctl
