@@ -30,6 +30,7 @@ def main() -> int:
     for name in (
         "bench_store.py",
         "bench_store_scale.py",
+        "bench_status_scale.py",
         "bench_logtail.py",
         "bench_demo.py",
         "bench_stop_latency.py",

@@ -20,7 +20,7 @@ from hatchctl.state.lockfile import probe
 from hatchctl.state.snapshot import status_document
 from hatchctl.state.spec import load_specs
 from hatchctl.state.store import Store
-from hatchctl.state.sync import sync_specs
+from hatchctl.state.sync import specs_unchanged, sync_specs
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def _synced(project: Project) -> Store:
     """The store, with new specs added as pending when no supervisor runs (a running one
     syncs them itself: a client only reads state and writes commands)."""
     store = project.open_store()
-    if probe(project.paths.supervisor_lock).held:
+    if probe(project.paths.supervisor_lock).held or specs_unchanged(store, project.specs_dir):
         return store
     specs = project.load_specs()
     if specs.ok:

@@ -32,3 +32,24 @@ def test_new_specs_become_pending_and_edits_to_active_tasks_wait(tmp_path: Path)
     assert kinds.count("spec_changed_during_run") == 1
     sync_specs(store, load_specs(specs).specs)  # reported once, not on every sync
     assert [e.kind for e in store.events("A")].count("spec_changed_during_run") == 1
+
+
+def test_specs_unchanged_only_when_every_file_is_what_was_synced(tmp_path: Path) -> None:
+    from hatchctl.state.sync import specs_unchanged
+
+    specs = tmp_path / "specs"
+    write_spec(specs, "A")
+    write_spec(specs, "B")
+    store = Store(tmp_path / "hatch.db")
+    assert not specs_unchanged(store, specs)  # never synced
+    sync_specs(store, load_specs(specs).specs)
+    assert specs_unchanged(store, specs)
+    write_spec(specs, "B", "priority: 5\n")  # edited
+    assert not specs_unchanged(store, specs)
+    sync_specs(store, load_specs(specs).specs)
+    assert specs_unchanged(store, specs)
+    write_spec(specs, "C")  # added
+    assert not specs_unchanged(store, specs)
+    (specs / "C.md").unlink()
+    (specs / "A.md").rename(specs / "A2.md")  # moved: same bytes, another path
+    assert not specs_unchanged(store, specs)
