@@ -185,9 +185,15 @@ def launch(
     argv = ["bash", str(deps.scripts.path("agent/run_agent.sh")), *plan.prefix, *agent.command]
     pane = None
     try:
-        pane = deps.tmux.new_window(name, argv, cwd=worktree, env=env)
         log.parent.mkdir(parents=True, exist_ok=True)
-        deps.tmux.pipe_pane(pane.pane_id, f"exec cat >> {shlex.quote(str(log))}")
+        pane = deps.tmux.new_window(
+            name,
+            argv,
+            cwd=worktree,
+            env=env,
+            index=run.id,  # one tmux call: window, tag and log pipe
+            pipe=f"exec cat >> {shlex.quote(str(log))}",
+        )
     except TmuxError as exc:
         if pane is not None:
             deps.tmux.kill_pane(pane.pane_id)

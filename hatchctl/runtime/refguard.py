@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -35,9 +36,26 @@ def _git(repo: Path, *args: str, timeout: float, check: bool = True) -> proc.Res
     return proc.run(["git", "-C", str(repo), *args], timeout=timeout, env=git_env(), check=check)
 
 
+@functools.lru_cache(maxsize=64)
+def _dirs(repo: Path, timeout: float) -> tuple[Path, Path]:
+    """The repository's git directory and common directory: asked once per process (every
+    launch and every stop needs them; they do not change under a running project)."""
+    out = _git(
+        repo,
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-dir",
+        "--git-common-dir",
+        timeout=timeout,
+    )
+    lines = out.stdout.splitlines()
+    if len(lines) != 2:
+        raise HatchError(f"git rev-parse in {repo} said {out.stdout[:200]!r}")
+    return Path(lines[0]), Path(lines[1])
+
+
 def common_dir(repo: Path, timeout: float) -> Path:
-    out = _git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir", timeout=timeout)
-    return Path(out.stdout.strip())
+    return _dirs(repo, timeout)[1]
 
 
 def write_private(path: Path, text: str) -> None:
@@ -144,8 +162,11 @@ def snapshot(repo: Path, integration_branch: str, timeout: float) -> dict[str, s
         if name.startswith("refs/heads/hatch/") or name == skip:
             continue
         refs[name] = sha
-    head = _git(repo, "symbolic-ref", "-q", "HEAD", timeout=timeout, check=False)
-    refs["HEAD"] = "ref: " + head.stdout.strip() if head.returncode == 0 else ""
+    # what `git symbolic-ref -q HEAD` says, read from the file (one git call less per
+    # snapshot): a detached, damaged or linked HEAD is ""
+    head = read_small(_dirs(repo, timeout)[0] / "HEAD", 4096) or ""
+    target = head.strip().removeprefix("ref: ") if head.startswith("ref: ") else ""
+    refs["HEAD"] = "ref: " + target if target.startswith("refs/") else ""
     return refs
 
 

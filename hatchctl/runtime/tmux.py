@@ -81,27 +81,39 @@ class Tmux:
         self.tag = default_tag(socket) if tag is None else tag
         self.log = logsetup.get(component="tmux", socket=socket)
 
-    def _argv(self, *args: str) -> list[str]:
-        """One tmux command; every argument literal (see escape_separator)."""
-        return ["tmux", "-L", self.socket, "-f", "/dev/null", *map(escape_separator, args)]
+    def _argv(self, *commands: tuple[str, ...] | list[str]) -> list[str]:
+        """tmux commands, separated by a bare ``;``; every argument literal (see
+        escape_separator)."""
+        argv = ["tmux", "-L", self.socket, "-f", "/dev/null"]
+        for i, command in enumerate(commands):
+            if i:
+                argv.append(";")
+            argv.extend(map(escape_separator, command))
+        return argv
+
+    def run_sequence(self, *commands: list[str]) -> proc.Result:
+        """Several tmux commands in one call (one process, one round trip), separated by a
+        bare ``;``; every argument of each command stays literal."""
+        return self._exec(self._argv(*commands), commands[0][0], None, True)
 
     def run(self, *args: str, input_text: str | None = None, check: bool = True) -> proc.Result:
+        return self._exec(self._argv(args), args[0], input_text, check)
+
+    def _exec(self, argv: list[str], what: str, input_text: str | None, check: bool) -> proc.Result:
         # the server (and so every pane) must not inherit a job marker or another tmux's socket
         env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "HATCH_JOB_KEY")}
         try:
-            return proc.run(
-                self._argv(*args), timeout=self.timeout, env=env, input_text=input_text, check=check
-            )
+            return proc.run(argv, timeout=self.timeout, env=env, input_text=input_text, check=check)
         except CommandTimeout:
-            self.log.warning("tmux_timeout", args=list(args), timeout=self.timeout)
-            raise TmuxError(f"tmux {args[0]} timed out after {self.timeout:g}s") from None
+            self.log.warning("tmux_timeout", args=argv[5:], timeout=self.timeout)
+            raise TmuxError(f"tmux {what} timed out after {self.timeout:g}s") from None
         except CommandError as exc:
             text = exc.output.lower()
             if exc.returncode == 127:
                 raise TmuxError("tmux is not installed (sudo apt-get install -y tmux)") from None
             if any(s in text for s in _NO_SERVER):
                 raise TmuxServerDead(f"tmux server {self.socket} is not running") from None
-            raise TmuxError(f"tmux {args[0]} failed: {exc.output.strip()[:200]}") from None
+            raise TmuxError(f"tmux {what} failed: {exc.output.strip()[:200]}") from None
 
     # -- server ----------------------------------------------------------------------------
     def server_pid(self) -> int | None:
@@ -167,12 +179,72 @@ class Tmux:
         cwd: Path,
         env: Mapping[str, str],
         session: str = AGENT_SESSION,
+        index: int | None = None,
+        pipe: str | None = None,
     ) -> Pane:
         """A detached window running ``argv`` directly (tmux execs a multi-argument command
         without a shell), tagged with this project's ``@hatch_project``. Returns its pane.
 
         The window is tagged before this returns, so before the launch ticket exists: an
-        untagged pane (the supervisor died in between) never runs an agent."""
+        untagged pane (the supervisor died in between) never runs an agent.
+
+        With a free window ``index`` (the run id), creating, tagging and piping the pane's
+        output to ``pipe`` (see ``pipe_pane``) are one tmux call: nothing the pane prints
+        can be missed by the pipe. Without one (or when it is taken) it takes three."""
+        if index is not None:
+            try:
+                return self._new_window_at(name, argv, cwd, env, session, index, pipe)
+            except TmuxError as exc:
+                if "in use" not in str(exc):
+                    raise
+        pane = self._new_window(name, argv, cwd=cwd, env=env, session=session)
+        if pipe is not None:
+            try:
+                self.pipe_pane(pane.pane_id, pipe)
+            except TmuxError:
+                self.kill_pane(pane.pane_id)
+                raise
+        return pane
+
+    def _window_args(self, name: str, target: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
+        args = ["new-window", "-d", "-P", "-F", _FORMAT, "-t", target, "-n", escape_format(name)]
+        args += ["-c", escape_format(str(cwd))]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]  # not format-expanded by tmux
+        return args
+
+    def _new_window_at(
+        self,
+        name: str,
+        argv: list[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        session: str,
+        index: int,
+        pipe: str | None,
+    ) -> Pane:
+        target = f"={session}:{int(index)}"
+        commands = [
+            [*self._window_args(name, target, cwd, env), "--", *argv],
+            ["set-option", "-w", "-t", target, TAG_OPTION, self.tag],
+        ]
+        if pipe is not None:
+            commands.append(["pipe-pane", "-o", "-t", target, escape_format(pipe)])
+        line = self.run_sequence(*commands).stdout.rstrip("\n")  # the tag field is empty
+        pane = _parse_pane(line)
+        if pane is None:
+            raise TmuxError(f"tmux new-window printed an unexpected line: {line!r}")
+        return dataclasses.replace(pane, tag=self.tag)
+
+    def _new_window(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        session: str = AGENT_SESSION,
+    ) -> Pane:
         args = [
             "new-window",
             "-d",
@@ -241,7 +313,5 @@ class Tmux:
         ``read_only`` attaches with ``-r``: the client can watch, and send no keys."""
         ro = ("-r",) if read_only else ()
         if window_id is None:
-            return self._argv("attach-session", *ro, "-t", pane_id)
-        # the one unescaped ";": it separates the two tmux commands
-        attach = self._argv("attach-session", *ro, "-t", window_id)
-        return [*attach, ";", "select-pane", "-t", escape_separator(pane_id)]
+            return self._argv(("attach-session", *ro, "-t", pane_id))
+        return self._argv(("attach-session", *ro, "-t", window_id), ("select-pane", "-t", pane_id))

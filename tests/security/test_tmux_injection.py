@@ -94,10 +94,12 @@ def test_escape_format_doubles_every_hash() -> None:
 
 def test_every_argument_is_escaped_but_the_attach_separator() -> None:
     t = Tmux("hatch-x-0123456789")
-    assert t._argv("new-window", "-n", "w;", "--", "sh", ";") == [
+    assert t._argv(("new-window", "-n", "w;", "--", "sh", ";")) == [
         "tmux", "-L", "hatch-x-0123456789", "-f", "/dev/null",
         "new-window", "-n", "w\\;", "--", "sh", "\\;",
     ]  # fmt: skip
+    # a sequence: only the separators hatchctl puts between its own commands are bare
+    assert t._argv(("a", "x;"), ("b", ";"))[5:] == ["a", "x\\;", ";", "b", "\\;"]
     argv = t.attach_argv("%3", "@2")
     assert argv[5:] == ["attach-session", "-t", "@2", ";", "select-pane", "-t", "%3"]
     assert t.attach_argv("%3")[5:] == ["attach-session", "-t", "%3"]
@@ -134,7 +136,10 @@ def test_a_trailing_semicolon_starts_another_tmux_command(tmux: Tmux) -> None:
 
 
 # -- hatchctl's calls: every value literal ----------------------------------------------------
-def test_new_window_passes_hostile_values_literally(tmux: Tmux, tmp_path: Path) -> None:
+@pytest.mark.parametrize("index", [None, 4242], ids=["three-calls", "one-call"])
+def test_new_window_passes_hostile_values_literally(
+    tmux: Tmux, tmp_path: Path, index: int | None
+) -> None:
     name = canary_name()
     hostile = f"#(touch {name})#{{session_name}};"
     cwd = tmp_path / f"c{hostile}x;y" / f"d{hostile}"  # ; mid-name and at the end of a name
@@ -146,6 +151,7 @@ def test_new_window_passes_hostile_values_literally(tmux: Tmux, tmp_path: Path) 
         ["sh", "-c", script, "sh", hostile, ";", str(out), "kill-server"],
         cwd=cwd,
         env={"V": hostile},
+        index=index,
     )
     assert cwd_of(tmux, pane.pane_id) == str(cwd)
     listed = next(p for p in tmux.list_panes() if p.pane_id == pane.pane_id)
@@ -156,13 +162,21 @@ def test_new_window_passes_hostile_values_literally(tmux: Tmux, tmp_path: Path) 
     assert canaries(name, tmp_path) == []
 
 
-def test_pipe_pane_writes_to_the_literal_path(tmux: Tmux, tmp_path: Path) -> None:
+@pytest.mark.parametrize("one_call", [False, True], ids=["pipe-pane", "with-new-window"])
+def test_pipe_pane_writes_to_the_literal_path(tmux: Tmux, tmp_path: Path, one_call: bool) -> None:
     name = canary_name()
     logs = tmp_path / f"l#(touch {name})#{{pane_id}};x;"
     logs.mkdir()
     log = logs / "run#{session_name}.log;"
-    pane = tmux.new_window("w", ["cat"], cwd=tmp_path, env={})
-    tmux.pipe_pane(pane.pane_id, f"exec cat >> {shlex.quote(str(log))}")  # as launcher calls it
+    pipe = f"exec cat >> {shlex.quote(str(log))}"  # as launcher builds it
+    if one_call:  # as launcher calls it: window, tag and pipe in one tmux call
+        pane = tmux.new_window("w", ["cat"], cwd=tmp_path, env={}, index=77, pipe=pipe)
+        taken = tmux.new_window("w2", ["cat"], cwd=tmp_path, env={}, index=77, pipe=pipe)
+        assert taken.pane_id != pane.pane_id  # index in use: created the other way
+        tmux.kill_pane(taken.pane_id)
+    else:
+        pane = tmux.new_window("w", ["cat"], cwd=tmp_path, env={})
+        tmux.pipe_pane(pane.pane_id, pipe)
     tmux.send_text(pane.pane_id, "hello")
     wait_for(lambda: log.exists() and "hello" in log.read_text(), what="the log")
     assert [p.name for p in logs.iterdir()] == [log.name]
