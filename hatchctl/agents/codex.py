@@ -13,12 +13,23 @@ read-only (checked with 0.169.0: "Unable to create .../index.lock: Read-only fil
 ``--add-dir`` too, openai/codex#23661) and cannot write the summary under ``.hatch/``. ``exec``
 has no ``--ask-for-approval`` in 0.169.0; the bypass flag also means it never waits for one.
 With hatchctl's sandbox off, nothing confines codex (doctor warns), as for every agent.
+
+Run end to end by tests/agents/test_codex.py (the real 0.169.0 against a fake Responses API,
+under hatchctl's sandbox): the preset's command needs nothing more. A custom endpoint is a
+``model_provider`` (``$CODEX_HOME/config.toml`` or ``-c`` overrides) whose ``env_key`` names the
+variable holding its key; without that variable set, codex exits at once with ``Missing
+environment variable: `NAME`.`` (``codex_missing_env_key``, and doctor's ``credentials``).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hatchctl.agents import FailurePattern, Finding, LaunchContext, Preset
 
@@ -27,6 +38,7 @@ if TYPE_CHECKING:
 
 BYPASS = "--dangerously-bypass-approvals-and-sandbox"
 KEY_VARS = ("CODEX_API_KEY", "OPENAI_API_KEY", "CODEX_ACCESS_TOKEN")
+CONFIG_LIMIT = 1024 * 1024  # bytes of config.toml read
 
 
 def codex_home(ctx: LaunchContext) -> Path:
@@ -34,8 +46,77 @@ def codex_home(ctx: LaunchContext) -> Path:
     return Path(custom).expanduser() if custom else ctx.home / ".codex"
 
 
+def _overrides(command: tuple[str, ...]) -> dict[str, str]:
+    """``-c key=value`` / ``--config key=value`` overrides of a codex command line."""
+    out: dict[str, str] = {}
+    words = list(command)
+    for i, word in enumerate(words):
+        if word in ("-c", "--config") and i + 1 < len(words):
+            item = words[i + 1]
+        elif word.startswith("--config="):
+            item = word.removeprefix("--config=")
+        else:
+            continue
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _toml_value(text: str) -> Any:
+    """An override's value as codex reads it: TOML, else the raw string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def provider(ctx: LaunchContext) -> tuple[str, Mapping[str, Any]]:
+    """The model provider a run would use (its id and its ``model_providers`` table, ``{}``
+    for a built-in one), from the command's ``-c`` overrides over ``$CODEX_HOME/config.toml``."""
+    config: dict[str, Any] = {}
+    # the user's config (often a link into a dotfiles repository: followed), in a directory the
+    # agent can write: never blocks on a FIFO, only a regular file, bounded
+    try:
+        fd = os.open(codex_home(ctx) / "config.toml", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                config = tomllib.loads(f.read(CONFIG_LIMIT).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        pass
+    overrides = _overrides(ctx.command)
+    name = overrides.get("model_provider")
+    chosen = _toml_value(name) if name is not None else config.get("model_provider", "openai")
+    chosen = str(chosen)
+    tables = config.get("model_providers")
+    table = tables.get(chosen) if isinstance(tables, dict) else None
+    if f"model_providers.{chosen}" in overrides:
+        table = _toml_value(overrides[f"model_providers.{chosen}"])
+    for key, value in overrides.items():  # model_providers.<id>.<key>=value
+        prefix = f"model_providers.{chosen}."
+        if key.startswith(prefix) and re.fullmatch(r"[A-Za-z_]+", key.removeprefix(prefix)):
+            table = {
+                **(table if isinstance(table, dict) else {}),
+                key.removeprefix(prefix): _toml_value(value),
+            }
+    return chosen, table if isinstance(table, dict) else {}
+
+
 class CodexPreset(Preset):
     def credentials(self, ctx: LaunchContext) -> Finding:
+        name, table = provider(ctx)
+        env_key = table.get("env_key")
+        if table and isinstance(env_key, str) and env_key:
+            if ctx.env.get(env_key):
+                return Finding("credentials", "ok", f"{env_key} is set (model provider {name!r})")
+            return Finding(
+                "credentials",
+                "warn",
+                f"model provider {name!r} reads its key from {env_key}, which is not set: runs "
+                f'would fail with "Missing environment variable: `{env_key}`"',
+            )
+        if table:
+            return Finding("credentials", "ok", f"model provider {name!r} names no env_key")
         for name in KEY_VARS:
             if ctx.env.get(name):
                 return Finding("credentials", "ok", f"{name} is set")
@@ -110,6 +191,12 @@ PRESET = CodexPreset(
             r"refresh token (has expired|was already used|was revoked)",
             "codex_login_expired",
             "Codex's login expired: run `codex logout` and `codex login`",
+        ),
+        FailurePattern(
+            r"Missing environment variable: `[^`\n]+`",
+            "codex_missing_env_key",
+            "the model provider's env_key variable is not set in the agent's environment "
+            "(set it in [agents.<role>].env)",
         ),
         FailurePattern(
             r"Not inside a trusted directory and --skip-git-repo-check was not specified",

@@ -1,8 +1,17 @@
 """Per-run metrics: tokens, cache tokens, turns, model, an estimated cost, wall time.
 
-Sources, best first: Claude Code's transcript (JSONL; every assistant message carries the API's
-``usage``; the Stop hook payload names the file), then the summary's own ``metrics`` block.
-Costs are estimates from a small price table (USD per million tokens); unknown models get none.
+Sources, best first: the agent CLI's own session log, then the summary's own ``metrics`` block.
+Claude Code's transcript (JSONL; every assistant message carries the API's ``usage``; the Stop
+hook payload names the file); Codex's session (``$CODEX_HOME/sessions/.../rollout-*.jsonl``:
+``token_count`` events with the session's running token totals). Costs are estimates from a
+small price table (USD per million tokens); unknown models get none.
+
+Every key means the same whatever the source: ``tokens_in`` is input read at the full price (not
+from a cache), ``cache_read``/``cache_write`` the cached input, ``tokens_out`` all output
+(``reasoning_tokens``, when known, is the part of it spent reasoning).
+
+These files are written by (or next to) the agent, which could plant any numbers in them:
+metrics are informational, shown and summed, never used for a decision.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 TOKEN_KEYS = ("tokens_in", "tokens_out", "cache_write", "cache_read")
-SUM_KEYS = (*TOKEN_KEYS, "turns", "cost_usd", "wall_seconds")
+SUM_KEYS = (*TOKEN_KEYS, "reasoning_tokens", "turns", "cost_usd", "wall_seconds")
 
 # USD per million tokens: input, output (cache writes cost 1.25x input, cache reads 0.1x input)
 PRICES: tuple[tuple[str, float, float], ...] = (
@@ -58,7 +67,7 @@ def from_claude_transcript(lines: Iterable[bytes]) -> dict[str, Any]:
             continue
         try:
             doc = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             continue
         msg = doc.get("message") if isinstance(doc, dict) else None
         if not isinstance(msg, dict) or not isinstance(msg.get("usage"), dict):
@@ -85,6 +94,75 @@ def from_claude_transcript(lines: Iterable[bytes]) -> dict[str, Any]:
     if cost is not None:
         out["cost_usd"] = cost
     return out
+
+
+def _codex_usage(doc: object) -> tuple[int, int, int, int, int] | None:
+    """(input, cached input, cache write, output, reasoning) of a Codex token usage object."""
+    if not isinstance(doc, dict):
+        return None
+    keys = (
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_input_tokens",
+        "output_tokens",
+        "reasoning_output_tokens",
+    )
+    tokens_in, cached, written, out, reasoning = (_int(doc.get(k)) for k in keys)
+    return tokens_in, min(cached, tokens_in), written, out, min(reasoning, out)
+
+
+def from_codex_session(lines: Iterable[bytes]) -> dict[str, Any]:
+    """Codex CLI's session log (0.169.0): each model call is followed by an ``event_msg`` of
+    type ``token_count`` whose ``info.total_token_usage`` is the session's running total (input
+    counting its cached part, as the OpenAI API does; output counting its reasoning part). The
+    last total is the session's; a total that goes down starts a new count (a session resumed
+    by another process) and the one before it is added. ``turns`` is the number of totals that
+    moved (a repeated event is not a model call); ``model`` is the last ``turn_context``'s."""
+    done = [0, 0, 0, 0, 0]  # totals of earlier counts
+    last: tuple[int, int, int, int, int] | None = None
+    turns = 0
+    model = ""
+    for raw in lines:
+        if b'"token_count"' not in raw and b'"turn_context"' not in raw:
+            continue
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            continue
+        payload = doc.get("payload") if isinstance(doc, dict) else None
+        if not isinstance(payload, dict):
+            continue
+        if doc.get("type") == "turn_context":
+            if isinstance(payload.get("model"), str):
+                model = payload["model"][:100]
+            continue
+        if doc.get("type") != "event_msg" or payload.get("type") != "token_count":
+            continue
+        info = payload.get("info")
+        total = _codex_usage(info.get("total_token_usage") if isinstance(info, dict) else None)
+        if total is None or total == last or not (total[0] or total[3]):
+            continue
+        if last is not None and (total[0] + total[3]) < (last[0] + last[3]):
+            done = [a + b for a, b in zip(done, last, strict=True)]
+        last = total
+        turns += 1
+    if last is None:
+        return {}
+    tokens_in, cached, written, out, reasoning = (a + b for a, b in zip(done, last, strict=True))
+    found: dict[str, Any] = {
+        "tokens_in": tokens_in - cached,
+        "tokens_out": out,
+        "cache_write": written,
+        "cache_read": cached,
+        "reasoning_tokens": reasoning,
+        "turns": turns,
+        "model": model,
+        "source": "codex-session",
+    }
+    cost = estimate_cost(found)
+    if cost is not None:
+        found["cost_usd"] = cost
+    return found
 
 
 def from_summary(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
