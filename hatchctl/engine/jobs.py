@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shlex
 import stat
 import threading
@@ -30,6 +31,7 @@ from hatchctl.state.paths import ProjectPaths
 from hatchctl.state.spec import TaskSpec
 from hatchctl.state.summary import load_summary
 
+_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 INTEGRATION_DIR = "_integration"  # never a valid task id: ids start with a letter or digit
 MERGE_CONFLICT_EXIT = 10
 UNSAFE_PATH_EXIT = 7  # hatch_scripts/lib.sh: a symbolic link where a plain path was expected
@@ -171,17 +173,19 @@ def _worktree(env: JobEnv, spec: TaskSpec, *, reset: bool) -> tuple[str, str]:
     """The task's worktree (fresh from the integration tip with ``reset``, else from its own
     branch), its read-only planning view and hook settings. Returns (commit, mount method)."""
     worktree = env.paths.worktree(spec.id)
-    with env.integration_lock:
-        ensure_integration(env)
-        out = _run_script(
-            env,
-            "git/create_worktree.sh",
-            *(["--reset"] if reset else []),
-            str(env.root),
-            str(worktree),
-            spec.id,
-            env.config.project.integration_branch,
-        )
+    with env.integration_lock:  # the tip, read where no merge moves it meanwhile
+        tip = ensure_integration(env)
+    # outside the lock: worktrees of different tasks are created concurrently (git locks
+    # each new worktree while it is added, so a concurrent prune leaves it alone)
+    out = _run_script(
+        env,
+        "git/create_worktree.sh",
+        *(["--reset"] if reset else []),
+        str(env.root),
+        str(worktree),
+        spec.id,
+        tip if _SHA.fullmatch(tip) else env.config.project.integration_branch,
+    )
     mount = _run_script(
         env,
         "mount/mount_readonly.sh",
