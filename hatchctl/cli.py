@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="every worktree of a task that is not active, and any that belong to no task",
     )
     s.set_defaults(func=_cmd("control:clean"))
+    s = sub.add_parser(
+        "land", help="bring the integration branch into base_ref (after a preview), or push it"
+    )
+    s.add_argument("--dry-run", action="store_true", help="show what would land; change nothing")
+    s.add_argument("--branch", metavar="NAME", help="push it to this branch of --remote instead")
+    s.add_argument("--remote", default="origin", help="the remote for --branch (default origin)")
+    s.set_defaults(func=_cmd("land:land"))
 
     s = sub.add_parser("scripts", help="list the bash scripts hatchctl runs")
     s.add_argument("--eject", type=Path, metavar="DIR", help="copy them to DIR for customizing")

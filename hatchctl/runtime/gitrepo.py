@@ -121,6 +121,15 @@ class Git:
     def log_oneline(self, rng: str, limit: int = 50) -> list[str]:
         return self._run("log", "--oneline", f"-{limit}", rng).stdout.splitlines()
 
+    def symbolic_head(self) -> str | None:
+        """The branch HEAD points at (``refs/heads/...``), None when detached."""
+        out = self._run("symbolic-ref", "-q", "HEAD", check=False)
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    def diffstat(self, base: str, ref: str) -> str:
+        """``git diff --stat`` of what ``ref`` adds to ``base`` (since their merge base)."""
+        return self._run("diff", "--stat=100", "--no-renames", f"{base}...{ref}").stdout
+
     def diff_text(self, base: str, ref: str, max_bytes: int = 2_000_000) -> str:
         return self._run("diff", "--stat", "--patch", f"{base}..{ref}").stdout[:max_bytes]
 

@@ -18,6 +18,8 @@ SCRIPT_NAMES = (
     "git/merge_branch.sh",
     "git/remove_worktree.sh",
     "git/undo_merge.sh",
+    "git/land.sh",
+    "git/push_branch.sh",
     "mount/mount_readonly.sh",
     "mount/unmount.sh",
     "agent/run_agent.sh",
