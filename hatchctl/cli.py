@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--branch", metavar="NAME", help="push it to this branch of --remote instead")
     s.add_argument("--remote", default="origin", help="the remote for --branch (default origin)")
     s.set_defaults(func=_cmd("land:land"))
+    s = sub.add_parser("send", help="paste a message into a task's running agent, confirmed")
+    s.add_argument("task_id", metavar="ID")
+    s.add_argument("text", nargs="+", metavar="TEXT")
+    s.set_defaults(func=_cmd("control:send_message"))
 
     s = sub.add_parser("scripts", help="list the bash scripts hatchctl runs")
     s.add_argument("--eject", type=Path, metavar="DIR", help="copy them to DIR for customizing")

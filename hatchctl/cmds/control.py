@@ -129,3 +129,34 @@ def forget(args: argparse.Namespace) -> int:
 
 def clean(args: argparse.Namespace) -> int:
     return _housekeeping(args, "clean", None, scope="all" if args.all else "failed")
+
+
+def send_message(args: argparse.Namespace) -> int:
+    """``hatchctl send ID TEXT``: the running supervisor pastes it into the agent's pane; this
+    waits for the delivery's outcome (an event) and prints it."""
+    project = load_project(args)
+    text = " ".join(args.text)
+    store = project.open_store()
+    try:
+        mark = max((e.id for e in store.events(args.task_id)), default=0)
+    finally:
+        store.close()
+    ok, result = send(project, "send", args.task_id, args={"text": text})
+    if not ok:
+        raise HatchError(f"send failed: {result}")
+    print(result)
+    lim = project.config.limits
+    deadline = time.monotonic() + lim.delivery_tries * (lim.delivery_confirm + lim.submit_delay) + 5
+    store = project.open_store()
+    try:
+        while time.monotonic() < deadline:
+            for e in store.events(args.task_id, after=mark):
+                if e.kind in ("delivered", "delivery_failed") and e.data.get("kind") == "message":
+                    if e.kind == "delivered":
+                        print(f"delivered ({e.data.get('how') or 'confirmed'})")
+                        return 0
+                    raise HatchError(f"not delivered: {e.data.get('error') or 'no confirmation'}")
+            time.sleep(0.1)
+    finally:
+        store.close()
+    raise HatchError("no delivery outcome yet: `hatchctl events --task ID` will show it")

@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hatchctl.engine import housekeeping, launcher
+from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.lifecycle import fail
 from hatchctl.errors import HatchError
 from hatchctl.state.rows import CommandRow, RunRow, TaskRow
 from hatchctl.state.transitions import RUN_LIVE
 
-KINDS = ("kill", "restart", "retry", "pause", "resume", "down", "forget", "clean")
+KINDS = ("kill", "restart", "retry", "pause", "resume", "down", "forget", "clean", "send")
+MAX_MESSAGE = 64 * 1024  # bytes: a message to an agent is pasted, like a prompt
 
 
 class CommandFailed(HatchError):
@@ -21,11 +23,16 @@ class CommandFailed(HatchError):
 
 class Commands:
     def __init__(
-        self, deps: Deps, on_down: Callable[[], None], on_resume: Callable[[], None]
+        self,
+        deps: Deps,
+        on_down: Callable[[], None],
+        on_resume: Callable[[], None],
+        courier: Courier | None = None,
     ) -> None:
         self.deps = deps
         self.on_down = on_down
         self.on_resume = on_resume
+        self.courier = courier
 
     def process(self) -> int:
         done = 0
@@ -65,8 +72,34 @@ class Commands:
         task = self.deps.store.task(cmd.task_id or "")
         if task is None:
             raise CommandFailed(f"no task {cmd.task_id!r}")
+        if cmd.kind == "send":
+            return self.send(task.id, str(cmd.args.get("text", "")))
         per_task = {"kill": self.kill, "restart": self.restart, "retry": self.retry}
         return per_task[cmd.kind](task.id)
+
+    def send(self, task_id: str, text: str) -> str:
+        """Paste a person's message into the task's running agent, with the delivery
+        confirmation prompts get; the outcome is a ``delivered``/``delivery_failed`` event
+        (kind ``message``)."""
+        self._active(task_id, "send a message to")
+        if not text.strip():
+            raise CommandFailed("the message is empty")
+        if len(text.encode()) > MAX_MESSAGE:
+            raise CommandFailed(f"the message is over {MAX_MESSAGE // 1024} KiB")
+        live = [r for r in self._live(task_id) if r.pane_id]
+        if not live:
+            raise CommandFailed(f"{task_id} has no agent running to send to")
+        run = live[-1]
+        if self.courier is None or not self.courier.send(run, text, "message"):
+            raise CommandFailed(f"a delivery to {run.window_name} is under way: try again")
+        with self.deps.store.tx() as tx:
+            tx.event(
+                "message_sent",
+                task_id=task_id,
+                run_id=run.id,
+                data={"chars": len(text), "text": text[:500]},
+            )
+        return f"sending {len(text)} characters to {run.window_name} (run {run.id})"
 
     def _live(self, task_id: str) -> list[RunRow]:
         return [r for r in self.deps.store.runs(task_id) if r.state in RUN_LIVE]

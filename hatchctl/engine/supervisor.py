@@ -68,7 +68,9 @@ class Supervisor:
         self.courier = Courier(deps, self.queue)
         self.released: set[str] = set()  # failed tasks whose planning view was unmounted
         self.monitor = Monitor(deps, self.specs, self.courier)
-        self.commands = Commands(deps, on_down=self._down, on_resume=self._resume)
+        self.commands = Commands(
+            deps, on_down=self._down, on_resume=self._resume, courier=self.courier
+        )
         lim = deps.limits
         self.breaker = Breaker(lim.breaker.threshold, lim.breaker.window)
         self.lock = SupervisorLock(deps.project.paths.supervisor_lock)

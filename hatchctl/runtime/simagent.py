@@ -258,6 +258,16 @@ class SimAgent:
             self.run_hooks("Notification", message="Claude needs your permission to use Bash")
             while True:
                 signal.pause()
+        if b == "chat":  # a person talks to it (hatchctl send, m in the control room)
+            say("waiting for instructions (a message with 'finish' in it completes the task)")
+            for line in sys.stdin:
+                text = line.strip()
+                if not text:
+                    continue
+                self.run_hooks("UserPromptSubmit", prompt=text[:2000])
+                say(f"received: {text[:80]}")
+                if "finish" in text.lower():
+                    break
         if b == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             subprocess.Popen(  # a grandchild in its own session that also ignores SIGTERM

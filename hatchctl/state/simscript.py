@@ -25,6 +25,7 @@ Behaviour = Literal[
     "noisy",  # print noisy_lines lines of output, then ok
     "stubborn",  # ignore SIGTERM and leave a setsid grandchild behind, then hang
     "needs_input",  # ask for permission (Notification hooks), then wait without output
+    "chat",  # wait for messages (hatchctl send); "finish" in one: then do the work, as ok
 ]
 Step = Behaviour | list[Behaviour]
 
