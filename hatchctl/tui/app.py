@@ -1,6 +1,7 @@
 """The control room: a dashboard of every task and its agent, the selected agent's log below,
-keys to kill, restart, retry, attach, pause and drill down. A client of the supervisor: it reads
-the store and writes commands; tmux, git, psutil and the store are only touched in workers."""
+keys to kill, restart, retry, attach, pause and drill down, to sort, filter and search the tasks,
+and a strip of what needs a person. A client of the supervisor: it reads the store and writes
+commands; tmux, git, psutil and the store are only touched in workers."""
 
 from __future__ import annotations
 
@@ -19,32 +20,54 @@ from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.store import Store
+from hatchctl.tui.dashboard import Dashboard
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
 from hatchctl.tui.logview import LogView
+from hatchctl.tui.nav import STATE_FILTERS
 from hatchctl.tui.palette import HatchCommands
 from hatchctl.tui.screens import ConfirmScreen, DetailScreen, HelpScreen
-from hatchctl.tui.table import Layout, TaskTable, cells, layout
+from hatchctl.tui.table import TaskTable
 
+ATTACHABLE = ("running", "stalled", "stopped", "summarizing")  # the run has a pane
 Sender = Callable[[str, str | None], tuple[bool, str]]
 # keys of the dashboard: off (and out of the footer) while a drill-down or a dialog is shown
 DASHBOARD_ACTIONS = frozenset(
     {"drill", "kill", "restart", "retry", "attach", "pause", "filter", "help"}
+    | {"search", "next_match", "sort", "reverse", "state", "dismiss", "clear"}
 )
+STATES = Binding.Group("State", compact=True)
+APPLIES: dict[str, Callable[[TaskView], bool]] = {
+    "kill": lambda v: v.task.state == "active",
+    "restart": lambda v: v.task.state == "active",
+    "retry": lambda v: v.task.state in ("failed", "blocked"),
+    "attach": lambda v: v.run is not None and v.run.state in ATTACHABLE,
+}
 
 
-class HatchApp(App[None]):
+class HatchApp(Dashboard):
     CSS_PATH = "hatch.tcss"
     TITLE = "hatchctl"
     COMMANDS = App.COMMANDS | {HatchCommands}
+    # The footer fits 80 columns: the task actions show only where they apply (check_action);
+    # q and p are in the help (?).
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", show=False),
         Binding("enter", "drill", "Details"),
         Binding("k", "kill", "Kill"),
         Binding("r", "restart", "Restart"),
         Binding("x", "retry", "Retry"),
         Binding("a", "attach", "Attach"),
-        Binding("p", "pause", "Pause/resume"),
-        Binding("slash", "filter", "Filter"),
+        Binding("p", "pause", "Pause", show=False),
+        Binding("slash", "search", "Search"),
+        Binding("n", "next_match(1)", "Next match", show=False),
+        Binding("N", "next_match(-1)", "Previous match", show=False),
+        Binding("f", "filter", "Filter"),
+        Binding("0", "state('')", "State", group=STATES),
+        *(Binding(key, f"state('{name}')", "State", group=STATES) for key, name in STATE_FILTERS),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse sort", show=False),
+        Binding("d", "dismiss", "Dismiss"),
+        Binding("escape", "clear", "Clear filter", show=False),
         Binding("colon", "command_palette", "Commands", show=False),
         Binding("question_mark", "help", "Help"),
     ]
@@ -66,11 +89,7 @@ class HatchApp(App[None]):
         self.send = send
         self.read_only = read_only or send is None
         self.refresh_every = refresh_every
-        self.snapshot: Snapshot | None = None
-        self.filter_text = ""
-        self.selected: str | None = None
-        self.known_states: dict[str, str] = {}
-        self.columns: Layout = ()
+        self.footer_for: tuple[str | None, str] = (None, "")
         self.exit_note = ""  # printed by `hatchctl` when the control room closes
 
     def compose(self) -> ComposeResult:
@@ -80,18 +99,19 @@ class HatchApp(App[None]):
             with Horizontal(id="progress-row"):
                 yield ProgressBar(total=1, show_eta=False, id="progress")
                 yield Static("", id="progress-label")
-            yield Input(
-                placeholder="filter tasks; enter to apply, empty to clear", id="task-filter"
-            )
+            yield Static("", id="attention")
+            yield Static("", id="nav-status")
+            yield Input(id="task-filter")
             yield TaskTable(id="tasks", cursor_type="row", zebra_stripes=True)
         yield Static("", id="log-title")
         yield LogView(None, id="tail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = f"hatchctl · {self.project.name}"
         table = self.query_one("#tasks", DataTable)
-        self.query_one("#task-filter", Input).display = False
+        for hidden in ("#task-filter", "#attention", "#nav-status"):
+            self.query_one(hidden).display = False
         table.focus()
         self.refresh_data()
         self.set_interval(self.refresh_every, self.refresh_data)
@@ -128,65 +148,6 @@ class HatchApp(App[None]):
         self.query_one("#progress-label", Static).update(snap.progress_label())
         self._fill_table(snap)
 
-    def on_resize(self) -> None:
-        if self.snapshot is not None:
-            self._fill_table(self.snapshot)
-
-    def _notify_changes(self, snap: Snapshot) -> None:
-        for v in snap.views:
-            before = self.known_states.get(v.task.id)
-            if before is not None and before != v.task.state:
-                if v.task.state == "completed":
-                    self.notify(f"{v.task.id} completed", title="hatchctl")
-                elif v.task.state == "failed":
-                    self.notify(
-                        f"{v.task.id} failed: {v.task.last_error or ''}",
-                        severity="error",
-                        title="hatchctl",
-                    )
-            self.known_states[v.task.id] = v.task.state
-
-    def _fill_table(self, snap: Snapshot) -> None:
-        table = self.query_one("#tasks", DataTable)
-        views = [
-            v
-            for v in snap.views
-            if not self.filter_text
-            or self.filter_text.lower() in f"{v.task.id} {v.task.title} {v.status}".lower()
-        ]
-        wanted = [v.task.id for v in views]
-        existing = [str(k.value) for k in table.rows]
-        columns = layout(max(table.size.width or self.size.width, 40) - 2, views, snap)
-        if existing != wanted or columns != self.columns:
-            cursor_id = self.selected
-            table.clear(columns=columns != self.columns)
-            if columns != self.columns:
-                self.columns = columns
-                for name, width in columns:
-                    table.add_column(name, key=name, width=width)
-            for v in views:
-                table.add_row(*cells(v, snap, columns), key=v.task.id)
-            if cursor_id in wanted:
-                table.move_cursor(row=wanted.index(cursor_id))
-        else:  # the same rows and columns: only the cells that changed are drawn again
-            for v in views:
-                row = table.get_row(v.task.id)
-                for (name, _), old, value in zip(
-                    columns, row, cells(v, snap, columns), strict=True
-                ):
-                    if old != value:
-                        table.update_cell(v.task.id, name, value)
-        self._follow_selection()
-
-    def _current(self) -> TaskView | None:
-        if self.snapshot is None:
-            return None
-        table = self.query_one("#tasks", DataTable)
-        if table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return next((v for v in self.snapshot.views if v.task.id == key), None)
-
     def _follow_selection(self) -> None:
         view = self._current()
         task_id = view.task.id if view else None
@@ -204,17 +165,30 @@ class HatchApp(App[None]):
         if task_id != self.selected or path != log.path:
             self.selected = task_id
             log.open(path)
+        if (task_id, title) != self.footer_for:  # which actions apply to it
+            self.footer_for = (task_id, title)
+            self.refresh_bindings()
 
-    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
-        self._follow_selection()
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "tasks":
+            self._follow_selection()
+            if self.nav.search:
+                self._show_nav()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "tasks":  # not a row of a drill-down's table
             self.action_drill()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DASHBOARD_ACTIONS:
-            return self.screen is self.screen_stack[0]
+        if action not in DASHBOARD_ACTIONS:
+            return True
+        if self.screen is not self.screen_stack[0]:
+            return False
+        if action in APPLIES:  # off, and out of the footer, where it does not apply
+            view = self._current()
+            return view is not None and APPLIES[action](view)
+        if action == "dismiss":
+            return bool(self.attention.items)
         return True
 
     def quit_note(self) -> str:
@@ -266,6 +240,8 @@ class HatchApp(App[None]):
         )
 
     def open_detail(self, task_id: str) -> None:
+        if self.attention.seen(task_id):  # looked at: its attention items go
+            self._show_attention()
         self.push_screen(DetailScreen(self.project, self.store, task_id))
 
     def action_kill(self) -> None:
@@ -286,11 +262,7 @@ class HatchApp(App[None]):
 
     def action_attach(self) -> None:
         view = self._current()
-        if (
-            view is None
-            or view.run is None
-            or view.run.state not in ("running", "stalled", "stopped", "summarizing")
-        ):
+        if view is None or view.run is None or view.run.state not in ATTACHABLE:
             self.notify("no live agent pane for this task", severity="warning")
             return
         argv = Tmux(self.project.tmux_socket).attach_argv(
@@ -302,21 +274,6 @@ class HatchApp(App[None]):
     def action_drill(self) -> None:
         if (view := self._current()) is not None:
             self.open_detail(view.task.id)
-
-    def action_filter(self) -> None:
-        box = self.query_one("#task-filter", Input)
-        box.display = True
-        box.value = self.filter_text
-        box.focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "task-filter":
-            return
-        self.filter_text = event.value.strip()
-        event.input.display = False
-        self.query_one("#tasks", DataTable).focus()
-        if self.snapshot is not None:
-            self._fill_table(self.snapshot)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen("dashboard"))

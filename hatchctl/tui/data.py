@@ -48,10 +48,23 @@ class TaskView:
     last_line: str
     retry_in: float | None = None  # seconds until a task waiting to retry starts again
     usage: str = ""  # tokens and cost of every run of the task, where known
+    usage_tokens: int = 0  # the same tokens, for sorting
 
     @property
     def role(self) -> str:
         return self.run.role if self.run else "-"
+
+    @property
+    def reason(self) -> bool:
+        """A failed or blocked task's row shows why, before what the agent printed last."""
+        return self.task.state in ("failed", "blocked") and bool(self.task.last_error)
+
+    @property
+    def last_text(self) -> str:
+        """What the LAST LINE column shows."""
+        if self.reason:
+            return self.task.last_error or ""
+        return self.last_line or self.task.last_error or ""
 
     @property
     def status(self) -> str:
@@ -158,6 +171,7 @@ class DataSource:
         for t in tasks:
             run = runs.get(t.id)
             live = run is not None and run.state in RUN_LIVE
+            spent = metrics.total(used.get(t.id, []))
             views.append(
                 TaskView(
                     task=t,
@@ -168,7 +182,8 @@ class DataSource:
                     activity=self._activity(run, now) if run and live else "",
                     last_line=last_line(self._log(run)) if run else "",
                     retry_in=(t.next_retry_at - now) if t.next_retry_at is not None else None,
-                    usage=metrics.short(metrics.total(used.get(t.id, []))),
+                    usage=metrics.short(spent),
+                    usage_tokens=sum(int(spent.get(k) or 0) for k in metrics.TOKEN_KEYS),
                 )
             )
         counts = dict.fromkeys(("pending", "active", "blocked", "completed", "failed"), 0)

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from hatchctl.tui.nav import STATE_FILTERS
+from hatchctl.tui.table import NAMES
+
 if TYPE_CHECKING:
     from hatchctl.tui.app import HatchApp
 
@@ -19,6 +22,11 @@ class HatchCommands(Provider):
             ("pause", partial(app.run_command, "pause", None), "stop starting new agents"),
             ("resume", partial(app.run_command, "resume", None), "start new agents again"),
         ]
+        for key, state in (*STATE_FILTERS, ("0", "")):
+            what = f"show {state or 'all'} tasks"
+            out.append((what, partial(app.set_state, state), f"quick filter (key {key})"))
+        for name in NAMES:
+            out.append((f"sort by {name}", partial(app.sort_by, name), "s: the next column"))
         if app.snapshot is None:
             return out
         for view in app.snapshot.views:

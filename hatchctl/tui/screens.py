@@ -30,22 +30,29 @@ from hatchctl.state.rows import RunRow
 from hatchctl.state.store import Store
 from hatchctl.state.summary import read_agent_file
 from hatchctl.tui.logview import LogView
+from hatchctl.tui.usage import usage_line
 
 HELP = {
     "dashboard": [
-        ("enter", "drill down into the selected task"),
+        ("enter", "open the task's drill-down (clears its ⚑ items)"),
         ("k", "kill the task's agent (asks first); the task fails"),
         ("r", "restart the task's agent (no strike)"),
         ("x", "retry a failed or blocked task"),
         ("a", "attach to the agent's tmux pane (detach: C-b d)"),
         ("p", "pause / resume starting new agents"),
-        ("/", "filter the task list"),
-        ("home / end", "first / last task"),
+        ("/", "search: jump to the tasks that match, hide none"),
+        ("n / N", "next / previous match"),
+        ("f", "filter: show only the tasks that match"),
+        ("1-4", "only failed / active / waiting for input / blocked"),
+        ("0", "every state again (as does the same digit)"),
+        ("esc", "clear the filter, the state and the search"),
+        ("s / S", "sort by the next column (STATE▲) / reverse it"),
+        ("g / G", "first / last task (also home / end)"),
+        ("d", "dismiss the task's ⚑ item (else the first one)"),
         ("tab", "move between the task list and the log tail"),
         (":", "command palette"),
         ("?", "this help"),
-        ("q", "quit; the supervisor and agents keep running"),
-        ("", "(`hatchctl down` stops them)"),
+        ("q", "quit (agents keep running; `hatchctl down` stops them)"),
     ],
     "detail": [
         ("1-5", "Log, Events, Summary, Diff, Spec"),
@@ -131,6 +138,7 @@ class DetailScreen(Screen[None]):
         with TabbedContent(initial="log"):
             with TabPane("Log", id="log"):
                 yield Static("", id="log-title")
+                yield Static("", id="run-usage")
                 yield LogView(None, id="logview")
             with TabPane("Events", id="events"):
                 yield DataTable(id="events-table", cursor_type="row")
@@ -222,6 +230,7 @@ class DetailScreen(Screen[None]):
         view = self.query_one("#logview", LogView)
         if not self.runs:
             title.update("no agent has run for this task yet")
+            self.query_one("#run-usage", Static).update("")
             view.open(None)
             return
         run = self.runs[self.run_index]
@@ -229,6 +238,7 @@ class DetailScreen(Screen[None]):
             f"{run.role} iteration {run.iteration} attempt {run.attempt} · {run.state}"
             f" · run {self.run_index + 1}/{len(self.runs)} · {run.log_path}"
         )
+        self.query_one("#run-usage", Static).update(usage_line(run, self.runs))
         view.open(self.project.root / run.log_path)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -105,6 +105,36 @@ def test_dashboard_snapshot(tmp_path: Path, snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=(140, 32), run_before=run_before)
 
 
+def test_dashboard_snapshot_80x24_sorted_filtered(tmp_path: Path, snap_compare: Any) -> None:
+    """The attention strip, STATE sorted down, a text filter and its indicator, at 80x24."""
+    project, store = fixed_project(tmp_path)
+    app = app_for(project, store)
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot, app)
+        await pilot.press("s", "s", "s", "S")  # ID, TITLE, STATE; reversed
+        await pilot.press("f", *"-1", "enter")
+        await pilot.pause(0.05)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_dashboard_snapshot_160x45_state_filter_and_search(
+    tmp_path: Path, snap_compare: Any
+) -> None:
+    """The attention strip, the active tasks sorted by STATE, a search's match highlighted."""
+    project, store = fixed_project(tmp_path)
+    app = app_for(project, store)
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot, app)
+        await pilot.press("2", "s", "s", "s", "s")  # ID, TITLE, ROLE, STATE
+        await pilot.press("slash", *"api-2", "enter")
+        await pilot.pause(0.05)
+
+    assert snap_compare(app, terminal_size=(160, 45), run_before=run_before)
+
+
 async def test_rows_states_and_log_tail(tmp_path: Path) -> None:
     project, store = fixed_project(tmp_path)
     app = app_for(project, store)
@@ -122,7 +152,7 @@ async def test_rows_states_and_log_tail(tmp_path: Path) -> None:
         assert str(table.get_cell("DB-1", "STRIKES")) == "3/3"
         tail = app.query_one("#tail")
         assert tail.lines[-1] == "step 39: ok"  # ANSI codes and CRs stripped for display
-        await pilot.press("slash")
+        await pilot.press("f")  # filter (`/` searches: it hides nothing)
         await pilot.press(*"UI", "enter")
         assert [str(k.value) for k in table.rows] == ["UI-1", "UI-2"]
 

@@ -1,0 +1,134 @@
+"""What needs a person: failed, waiting-for-input, stalled and blocked tasks, and a paused
+supervisor. An item stays until it is looked at (the task opened in the drill-down) or dismissed,
+even once its condition has passed; a condition that passes and comes back is a new item.
+Nothing here imports Textual."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from hatchctl.tui.data import Snapshot, TaskView
+from hatchctl.tui.nav import stalled, waiting
+
+SUPERVISOR = ""  # the task id of the paused-supervisor item
+STYLE = {
+    "failed": "bold red",
+    "blocked": "yellow",
+    "stalled": "bold magenta",
+    "waiting": "bold magenta",
+    "paused": "bold yellow",
+}
+
+RANK = {"failed": 0, "waiting": 1, "stalled": 2, "blocked": 3, "paused": 4}
+
+Key = tuple[str, str]  # task id, kind
+
+
+@dataclass(frozen=True)
+class Item:
+    task_id: str
+    kind: str  # failed, blocked, stalled, waiting, paused
+    detail: str  # why, for the notification
+
+    @property
+    def key(self) -> Key:
+        return self.task_id, self.kind
+
+    @property
+    def name(self) -> str:
+        if self.task_id == SUPERVISOR:
+            return "supervisor paused"
+        return f"{self.task_id} {'waiting for input' if self.kind == 'waiting' else self.kind}"
+
+    @property
+    def message(self) -> str:
+        return f"{self.name}: {self.detail}" if self.detail else self.name
+
+
+def conditions(snap: Snapshot) -> dict[Key, Item]:
+    """Everything that needs a person in this snapshot."""
+    found: list[Item] = []
+    if snap.paused:
+        found.append(Item(SUPERVISOR, "paused", snap.pause_reason or "by user"))
+    for v in snap.views:
+        kind = _kind(v)
+        if kind is not None:
+            found.append(Item(v.task.id, kind, _detail(v, kind)))
+    return {item.key: item for item in found}
+
+
+def _kind(v: TaskView) -> str | None:
+    if v.task.state in ("failed", "blocked"):
+        return v.task.state
+    if waiting(v):
+        return "waiting"
+    if stalled(v):
+        return "stalled"
+    return None
+
+
+def _detail(v: TaskView, kind: str) -> str:
+    if kind in ("failed", "blocked"):
+        return v.task.last_error or ""
+    if kind == "waiting" and v.run is not None:
+        return v.run.waiting_reason or ""
+    return "no output" if kind == "stalled" else ""
+
+
+class Attention:
+    def __init__(self) -> None:
+        self.items: dict[Key, Item] = {}  # oldest first
+        self.current: dict[Key, Item] = {}  # the conditions of the last snapshot
+        self.started = False
+
+    def update(self, snap: Snapshot) -> list[Item]:
+        """Take in a snapshot; the items it raises (none for the first one: what is already
+        wrong when the control room opens is listed, not announced)."""
+        now = conditions(snap)
+        new = [item for key, item in now.items() if key not in self.current]
+        for item in new:
+            self.items[item.key] = item
+        for key in self.items.keys() & now.keys():
+            self.items[key] = now[key]  # the latest reason
+        self.current = now
+        first, self.started = not self.started, True
+        return [] if first else new
+
+    def seen(self, task_id: str) -> bool:
+        """The task was looked at: its items go. True if there were any."""
+        keys = [key for key in self.items if key[0] == task_id]
+        for key in keys:
+            del self.items[key]
+        return bool(keys)
+
+    def ordered(self) -> list[Item]:
+        """As the strip shows them: what still holds first, the worst first, then by age (an
+        80-column strip cuts the end)."""
+        items = list(self.items.values())
+        return sorted(items, key=lambda i: (i.key not in self.current, RANK[i.kind]))
+
+    def dismiss(self, task_id: str | None) -> Item | None:
+        """`d`: the given task's items, else the first one shown."""
+        if task_id is not None:
+            mine = next((i for i in self.items.values() if i.task_id == task_id), None)
+            if mine is not None:
+                self.seen(task_id)
+                return mine
+        first = next(iter(self.ordered()), None)
+        if first is not None:
+            del self.items[first.key]
+        return first
+
+    def strip(self) -> Text:
+        """One line: how many, then each item (one whose condition has passed is dimmed)."""
+        if not self.items:
+            return Text()
+        out = Text(no_wrap=True, overflow="ellipsis", end="")
+        out.append(f" ⚑ {len(self.items)} ", style="bold reverse")
+        for item in self.ordered():
+            style = STYLE[item.kind] if item.key in self.current else "dim"
+            out.append("  ")
+            out.append(item.name, style=style)
+        return out
