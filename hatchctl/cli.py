@@ -43,6 +43,12 @@ def _duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _port_arg(text: str) -> int:
+    from hatchctl.cmds.serve import port_arg
+
+    return port_arg(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hatchctl", description="A control room for a team of coding agents.")
     p.add_argument(
@@ -165,6 +171,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("task_id", metavar="ID")
     s.add_argument("text", nargs="+", metavar="TEXT")
     s.set_defaults(func=_cmd("control:send_message"))
+
+    s = sub.add_parser("ui", help="the control room (what `hatchctl` opens; serve runs it)")
+    s.add_argument(  # also after `ui`; SUPPRESS keeps a `--read-only` given before it
+        "--read-only", action="store_true", default=argparse.SUPPRESS, help="refuse every action"
+    )
+    s.set_defaults(func=_cmd("serve:ui"))
+
+    s = sub.add_parser("serve", help="the control room in a browser, on 127.0.0.1")
+    s.add_argument("--port", type=_port_arg, default=8000, metavar="N", help="default 8000")
+    s.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="let browser sessions kill, restart, retry and pause (default: read-only)",
+    )
+    s.set_defaults(func=_cmd("serve:serve"))
+
+    s = sub.add_parser("report", help="write the timeline and a per-task table as one HTML file")
+    s.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where (default: .hatch/exports/report.html)",
+    )
+    s.set_defaults(func=_cmd("report:report"))
 
     s = sub.add_parser("scripts", help="list the bash scripts hatchctl runs")
     s.add_argument("--eject", type=Path, metavar="DIR", help="copy them to DIR for customizing")

@@ -15,6 +15,9 @@ done
 if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing+=(nodejs npm)  # the real agent CLIs for the presets' tests (Node 18+)
 fi
+if ! command -v chromium >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  missing+=(chromium)  # headless, for the `hatchctl serve` browser test (skipped without it)
+fi
 if ! command -v bwrap >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     missing+=(bubblewrap)
