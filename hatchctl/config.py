@@ -88,6 +88,9 @@ class LimitsSection(_Strict):
     delivery_ready: Duration = 10.0  # a pasted prompt waits for the agent's bracketed paste
     tick: Duration = Field(default=1.0, gt=0, le=60)  # the longest the loop sleeps
     db_busy_timeout: Duration = 5.0  # how long a locked state database is retried
+    # below this much free space on the filesystem of .hatch/ the supervisor pauses (disk_full)
+    # until space returns; 0 disables the probe (a write failing with "disk full" still pauses)
+    min_free_mb: int = Field(default=64, ge=0, le=1_048_576)
     restart: RestartPolicy = RestartPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
 

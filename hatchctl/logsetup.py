@@ -1,19 +1,79 @@
 """structlog -> JSON lines in ``.hatch/logs/orchestrator/hatchctl.jsonl``, size-capped and rotated.
 
 Event names are stable snake_case strings (``run_launched``, ``task_failed``...). Nothing is ever
-written to the terminal by the logger: a UI may own it.
+written to the terminal by the logger: a UI may own it. Not even on a write error (a full disk):
+the records that could not be written are counted, and one ``log_records_dropped`` line with the
+count is written once writing works again (``logging``'s default prints a traceback per record).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import logging.handlers
+import time
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 _LOGGER_NAME = "hatchctl"
+
+
+class QuietRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler that never prints a traceback when a record cannot be written: it
+    counts it in ``dropped``, drops the file object (whatever it buffered is gone with it; the
+    next record reopens the file) and, at the first record written afterwards, writes one
+    ``log_records_dropped`` line with the count before it."""
+
+    dropped = 0
+    _failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.dropped += 1
+        self._failed = True
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):  # closing flushes: that fails the same way
+                stream.close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.dropped:
+            count = self.dropped
+            self._failed = False
+            super().emit(_dropped_notice(count, after_partial_line=self._ends_mid_line()))
+            if self._failed:  # still cannot write: this record goes the same way
+                self.dropped = count + 1
+                return
+            self.dropped = 0
+        super().emit(record)
+
+    def _ends_mid_line(self) -> bool:
+        """Whether a failed write left part of a line at the end of the file."""
+        try:
+            with open(self.baseFilename, "rb") as f:
+                if f.seek(0, 2) == 0:
+                    return False
+                f.seek(-1, 2)
+                return f.read(1) != b"\n"
+        except OSError:
+            return False
+
+
+def _dropped_notice(count: int, *, after_partial_line: bool) -> logging.LogRecord:
+    line = json.dumps(
+        {
+            "count": count,
+            "event": "log_records_dropped",
+            "level": "warning",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+        },
+        sort_keys=True,
+    )
+    if after_partial_line:  # end the torn line: the notice is a line of its own
+        line = "\n" + line
+    return logging.LogRecord(_LOGGER_NAME, logging.WARNING, __file__, 0, line, None, None)
 
 
 def configure(path: Path | None, *, max_bytes: int = 5_000_000, backups: int = 3) -> None:
@@ -28,7 +88,7 @@ def configure(path: Path | None, *, max_bytes: int = 5_000_000, backups: int = 3
         std.addHandler(logging.NullHandler())
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = QuietRotatingFileHandler(
             path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
         )
         handler.setFormatter(logging.Formatter("%(message)s"))

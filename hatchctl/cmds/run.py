@@ -84,6 +84,8 @@ def _paused_check(project: Project, *, until_drained: bool, resume: bool) -> Non
     try:
         if store.meta("paused") != "1":
             return
+        if (store.meta("pause_reason") or "").startswith("disk_full"):
+            return  # the supervisor lifts its own disk_full pause once space is back
         if resume:
             with store.tx() as tx:
                 tx.set_meta("paused", "0")

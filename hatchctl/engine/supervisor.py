@@ -21,6 +21,7 @@ from hatchctl.engine.breaker import Breaker
 from hatchctl.engine.commands import Commands
 from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
+from hatchctl.engine.diskguard import DiskGuard
 from hatchctl.engine.jobrunner import JobRunner
 from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
@@ -73,6 +74,8 @@ class Supervisor:
         )
         lim = deps.limits
         self.breaker = Breaker(lim.breaker.threshold, lim.breaker.window)
+        self.disk = DiskGuard(deps)
+        self.reconcile_due = False
         self.lock = SupervisorLock(deps.project.paths.supervisor_lock)
         self.stop_requested = False
         self.going_down = False
@@ -115,6 +118,8 @@ class Supervisor:
                         "orphaned_job_processes_killed": orphans,
                     },
                 )
+            self.disk.prepare()
+            self.disk.adopt()
             self.server_pid = deps.tmux.ensure_server(deps.project.root)
             reconcile(deps)
             for task in deps.store.tasks():  # a cleanup interrupted by a crash is finished now
@@ -136,11 +141,9 @@ class Supervisor:
                 watcher.stop()
             self.jobs.shutdown()
             self.courier.shutdown()
-            try:
-                with deps.store.tx() as tx:
-                    tx.event("supervisor_stopped", data={"down": self.going_down})
-            except HatchError:
-                pass
+            # (on a full disk SQLite's own errors, not only HatchErrors, come out of a tx)
+            with contextlib.suppress(Exception), deps.store.tx() as tx:
+                tx.event("supervisor_stopped", data={"down": self.going_down})
             self.lock.release()
             deps.store.flush()  # current_state.json holds the final state when run() returns
             if self.going_down or (self.until_drained and not deps.store.runs(live_only=True)):
@@ -215,31 +218,47 @@ class Supervisor:
     def _loop(self) -> int:
         tick = self.deps.limits.tick
         deadline = None if self.time_limit is None else self.deps.clock() + self.time_limit
+        specs_changed, stops = False, set[str]()  # kept while the disk is full
         while not self.stop_requested:
             if deadline is not None and self.deps.clock() > deadline:
-                with self.deps.store.tx() as tx:
+                with contextlib.suppress(Exception), self.deps.store.tx() as tx:  # (disk full)
                     tx.event("time_limit_reached", data={"seconds": self.time_limit})
                 break
             wait = tick if deadline is None else max(0.0, min(tick, deadline - self.deps.clock()))
-            specs_changed, stops = self._wait(wait)
+            changed, new_stops = self._wait(wait)
+            specs_changed, stops = specs_changed or changed, stops | new_stops
             if self.stop_requested:
                 break
+            if not self.disk.pass_allowed(on_return=self._space_returned):
+                continue  # while the disk is full: only the probe, each tick
             try:
+                if self.reconcile_due:  # a launch the full disk cut short, as after a restart
+                    reconcile(self.deps)
+                    self.reconcile_due = False
                 if stops:
                     self._on_stop_files(stops)
                 if specs_changed:
                     self._load_specs(strict=False)
+                specs_changed, stops = False, set()
                 drained = self.step()
-            except StoreBusyError as exc:
-                self.deps.log.warning("store_busy", error=str(exc))
-                continue
-            except Exception as exc:  # a night of work must not end on one bad pass
+            except Exception as exc:
+                if self.disk.entered(exc):
+                    continue  # redone from the database once space returns
+                specs_changed, stops = False, set()
+                if isinstance(exc, StoreBusyError):
+                    self.deps.log.warning("store_busy", error=str(exc))
+                    continue
                 self.deps.log.exception("supervisor_pass_failed", error=repr(exc))
-                with contextlib.suppress(Exception):  # even recording it may fail (e.g. disk full)
+                with contextlib.suppress(Exception):  # even recording it may fail
                     self._infra_failure(None, f"supervisor pass failed: {exc!r}")
                 continue
-            if self.on_pass is not None:
-                self.on_pass()
+            try:
+                if self.on_pass is not None:
+                    self.on_pass()
+            except Exception as exc:  # e.g. progress printed to a file on the full disk
+                if not self.disk.entered(exc):
+                    raise
+                continue
             if self.going_down:
                 break
             if drained and self.until_drained:
@@ -285,6 +304,7 @@ class Supervisor:
                 self._guard(done.task_id, self.monitor.delivered, run_id, kind, result)
         for run in deps.store.runs(live_only=True):
             self._guard(run.task_id, self.monitor.check, run, deps.clock())
+        self._drop_disk_full_jobs()
         self.jobs.collect()
         paused = deps.store.meta("paused") == "1"
         tasks = deps.store.tasks()
@@ -314,10 +334,32 @@ class Supervisor:
         except StoreBusyError:
             raise
         except HatchError as exc:
+            self._raise_if_disk_full(exc)
             self._infra_failure(task_id, str(exc))
         except Exception as exc:  # a bug must not take the supervisor down with every agent
+            self._raise_if_disk_full(exc)
             self.deps.log.exception("supervisor_error", task_id=task_id, error=repr(exc))
             self._infra_failure(task_id, f"internal error: {exc!r}")
+
+    def _space_returned(self) -> None:
+        self.breaker.reset()  # failures the full disk caused are not the infrastructure's
+        self.reconcile_due = True
+
+    def _raise_if_disk_full(self, exc: Exception) -> None:
+        """A full disk is no task's failure (nor a strike against the infrastructure): the
+        pass stops, the loop pauses for disk_full."""
+        if self.disk.confirms(exc):
+            raise exc
+
+    def _drop_disk_full_jobs(self) -> None:
+        """Jobs that failed for a full disk are dropped (jobs never touch the store) and
+        submitted again from the database once space returns, at no cost to their task."""
+        dropped, error = self.disk.failed_jobs(self.jobs.jobs)
+        for task_id in dropped:
+            del self.jobs.jobs[task_id]
+            self.released.discard(task_id)
+        if error is not None:
+            raise error
 
     def _infra_failure(self, task_id: str | None, what: str) -> None:
         deps = self.deps
@@ -417,6 +459,7 @@ class Supervisor:
         try:
             launcher.launch(deps, task, spec, role, task.iteration, attempt, resume_note=note)
         except launcher.LaunchFailed as exc:
+            self._raise_if_disk_full(exc)
             with deps.store.tx() as tx:
                 lifecycle.schedule_restart(
                     deps,

@@ -111,12 +111,14 @@ class Store:
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite rolls back itself on SQLITE_FULL/IOERR
+                    self._conn.execute("ROLLBACK")
                 raise
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise StoreBusyError(f"state database {self.path}: commit failed: {exc}") from None
 
     @contextmanager
