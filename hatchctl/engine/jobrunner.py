@@ -131,6 +131,9 @@ class JobRunner:
                     )
             if result.fast_path == "passed":
                 self.submit(task.id, "cleanup", jobs.remove_worktree, self.env, task.id)
+        elif kind == "remount":
+            with deps.store.tx() as tx:
+                tx.event("view_mounted", task_id=task.id, data={"mount": str(result)})
         elif kind == "restore":
             with deps.store.tx() as tx:
                 tx.event("worktree_recreated", task_id=task.id, data={"head": str(result)[:12]})

@@ -32,6 +32,7 @@ from hatchctl.state.spec import TaskSpec
 from hatchctl.state.summary import load_summary
 
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+VIEW = "project-state-readonly"  # the read-only planning view inside a task's worktree
 INTEGRATION_DIR = "_integration"  # never a valid task id: ids start with a letter or digit
 MERGE_CONFLICT_EXIT = 10
 UNSAFE_PATH_EXIT = 7  # hatch_scripts/lib.sh: a symbolic link where a plain path was expected
@@ -186,16 +187,22 @@ def _worktree(env: JobEnv, spec: TaskSpec, *, reset: bool) -> tuple[str, str]:
         spec.id,
         tip if _SHA.fullmatch(tip) else env.config.project.integration_branch,
     )
-    mount = _run_script(
-        env,
-        "mount/mount_readonly.sh",
-        str(env.planning_dir),
-        str(worktree / "project-state-readonly"),
-    )
+    method = mount_view(env, spec.id)
     agents = env.config.agents
     if "claude-hook" in (agents.factory.stop, agents.qa.stop):
         write_no_follow(worktree, SETTINGS, claude_settings(env))
-    return _last_line(out.stdout), _last_line(mount.stdout) or "unknown"
+    return _last_line(out.stdout), method
+
+
+def mount_view(env: JobEnv, task_id: str) -> str:
+    """The read-only planning view in the task's worktree; returns how it was made."""
+    out = _run_script(
+        env,
+        "mount/mount_readonly.sh",
+        str(env.planning_dir),
+        str(env.paths.worktree(task_id) / VIEW),
+    )
+    return _last_line(out.stdout) or "unknown"
 
 
 def restore(env: JobEnv, spec: TaskSpec) -> str:

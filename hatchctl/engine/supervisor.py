@@ -435,8 +435,13 @@ class Supervisor:
         elif not deps.project.paths.worktree(task.id).is_dir():  # deleted under the task
             self.jobs.submit(task.id, "restore", jobs.restore, self.job_env, spec)
         elif task.phase in ("factory", "qa"):
-            if not paused:
-                self._launch(task, spec, task.phase)
+            if paused:
+                return
+            view = deps.project.paths.worktree(task.id) / jobs.VIEW
+            if not (view.exists() or view.is_symlink()):  # released by `down`: mount it again
+                self.jobs.submit(task.id, "remount", jobs.mount_view, self.job_env, task.id)
+                return
+            self._launch(task, spec, task.phase)
         elif task.phase == "verify":
             self.jobs.submit(
                 task.id, "verify", jobs.verify, self.job_env, spec, task.iteration, task.base_sha
@@ -496,6 +501,13 @@ class Supervisor:
         self.going_down = True
         for run in deps.store.runs(live_only=True):
             launcher.end_run(deps, run, "killed", "down", then=partial(_resume_later, run))
+        # no mount outlives the agents: the next supervisor mounts the views again
+        for task in deps.store.tasks():
+            if task.state == "active":
+                try:
+                    jobs.release_view(self.job_env, task.id)
+                except HatchError as exc:
+                    deps.log.warning("view_not_released", task_id=task.id, error=str(exc))
 
 
 def _resume_later(run: RunRow, tx: Tx) -> None:
