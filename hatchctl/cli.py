@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("kill", "kill a task's agent and fail the task (retry brings it back)"),
         ("restart", "kill a task's agent and start it again (no strike)"),
         ("retry", "put a failed or blocked task back in the queue"),
+        ("hold", "do not start a task; an active one finishes its agent's run, then waits"),
+        ("unhold", "let a held task go on"),
+        ("cancel", "stop a task's agents and take it out of the queue (retry brings it back)"),
     ):
         s = sub.add_parser(name, help=help_text)
         s.add_argument("task_id", metavar="ID")

@@ -80,6 +80,18 @@ def retry(args: argparse.Namespace) -> int:
     return _run(args, "retry", args.task_id)
 
 
+def hold(args: argparse.Namespace) -> int:
+    return _run(args, "hold", args.task_id)
+
+
+def unhold(args: argparse.Namespace) -> int:
+    return _run(args, "unhold", args.task_id)
+
+
+def cancel(args: argparse.Namespace) -> int:
+    return _run(args, "cancel", args.task_id)
+
+
 def pause(args: argparse.Namespace) -> int:
     return _run(args, "pause")
 

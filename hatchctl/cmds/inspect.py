@@ -82,7 +82,7 @@ def status(args: argparse.Namespace) -> int:
         rows.append(
             (
                 t["id"],
-                t["state"],
+                t["state"] + (" (held)" if t.get("held") else ""),
                 t["phase"] or "-",
                 str(t["iteration"]),
                 f"{t['strikes']}/{limits.max_strikes}",

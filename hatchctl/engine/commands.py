@@ -13,7 +13,20 @@ from hatchctl.errors import HatchError
 from hatchctl.state.rows import CommandRow, RunRow, TaskRow
 from hatchctl.state.transitions import RUN_LIVE
 
-KINDS = ("kill", "restart", "retry", "pause", "resume", "down", "forget", "clean", "send")
+KINDS = (
+    "kill",
+    "restart",
+    "retry",
+    "pause",
+    "resume",
+    "down",
+    "forget",
+    "clean",
+    "send",
+    "hold",
+    "unhold",
+    "cancel",
+)
 MAX_MESSAGE = 64 * 1024  # bytes: a message to an agent is pasted, like a prompt
 
 
@@ -74,8 +87,69 @@ class Commands:
             raise CommandFailed(f"no task {cmd.task_id!r}")
         if cmd.kind == "send":
             return self.send(task.id, str(cmd.args.get("text", "")))
-        per_task = {"kill": self.kill, "restart": self.restart, "retry": self.retry}
+        per_task = {
+            "kill": self.kill,
+            "restart": self.restart,
+            "retry": self.retry,
+            "hold": self.hold,
+            "unhold": self.unhold,
+            "cancel": self.cancel,
+        }
         return per_task[cmd.kind](task.id)
+
+    def hold(self, task_id: str) -> str:
+        """Not started while held; an active task's running agent finishes its run, then the
+        task waits (no verification, QA, merge or next launch) until unheld."""
+        task = self.deps.store.task(task_id)
+        assert task is not None
+        if task.state in ("completed", "failed"):
+            raise CommandFailed(f"{task_id} is {task.state}: nothing to hold")
+        if task.held:
+            return f"{task_id} is already held"
+        with self.deps.store.tx() as tx:
+            tx.update_task(task_id, held=1)
+            tx.event("task_held", task_id=task_id, data={"state": task.state})
+        live = self._live(task_id)
+        return f"held {task_id}" + (f" (its {live[0].role} finishes its run first)" if live else "")
+
+    def unhold(self, task_id: str) -> str:
+        task = self.deps.store.task(task_id)
+        assert task is not None
+        if not task.held:
+            return f"{task_id} is not held"
+        with self.deps.store.tx() as tx:
+            tx.update_task(task_id, held=0)
+            tx.event("task_unheld", task_id=task_id, data={"state": task.state})
+        return f"unheld {task_id}"
+
+    def cancel(self, task_id: str) -> str:
+        """Take a task out of the queue: its agents are stopped and it fails as cancelled
+        (its dependents are blocked); ``retry`` brings it back."""
+        deps = self.deps
+        task = deps.store.task(task_id)
+        assert task is not None
+        if task.state in ("completed", "failed"):
+            raise CommandFailed(f"{task_id} is {task.state}: nothing to cancel")
+        live = self._live(task_id)
+        for run in live:
+            launcher.end_run(deps, run, "killed", "cancelled_by_user")
+        note = "cancelled by user (hatchctl cancel)"
+        with deps.store.tx() as tx:
+            current = tx.task(task_id)
+            assert current is not None
+            if current.state == "active":
+                fail(deps, tx, current, failure_class=None, last_error=note, held=0)
+            else:
+                tx.transition_task(
+                    task_id,
+                    current.state,
+                    "failed",
+                    kind="task_cancelled",
+                    phase=None,
+                    last_error=note,
+                    held=0,
+                )
+        return f"cancelled {task_id}" + (f": {len(live)} agent(s) stopped" if live else "")
 
     def send(self, task_id: str, text: str) -> str:
         """Paste a person's message into the task's running agent, with the delivery

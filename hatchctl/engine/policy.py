@@ -58,6 +58,7 @@ def plan(tasks: Iterable[TaskRow], locks: dict[str, str], max_active: int, pause
             t
             for t in by_id.values()
             if t.state == "pending"
+            and not t.held
             and t.id not in block
             and all(states.get(d) == "completed" for d in t.depends_on)
         ),

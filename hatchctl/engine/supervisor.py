@@ -410,7 +410,7 @@ class Supervisor:
                 lifecycle.start(self.deps, task_id)
 
     def _advance(self, task: TaskRow, has_live_run: bool, paused: bool) -> None:
-        if task.id in self.jobs or has_live_run:
+        if task.id in self.jobs or has_live_run or task.held:  # held: its run finishes, no more
             return
         deps = self.deps
         spec = self.specs.get(task.id)

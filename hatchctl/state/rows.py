@@ -53,6 +53,7 @@ class TaskRow:
     created_at: float
     updated_at: float
     version: int
+    held: int = 0  # hatchctl hold: not started, and no next step while held
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TaskRow:

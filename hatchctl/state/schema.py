@@ -6,7 +6,7 @@ import sqlite3
 
 from hatchctl.state.transitions import RUN_TRANSITIONS, TASK_TRANSITIONS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -150,6 +150,7 @@ def statements(script: str) -> list[str]:
 
 # columns added after version 1, with their definitions: added to an older database on open
 ADDED_COLUMNS = {
+    "tasks": {"held": "INTEGER NOT NULL DEFAULT 0"},
     "runs": {
         "metrics": "TEXT NOT NULL DEFAULT '{}'",
         "transcript_path": "TEXT",
@@ -177,9 +178,13 @@ def install(conn: sqlite3.Connection) -> None:
     has_guard = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='transitions_no_insert'"
     ).fetchone()
-    if not has_guard:
-        rows = [("task", a, b) for a, b in sorted(TASK_TRANSITIONS)]
-        rows += [("run", a, b) for a, b in sorted(RUN_TRANSITIONS)]
+    rows = [("task", a, b) for a, b in sorted(TASK_TRANSITIONS)]
+    rows += [("run", a, b) for a, b in sorted(RUN_TRANSITIONS)]
+    have = set(conn.execute("SELECT machine, from_state, to_state FROM transitions"))
+    if not has_guard or not set(rows) <= have:
+        # a database from an older hatchctl lacks newer transitions: the read-only guard is
+        # lifted for this one insert (inside the caller's transaction) and put back below
+        conn.execute("DROP TRIGGER IF EXISTS transitions_no_insert")
         conn.executemany("INSERT OR IGNORE INTO transitions VALUES (?, ?, ?)", rows)
     for stmt in statements(GUARDS):
         conn.execute(stmt)

@@ -41,6 +41,8 @@ TASK_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
         ("active", "pending"),  # requeued (e.g. the circuit breaker or a spec change)
         ("blocked", "pending"),
         ("failed", "pending"),  # hatchctl retry
+        ("pending", "failed"),  # hatchctl cancel
+        ("blocked", "failed"),  # hatchctl cancel
     }
 )
 

@@ -227,3 +227,36 @@ def test_twenty_processes_no_lost_update(tmp_path: Path) -> None:
         assert task.attempt == len(chain) == task.version
     snapshot = json.loads(snap.read_text())
     assert {t["id"]: t["state"] for t in snapshot["tasks"]} == {t.id: t.state for t in s.tasks()}
+
+
+def test_an_older_database_gains_the_new_column_and_transitions(tmp_path: Path) -> None:
+    """A version 2 database (no tasks.held, no cancel transitions) opened by this hatchctl."""
+    import sqlite3
+
+    from hatchctl.state.schema import GUARDS, statements
+
+    db = tmp_path / "old.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER transitions_no_delete")
+    conn.execute("DELETE FROM transitions WHERE machine='task' AND to_state='failed' "
+                 "AND from_state IN ('pending', 'blocked')")  # fmt: skip
+    conn.execute("ALTER TABLE tasks DROP COLUMN held")
+    for stmt in statements(GUARDS):
+        conn.execute(stmt)
+    conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+
+    store = Store(db)
+    with store.tx() as tx:
+        tx.insert_task("A", title="a")
+        tx.update_task("A", held=1)
+        tx.transition_task("A", "pending", "failed", kind="task_cancelled")
+    task = store.task("A")
+    assert task is not None and task.held == 1 and task.state == "failed"
+    assert store.meta("schema_version") == "3"
+    with pytest.raises(sqlite3.DatabaseError):  # the transition table is read-only again
+        with store.tx() as tx:
+            tx.conn.execute("INSERT INTO transitions VALUES ('task', 'completed', 'pending')")
+    store.close()
