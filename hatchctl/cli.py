@@ -170,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--branch", metavar="NAME", help="push it to this branch of --remote instead")
     s.add_argument("--remote", default="origin", help="the remote for --branch (default origin)")
     s.set_defaults(func=_cmd("land:land"))
+    s = sub.add_parser(
+        "review", help="the tasks waiting for a person's review, with their diffstat"
+    )
+    s.set_defaults(func=_cmd("control:review"))
+    s = sub.add_parser("approve", help="approve a task waiting for review: it merges")
+    s.add_argument("task_id", metavar="ID")
+    s.add_argument("--no-wait", action="store_true", help="do not wait for the result")
+    s.set_defaults(func=_cmd("control:approve"))
+    s = sub.add_parser("reject", help="reject a task waiting for review; the factory gets the note")
+    s.add_argument("task_id", metavar="ID")
+    s.add_argument("--note", required=True, help="what to change (the factory's findings)")
+    s.set_defaults(func=_cmd("control:reject"))
     s = sub.add_parser("send", help="paste a message into a task's running agent, confirmed")
     s.add_argument("task_id", metavar="ID")
     s.add_argument("text", nargs="+", metavar="TEXT")

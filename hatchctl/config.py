@@ -42,6 +42,8 @@ class ProjectSection(_Strict):
     # after a merge, also run the acceptance of the merged task ("own") and of every completed
     # task ("all"): a merge git calls clean can still lose a task's behaviour
     recheck: Literal["all", "own", "none"] = "all"
+    # "human": work QA approved waits in phase review for `hatchctl approve|reject` (or A/R)
+    review: Literal["none", "human"] = "none"
     recheck_parallel: int = Field(default=2, ge=1, le=16)
 
     @field_validator("name")

@@ -172,3 +172,43 @@ def send_message(args: argparse.Namespace) -> int:
     finally:
         store.close()
     raise HatchError("no delivery outcome yet: `hatchctl events --task ID` will show it")
+
+
+def approve(args: argparse.Namespace) -> int:
+    return _run(args, "approve", args.task_id)
+
+
+def reject(args: argparse.Namespace) -> int:
+    project = load_project(args)
+    ok, result = send(project, "reject", args.task_id, args={"note": args.note})
+    if not ok:
+        raise HatchError(f"reject failed: {result}")
+    print(result)
+    return 0
+
+
+def review(args: argparse.Namespace) -> int:
+    """The tasks waiting for a person's review: what changed, what QA and the checks said."""
+    from hatchctl.runtime.gitrepo import Git
+    from hatchctl.state.ids import branch_name
+
+    project = load_project(args)
+    store = project.open_store()
+    try:
+        waiting = [t for t in store.tasks() if t.state == "active" and t.phase == "review"]
+        if not waiting:
+            print("nothing waits for review")
+            return 0
+        git = Git(project.root, project.config.limits.git_timeout)
+        for t in waiting:
+            print(f"{t.id}  {t.title}  (iteration {t.iteration})")
+            if t.base_sha:
+                stat = git.diffstat(t.base_sha, branch_name(t.id)).rstrip()
+                print("  " + stat.replace("\n", "\n  "))
+            for e in store.events(t.id):
+                if e.kind == "verified" and e.data:
+                    print(f"  checks: {', '.join(f'{k}={v}' for k, v in e.data.items())[:300]}")
+            print(f"  hatchctl approve {t.id}  |  hatchctl reject {t.id} --note TEXT")
+    finally:
+        store.close()
+    return 0

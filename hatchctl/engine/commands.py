@@ -8,7 +8,7 @@ from collections.abc import Callable
 from hatchctl.engine import housekeeping, launcher
 from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
-from hatchctl.engine.lifecycle import fail
+from hatchctl.engine.lifecycle import fail, strike
 from hatchctl.errors import HatchError
 from hatchctl.state.rows import CommandRow, RunRow, TaskRow
 from hatchctl.state.transitions import RUN_LIVE
@@ -26,7 +26,10 @@ KINDS = (
     "hold",
     "unhold",
     "cancel",
+    "approve",
+    "reject",
 )
+MAX_NOTE = 20_000  # characters of a reviewer's note
 MAX_MESSAGE = 64 * 1024  # bytes: a message to an agent is pasted, like a prompt
 
 
@@ -87,6 +90,8 @@ class Commands:
             raise CommandFailed(f"no task {cmd.task_id!r}")
         if cmd.kind == "send":
             return self.send(task.id, str(cmd.args.get("text", "")))
+        if cmd.kind == "reject":
+            return self.reject(task.id, str(cmd.args.get("note", "")))
         per_task = {
             "kill": self.kill,
             "restart": self.restart,
@@ -94,8 +99,49 @@ class Commands:
             "hold": self.hold,
             "unhold": self.unhold,
             "cancel": self.cancel,
+            "approve": self.approve,
         }
         return per_task[cmd.kind](task.id)
+
+    def _in_review(self, task_id: str, verb: str) -> TaskRow:
+        task = self.deps.store.task(task_id)
+        if task is None or task.state != "active" or task.phase != "review":
+            where = f"{task.state}, phase {task.phase or '-'}" if task else "unknown"
+            raise CommandFailed(f"{task_id} is not waiting for review ({where}): nothing to {verb}")
+        return task
+
+    def approve(self, task_id: str) -> str:
+        """A person approves reviewed work: it merges (and is re-checked) like QA-approved work."""
+        self._in_review(task_id, "approve")
+        with self.deps.store.tx() as tx:
+            tx.update_task(task_id, phase="merge")
+            tx.event("review_approved", task_id=task_id)
+            tx.event("handover", task_id=task_id, data={"from": "review", "to": "merge"})
+        return f"approved {task_id}: merging"
+
+    def reject(self, task_id: str, note: str) -> str:
+        """A person rejects reviewed work: a strike, and the factory's next iteration gets the
+        note as its findings (as after a QA rejection)."""
+        task = self._in_review(task_id, "reject")
+        note = note.strip()
+        if not note:
+            raise CommandFailed("a rejection needs a note saying what to change")
+        note = note[:MAX_NOTE]
+        with self.deps.store.tx() as tx:
+            tx.event("review_rejected", task_id=task_id, data={"note": note[:500]})
+            row = strike(
+                self.deps,
+                tx,
+                task,
+                role=None,
+                failure_class="code",
+                reason="review_rejected",
+                detail=note[:500],
+                findings=[f"reviewer: {note}"],
+            )
+        if row.state == "failed":
+            return f"rejected {task_id}: it has no strikes left and failed"
+        return f"rejected {task_id}: the factory starts iteration {row.iteration} with the note"
 
     def hold(self, task_id: str) -> str:
         """Not started while held; an active task's running agent finishes its run, then the

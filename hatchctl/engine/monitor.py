@@ -442,6 +442,13 @@ class Monitor:
                 run_id=run.id,
                 data={"from": "factory", "to": "verify", "status": summary.status},
             )
+        elif summary.status == "approved" and self._needs_review(task.id):
+            tx.update_task(task.id, phase="review", pane_id=None)
+            tx.event(
+                "handover", task_id=task.id, run_id=run.id, data={"from": "qa", "to": "review"}
+            )
+            tx.event("review_waiting", task_id=task.id, run_id=run.id, data={"qa": summary.status})
+            self.deps.notifier.send("review_waiting", task_id=task.id, title=task.title)
         elif summary.status == "approved":
             tx.update_task(task.id, phase="merge", pane_id=None)
             tx.event("handover", task_id=task.id, run_id=run.id, data={"from": "qa", "to": "merge"})
@@ -458,6 +465,11 @@ class Monitor:
                 run_id=run.id,
                 findings=findings,
             )
+
+    def _needs_review(self, task_id: str) -> bool:
+        spec = self.specs.get(task_id)
+        wanted = spec.review if spec is not None else None
+        return (wanted or self.deps.project.config.project.review) == "human"
 
     def restart(self, run: RunRow, reason: str, detail: str) -> None:
         """A crashed or vanished agent: clean up what is left of it, then restart by policy."""

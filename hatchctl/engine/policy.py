@@ -49,7 +49,8 @@ def plan(tasks: Iterable[TaskRow], locks: dict[str, str], max_active: int, pause
     for t in by_id.values():
         if t.state == "blocked" and all(states.get(d) == "completed" for d in t.depends_on):
             unblock.append(t.id)
-    active = sum(1 for t in by_id.values() if t.state == "active")
+    # a task waiting for a person's review holds its files, not an agent slot
+    active = sum(1 for t in by_id.values() if t.state == "active" and t.phase != "review")
     if paused:
         return Plan([], sorted(block), sorted(unblock), {})
     taken = dict(locks)

@@ -6,7 +6,7 @@ import hashlib
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -37,6 +37,7 @@ class TaskSpec(BaseModel):
     tdd: bool = False
     loc_cap: int | None = Field(default=500, ge=1, le=10_000_000)
     timeout: float | None = None
+    review: Literal["human", "none"] | None = None  # None: the project's [project] review
     sim: SimScript | None = None
     # filled by the loader, not by the front matter
     body: str = Field(default="", max_length=MAX_BODY_BYTES)

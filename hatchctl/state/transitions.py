@@ -7,7 +7,7 @@ update it does not allow, even one written with plain SQL from outside hatchctl.
 from __future__ import annotations
 
 TASK_STATES = ("pending", "active", "blocked", "completed", "failed")
-TASK_PHASES = ("factory", "verify", "qa", "merge", "backoff")
+TASK_PHASES = ("factory", "verify", "qa", "review", "merge", "backoff")
 RUN_STATES = (
     "starting",
     "running",
