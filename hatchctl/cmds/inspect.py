@@ -14,7 +14,7 @@ from hatchctl.config import find_config, load_config
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.logfile import LogFollower, StablePrinter
-from hatchctl.state import metrics
+from hatchctl.state import features, metrics
 from hatchctl.state.ids import check_task_id
 from hatchctl.state.lockfile import probe
 from hatchctl.state.snapshot import status_document
@@ -61,6 +61,7 @@ def status(args: argparse.Namespace) -> int:
     project = load_project(args)
     store = _synced(project)
     doc = status_document(store, project.name, project.paths.supervisor_lock)
+    doc["features"] = features.rollup(doc["tasks"])
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
@@ -74,6 +75,8 @@ def status(args: argparse.Namespace) -> int:
     print("  ".join(f"{k} {v}" for k, v in doc["counts"].items()))
     if doc["metrics"]:
         print("usage " + (metrics.short(doc["metrics"]) or "-"))
+    for name, f in doc["features"].items():
+        print("feature " + features.line(name, f))
     rows = [
         ("ID", "STATE", "PHASE", "ITER", "STRIKES", "RESTARTS", "USAGE", "FAILURE", "LAST ERROR")
     ]

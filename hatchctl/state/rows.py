@@ -54,6 +54,7 @@ class TaskRow:
     updated_at: float
     version: int
     held: int = 0  # hatchctl hold: not started, and no next step while held
+    feature: str | None = None  # the spec's feature: tasks grouped for roll-ups
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TaskRow:

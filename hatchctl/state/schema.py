@@ -150,7 +150,7 @@ def statements(script: str) -> list[str]:
 
 # columns added after version 1, with their definitions: added to an older database on open
 ADDED_COLUMNS = {
-    "tasks": {"held": "INTEGER NOT NULL DEFAULT 0"},
+    "tasks": {"held": "INTEGER NOT NULL DEFAULT 0", "feature": "TEXT"},
     "runs": {
         "metrics": "TEXT NOT NULL DEFAULT '{}'",
         "transcript_path": "TEXT",

@@ -66,6 +66,7 @@ def task_json(task: TaskRow, pane_id: str | None = None) -> dict[str, Any]:
         "next_retry_at": iso(task.next_retry_at),
         "spec_changed": task.pending_digest is not None,
         "held": bool(task.held),
+        "feature": task.feature,
     }
 
 

@@ -38,6 +38,8 @@ class TaskSpec(BaseModel):
     loc_cap: int | None = Field(default=500, ge=1, le=10_000_000)
     timeout: float | None = None
     review: Literal["human", "none"] | None = None  # None: the project's [project] review
+    # groups tasks: status and the control room roll each feature up
+    feature: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
     sim: SimScript | None = None
     # filled by the loader, not by the front matter
     body: str = Field(default="", max_length=MAX_BODY_BYTES)

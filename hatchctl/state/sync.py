@@ -48,6 +48,7 @@ def _spec_fields(spec: TaskSpec) -> dict[str, object]:
         "files": list(spec.files),
         "spec_path": spec.path,
         "spec_digest": spec.digest,
+        "feature": spec.feature,
         "pending_digest": None,
     }
 
