@@ -136,6 +136,16 @@ class AgentsSection(_Strict):
     factory: AgentSection = AgentSection()
     qa: AgentSection = AgentSection()
 
+    @model_validator(mode="after")
+    def _roles_fit_presets(self) -> AgentsSection:
+        from hatchctl.agents import get
+
+        for role in ("factory", "qa"):
+            problem = get(getattr(self, role).preset).role_problem(role)
+            if problem:  # e.g. aider as QA: a verdict cannot be derived from git
+                raise ValueError(f"[agents.{role}] {problem}")
+        return self
+
 
 class NotifySection(_Strict):
     command: list[str] = Field(default_factory=list)

@@ -106,6 +106,9 @@ class Preset:
     waiting_patterns: tuple[str, ...] = ()
     failure_patterns: tuple[FailurePattern, ...] = ()
     metrics_source: MetricsSource = "summary"
+    # the CLI cannot write hatchctl's summary: when a factory run of it exits 0 without one,
+    # hatchctl writes it from git facts (hatchctl.engine.derived); such a preset cannot be QA
+    derives_summary: bool = False
 
     @property
     def binary(self) -> str:
@@ -133,6 +136,16 @@ class Preset:
 
     def preflight(self, ctx: LaunchContext) -> str | None:
         """Why this run must not start (a configuration problem), or None."""
+        return self.role_problem(ctx.role)
+
+    def role_problem(self, role: str) -> str | None:
+        """Why this preset cannot play ``role`` (factory or qa), or None."""
+        if role == "qa" and self.derives_summary:
+            return (
+                f"preset {self.name!r} cannot be the QA agent: {self.title} cannot write a "
+                "summary, and a QA verdict (approved or rejected) is the agent's own word, "
+                "which hatchctl cannot derive from git; use it as the factory only"
+            )
         return None
 
     # -- while it runs -----------------------------------------------------------------------

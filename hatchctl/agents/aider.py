@@ -12,17 +12,27 @@ Credentials: with no API key and no model, 0.86.2 offers an OpenRouter login, an
 preset refuses to launch without a key it can see (``preflight``), doctor warns, and the texts
 of that flow are failure patterns.
 
-Limit: ``--yes-always`` declines every shell command (aider asks those with "explicit yes
+Git identity: aider reads user.name/user.email from git's config (not GIT_AUTHOR_*) and, when
+one is missing, writes a placeholder into the repository's config: read-only under hatchctl's
+sandbox, so it crashes and asks to report the bug. The preset refuses such a sandboxed launch,
+doctor says so, and the crash texts are failure patterns.
+
+Summary: ``--yes-always`` declines every shell command (aider asks those with "explicit yes
 required"), and aider edits only files of its repository, so it cannot write hatchctl's
-summary file (under ``.hatch/``): a factory run ends ``no_summary`` unless something else writes
-it (see docs/agents.md).
+summary file (under ``.hatch/``). So the preset ``derives_summary``: when a factory run exits 0
+without a summary and committed on its branch, hatchctl writes the summary itself from git
+facts (hatchctl.engine.derived, marked ``"derived_by": "hatchctl"``) and verifies it as any
+other. A QA verdict cannot be derived: aider cannot be the QA agent (``role_problem``).
 """
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hatchctl.agents import FailurePattern, Finding, LaunchContext, Preset, dotenv_has
+from hatchctl.agents import FailurePattern, Finding, LaunchContext, Level, Preset, dotenv_has
 
 if TYPE_CHECKING:
     from hatchctl.config import AgentSection
@@ -43,6 +53,40 @@ NO_KEY = (
     "5 minutes for a browser; set e.g. ANTHROPIC_API_KEY or OPENAI_API_KEY in "
     "[agents.<role>].env (or pass --model with a key in .env)"
 )
+
+
+NO_IDENTITY = (
+    "git has no {missing} for aider ({where}): 0.86.2 then writes a placeholder identity into "
+    "the repository's config, which hatchctl's sandbox keeps read-only, and crashes; set them "
+    "in the agent's ~/.gitconfig (its HOME) or the repository's config"
+)
+GIT_TIMEOUT = 10.0
+
+
+def missing_identity(env: Mapping[str, str], cwd: Path | None) -> list[str] | None:
+    """The git identity keys aider 0.86.2 would find unset (``setup_git``: user.name and
+    user.email, from git's config as the agent's environment sees it, not GIT_AUTHOR_*), or
+    None when git cannot tell."""
+    missing = []
+    for key in ("user.name", "user.email"):
+        try:
+            out = subprocess.run(
+                ["git", "config", "--get", key],
+                cwd=cwd if cwd is not None and cwd.is_dir() else None,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=GIT_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if out.returncode == 1 or (out.returncode == 0 and not out.stdout.strip()):
+            missing.append(key)
+        elif out.returncode != 0:
+            return None
+    return missing
 
 
 class AiderPreset(Preset):
@@ -73,8 +117,20 @@ class AiderPreset(Preset):
         return "none", ", ".join([*KEY_VARS[:5], "~/.env"])
 
     def preflight(self, ctx: LaunchContext) -> str | None:
+        problem = self.role_problem(ctx.role)
+        if problem is not None:
+            return problem
         level, what = self._found(ctx)
-        return NO_KEY.format(where=f"none of {what}") if level == "none" else None
+        if level == "none":
+            return NO_KEY.format(where=f"none of {what}")
+        return self._identity(ctx) if ctx.sandbox == "bwrap" else None
+
+    def _identity(self, ctx: LaunchContext) -> str | None:
+        where = ctx.worktree or (ctx.worktrees[0] if ctx.worktrees else None)
+        missing = missing_identity(ctx.env, where)
+        if not missing:
+            return None
+        return NO_IDENTITY.format(missing=" and ".join(missing), where=f"HOME={ctx.home}")
 
     def credentials(self, ctx: LaunchContext) -> Finding:
         level, what = self._found(ctx)
@@ -88,6 +144,9 @@ class AiderPreset(Preset):
 
     def checks(self, ctx: LaunchContext, agent: AgentSection) -> list[Finding]:
         out = []
+        problem = self.role_problem(ctx.role)
+        if problem is not None:
+            out.append(Finding("role", "fail", problem))
         words = list(agent.command)
         if words[-1:] not in (["--message"], ["--msg"], ["-m"]) and agent.prompt_delivery == (
             "argument"
@@ -100,6 +159,10 @@ class AiderPreset(Preset):
                     "would be taken for a file name",
                 )
             )
+        identity = self._identity(ctx)
+        if identity is not None:
+            level: Level = "fail" if ctx.sandbox == "bwrap" else "warn"
+            out.append(Finding("git identity", level, identity))
         if "--yes-always" not in words:
             out.append(
                 Finding("prompt", "warn", "no --yes-always: aider's questions wait for a person")
@@ -141,10 +204,22 @@ PRESET = AiderPreset(
             "aider waits for an OpenRouter login in a browser: set an API key instead",
         ),
         FailurePattern(
+            r"Read-only file system: '[^'\n]*config\.lock'",
+            "aider_git_identity",
+            "aider found no git user.name/user.email and cannot write them under the sandbox: "
+            "set them in the agent's ~/.gitconfig",
+        ),
+        FailurePattern(
+            r"Please consider reporting this bug to help improve aider",
+            "aider_crashed",
+            "aider crashed and asks to report the bug (its traceback is in the run's log)",
+        ),
+        FailurePattern(
             r"litellm\.AuthenticationError",
             "aider_auth_failed",
             "the model provider rejected aider's API key",
         ),
     ),
     metrics_source="summary",
+    derives_summary=True,
 )

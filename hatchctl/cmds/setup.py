@@ -86,6 +86,17 @@ def agents_block(agent: str | None) -> str:
     preset = agents.get(agent)
     lines = []
     for role in ("factory", "qa"):
+        problem = preset.role_problem(role)
+        if problem is not None:  # aider cannot give a QA verdict: the simulated QA, said so
+            lines += [
+                f"[agents.{role}]",
+                f"# {problem}.",
+                '# Set preset = "claude" | "codex" | "gemini" here for a real review; until',
+                "# then the simulated agent re-runs the acceptance command and checks the diff.",
+                f'prompt_template = "prompts/{role}.md"',
+                "",
+            ]
+            continue
         lines += [
             f"[agents.{role}]",
             f"preset = {_toml(agent)}",

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hatchctl.engine import confinement, launcher, lifecycle, observe
+from hatchctl.engine import confinement, derived, launcher, lifecycle, observe
 from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import SUMMARY_REQUEST
@@ -306,6 +306,10 @@ class Monitor:
                     f"exit_{run.exit_code}",
                     f"the agent exited with {run.exit_code} and no summary",
                 )
+                return
+            derived_summary = derived.derive(self.deps, run, exc)  # a CLI that cannot write one
+            if derived_summary is not None:
+                self.succeed(run, derived_summary, kill_pane=False)
                 return
             missing = "does not exist" in str(exc) or "older" in str(exc)
             reason = "no_summary" if missing else "bad_summary"

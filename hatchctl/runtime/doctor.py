@@ -242,7 +242,7 @@ def agent_checks(
             env=agent_env(agent),
             command=tuple(cmd),
             worktrees=worktrees,
-            role=roles[0],
+            role=roles[-1],  # shared by factory and qa: qa (Preset.role_problem)
         )
         findings = [f for f in (preset.credentials(ctx),) if f is not None]
         findings += preset.checks(ctx, agent)

@@ -344,6 +344,9 @@ def test_init_agent_writes_a_hatch_toml_for_the_preset(name: str, tmp_path: Path
     cfg = load_config(repo / "hatch.toml")
     for role in ("factory", "qa"):
         section: AgentSection = getattr(cfg.agents, role)
+        if agents.get(name).role_problem(role):  # aider cannot review: the simulated QA
+            assert section.preset == "command" and section.prompt_template == "prompts/qa.md"
+            continue
         assert section.preset == name
         assert section.command == list(agents.get(name).command)
         assert section.prompt_template == f"prompts/{role}.md"
