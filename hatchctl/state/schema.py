@@ -168,6 +168,16 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
 
+def is_current(conn: sqlite3.Connection) -> bool:
+    """The database was installed by this schema version (no write needed to open it: a
+    client such as `status` works on a full disk)."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError:
+        return False
+    return row is not None and row[0] == str(SCHEMA_VERSION)
+
+
 def install(conn: sqlite3.Connection) -> None:
     """Create tables, fill the transition table once, then install the guards (idempotent).
 

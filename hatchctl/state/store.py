@@ -57,8 +57,9 @@ class Store:
             self._pragma("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            with self._write() as conn:
-                schema.install(conn)
+            if not schema.is_current(self._conn):  # a current database is only read here
+                with self._write() as conn:
+                    schema.install(conn)
         except StoreBusyError:
             raise
         except (sqlite3.DatabaseError, OSError) as exc:
