@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from hatchctl.cmds.common import load_project
 from hatchctl.cmds.control import send
@@ -14,6 +15,9 @@ from hatchctl.errors import HatchError, SupervisorError
 from hatchctl.project import Project
 from hatchctl.runtime.tmux import SUPERVISOR_SESSION, Tmux
 from hatchctl.state.lockfile import probe
+
+if TYPE_CHECKING:
+    from hatchctl.tui.app import Sender
 
 
 def ensure_supervisor(project: Project, *, timeout: float = 20.0) -> int:
@@ -43,17 +47,27 @@ def ensure_supervisor(project: Project, *, timeout: float = 20.0) -> int:
     )
 
 
+def sender_for(project: Project) -> Sender:
+    """How the control room's keys reach the supervisor: a queued command and its result; `m`
+    passes its text as ``args`` (``{"text": ...}``)."""
+
+    def sender(
+        kind: str, task_id: str | None, args: dict[str, str] | None = None, /
+    ) -> tuple[bool, str]:
+        return send(project, kind, task_id, args=args)
+
+    return sender
+
+
 def run_ui(project: Project, *, read_only: bool) -> int:
     from hatchctl.tui.app import HatchApp
 
     if not read_only:
         ensure_supervisor(project)
     store = project.open_store()
-
-    def sender(kind: str, task_id: str | None) -> tuple[bool, str]:
-        return send(project, kind, task_id)
-
-    app = HatchApp(project, store, send=None if read_only else sender, read_only=read_only)
+    app = HatchApp(
+        project, store, send=None if read_only else sender_for(project), read_only=read_only
+    )
     app.run()
     if app.exit_note:  # what keeps running, and how to stop it
         print(app.exit_note)

@@ -1,38 +1,51 @@
 """The control room: a dashboard of every task and its agent, the selected agent's log below,
-keys to kill, restart, retry, attach, pause and drill down, to sort, filter and search the tasks,
-and a strip of what needs a person. A client of the supervisor: it reads the store and writes
-commands; tmux, git, psutil and the store are only touched in workers."""
+keys to kill, restart, retry, attach, message, pause and drill down, to sort, filter and search
+the tasks, and a strip of what needs a person. A client of the supervisor: it reads the store and
+writes commands; tmux, git, psutil and the store are only touched in workers."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
+from textual.widgets import DataTable, Header, Input, ProgressBar, Static
 
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
+from hatchctl.state.rows import EventRow
 from hatchctl.state.store import Store
 from hatchctl.tui.dashboard import Dashboard
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
+from hatchctl.tui.footer import FitFooter
 from hatchctl.tui.logview import LogView
 from hatchctl.tui.nav import STATE_FILTERS
 from hatchctl.tui.palette import HatchCommands
-from hatchctl.tui.screens import ConfirmScreen, DetailScreen, HelpScreen
+from hatchctl.tui.screens import ConfirmScreen, DetailScreen, HelpScreen, MessageScreen
 from hatchctl.tui.table import TaskTable
 
 ATTACHABLE = ("running", "stalled", "stopped", "summarizing")  # the run has a pane
-Sender = Callable[[str, str | None], tuple[bool, str]]
+
+
+class Sender(Protocol):
+    """Queues a command for the supervisor: (ok, its result line). ``args`` is given only for a
+    message (``send``, ``{"text": ...}``): a two-argument sender still serves every other key."""
+
+    def __call__(
+        self, kind: str, task_id: str | None, args: dict[str, str] | None = None, /
+    ) -> tuple[bool, str]: ...
+
+
 # keys of the dashboard: off (and out of the footer) while a drill-down or a dialog is shown
 DASHBOARD_ACTIONS = frozenset(
-    {"drill", "kill", "restart", "retry", "attach", "pause", "filter", "help"}
+    {"drill", "kill", "restart", "retry", "attach", "message", "pause", "filter", "help"}
     | {"search", "next_match", "sort", "reverse", "state", "dismiss", "clear"}
 )
 STATES = Binding.Group("State", compact=True)
@@ -41,15 +54,20 @@ APPLIES: dict[str, Callable[[TaskView], bool]] = {
     "restart": lambda v: v.task.state == "active",
     "retry": lambda v: v.task.state in ("failed", "blocked"),
     "attach": lambda v: v.run is not None and v.run.state in ATTACHABLE,
+    "message": lambda v: (
+        v.task.state == "active" and v.run is not None and v.run.state in ATTACHABLE
+    ),
 }
+# what leaves the footer first when it is wider than the terminal (the help lists it all)
+FOOTER_DROP = ("state", "sort", "search", "filter")
 
 
 class HatchApp(Dashboard):
     CSS_PATH = "hatch.tcss"
     TITLE = "hatchctl"
     COMMANDS = App.COMMANDS | {HatchCommands}
-    # The footer fits 80 columns: the task actions show only where they apply (check_action);
-    # q and p are in the help (?).
+    # The footer fits 80 columns: the task actions show only where they apply (check_action),
+    # FOOTER_DROP goes first where they do not fit; q and p are in the help (?).
     BINDINGS = [
         Binding("q", "quit", "Quit", show=False),
         Binding("enter", "drill", "Details"),
@@ -57,6 +75,7 @@ class HatchApp(Dashboard):
         Binding("r", "restart", "Restart"),
         Binding("x", "retry", "Retry"),
         Binding("a", "attach", "Attach"),
+        Binding("m", "message", "Message"),
         Binding("p", "pause", "Pause", show=False),
         Binding("slash", "search", "Search"),
         Binding("n", "next_match(1)", "Next match", show=False),
@@ -105,7 +124,7 @@ class HatchApp(Dashboard):
             yield TaskTable(id="tasks", cursor_type="row", zebra_stripes=True)
         yield Static("", id="log-title")
         yield LogView(None, id="tail")
-        yield Footer(compact=True)
+        yield FitFooter(drop=FOOTER_DROP, compact=True)
 
     def on_mount(self) -> None:
         self.title = f"hatchctl · {self.project.name}"
@@ -129,6 +148,11 @@ class HatchApp(Dashboard):
     def show(self, snap: Snapshot) -> None:
         self.snapshot = snap
         self._notify_changes(snap)
+        for event in snap.deliveries:
+            self._notify_delivery(event)
+        for screen in self.screen_stack[1:]:  # `m` in a drill-down: while its agent runs
+            if isinstance(screen, DetailScreen):
+                screen.set_live(self.can_message(screen.task_id))
         # the supervisor first: at 80 columns the counts may be cut, never the pid
         sup = (
             f"supervisor pid {snap.supervisor_pid}"
@@ -218,13 +242,16 @@ class HatchApp(Dashboard):
         self._send(kind, task_id)
 
     @work(thread=True, group="commands")
-    def _send(self, kind: str, task_id: str | None) -> None:
+    def _send(self, kind: str, task_id: str | None, args: dict[str, str] | None = None) -> None:
         assert self.send is not None
         try:
-            ok, result = self.send(kind, task_id)
+            ok, result = (
+                self.send(kind, task_id) if args is None else self.send(kind, task_id, args)
+            )
         except HatchError as exc:
             ok, result = False, str(exc)
-        self.call_from_thread(self.notify, result, severity="information" if ok else "error")
+        severity = "information" if ok else "error"
+        self.call_from_thread(self.notify, result, severity=severity, markup=False)
         self.call_from_thread(self.refresh_data)
 
     def run_command(self, kind: str, task_id: str | None) -> None:
@@ -242,7 +269,49 @@ class HatchApp(Dashboard):
     def open_detail(self, task_id: str) -> None:
         if self.attention.seen(task_id):  # looked at: its attention items go
             self._show_attention()
-        self.push_screen(DetailScreen(self.project, self.store, task_id))
+        screen = DetailScreen(self.project, self.store, task_id)
+        screen.live = self.can_message(task_id)
+        self.push_screen(screen)
+
+    def can_message(self, task_id: str) -> bool:
+        """The task has a running agent (with a pane) to send a message to."""
+        view = self._view(task_id)
+        return view is not None and APPLIES["message"](view)
+
+    def _view(self, task_id: str) -> TaskView | None:
+        views = self.snapshot.views if self.snapshot else []
+        return next((v for v in views if v.task.id == task_id), None)
+
+    def message_agent(self, task_id: str) -> None:
+        """`m`: ask for a line of text, then queue it for the task's running agent."""
+        if self.read_only or self.send is None:
+            self.notify("read-only: messages to agents are refused", severity="warning")
+            return
+        view = self._view(task_id)
+        if view is None or view.run is None or not self.can_message(task_id):
+            self.notify(f"{task_id} has no running agent to message", severity="warning")
+            return
+
+        def answered(text: str | None) -> None:
+            if text and text.strip():
+                self._send("send", task_id, {"text": text})
+
+        self.push_screen(MessageScreen(task_id, view.run.window_name), answered)
+
+    def _notify_delivery(self, event: EventRow) -> None:
+        """A message's outcome (``delivered``/``delivery_failed``), from the event log."""
+        who = event.task_id or "?"
+        if event.kind == "delivered":
+            how = event.data.get("how") or "confirmed"
+            self.notify(f"{who}: message delivered ({how})", title="message", markup=False)
+        else:
+            why = event.data.get("error") or "no confirmation"
+            self.notify(
+                f"{who}: message not delivered: {why}",
+                title="message",
+                severity="error",
+                markup=False,
+            )
 
     def action_kill(self) -> None:
         if (view := self._current()) is not None:
@@ -255,6 +324,10 @@ class HatchApp(Dashboard):
     def action_retry(self) -> None:
         if (view := self._current()) is not None:
             self._command("retry", view.task.id)
+
+    def action_message(self) -> None:
+        if (view := self._current()) is not None:
+            self.message_agent(view.task.id)
 
     def action_pause(self) -> None:
         paused = self.snapshot is not None and self.snapshot.paused

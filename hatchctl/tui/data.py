@@ -19,11 +19,13 @@ from hatchctl.runtime.logfile import last_line
 from hatchctl.state import metrics
 from hatchctl.state.durations import format_duration
 from hatchctl.state.lockfile import probe
-from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.rows import EventRow, RunRow, TaskRow
 from hatchctl.state.store import Store
 from hatchctl.state.transitions import RUN_LIVE
 
 BARS = " ▁▂▃▄▅▆▇█"
+DELIVERY = ("delivered", "delivery_failed")
+NEW_EVENTS = 1000  # read per refresh at most (the newest): a burst may skip older ones
 
 
 def sparkline(values: list[float], width: int = 10) -> str:
@@ -91,6 +93,8 @@ class Snapshot:
     max_strikes: int
     max_restarts: int
     taken_at: float = field(default_factory=time.time)
+    # outcomes of messages to agents recorded since the snapshot before (none in the first)
+    deliveries: list[EventRow] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -124,6 +128,17 @@ class DataSource:
         self.cpu: dict[int, tuple[float, float]] = {}
         # A cancelled thread worker keeps running: loads must not overlap (they share history).
         self._lock = threading.Lock()
+        self.event_mark: int | None = None  # the last event id looked at
+
+    def _deliveries(self) -> list[EventRow]:
+        """The outcomes of messages to agents recorded since the last load."""
+        if self.event_mark is None:
+            self.event_mark = self.store.last_event_id()
+            return []
+        new = self.store.events(after=self.event_mark, limit=NEW_EVENTS)
+        if new:
+            self.event_mark = new[-1].id
+        return [e for e in new if e.kind in DELIVERY and e.data.get("kind") == "message"]
 
     def _log(self, run: RunRow) -> Path:
         return self.project.root / run.log_path
@@ -158,6 +173,7 @@ class DataSource:
     def _load(self) -> Snapshot:
         now = self.clock()
         store = self.store
+        deliveries = self._deliveries()
         tasks = store.tasks()
         runs: dict[str, RunRow] = {}
         used: dict[str, list[dict[str, object]]] = {}
@@ -201,4 +217,5 @@ class DataSource:
             max_strikes=lim.max_strikes,
             max_restarts=lim.restart.max_restarts,
             taken_at=now,
+            deliveries=deliveries,
         )

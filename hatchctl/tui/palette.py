@@ -49,6 +49,14 @@ class HatchCommands(Provider):
                         "restart its agent",
                     )
                 )
+            if app.can_message(tid):
+                out.append(
+                    (
+                        f"message {tid}",
+                        partial(app.message_agent, tid),
+                        "send a line to its running agent (m)",
+                    )
+                )
             if state in ("failed", "blocked"):
                 out.append(
                     (

@@ -1,9 +1,11 @@
-"""Screens: the drill-down (Log, Events, Summary, Diff, Spec), confirmation, and help."""
+"""Screens: the drill-down (Log, Events, Summary, Diff, Spec), confirmation, a message to an
+agent, and help."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.syntax import Syntax
 from rich.text import Text
@@ -14,8 +16,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
+    Input,
     Label,
     RichLog,
     Static,
@@ -29,8 +31,12 @@ from hatchctl.runtime.gitrepo import Git
 from hatchctl.state.rows import RunRow
 from hatchctl.state.store import Store
 from hatchctl.state.summary import read_agent_file
+from hatchctl.tui.footer import FitFooter
 from hatchctl.tui.logview import LogView
 from hatchctl.tui.usage import usage_line
+
+if TYPE_CHECKING:
+    from hatchctl.tui.app import HatchApp
 
 HELP = {
     "dashboard": [
@@ -39,6 +45,7 @@ HELP = {
         ("r", "restart the task's agent (no strike)"),
         ("x", "retry a failed or blocked task"),
         ("a", "attach to the agent's tmux pane (detach: C-b d)"),
+        ("m", "message the running agent (enter sends, esc cancels)"),
         ("p", "pause / resume starting new agents"),
         ("/", "search: jump to the tasks that match, hide none"),
         ("n / N", "next / previous match"),
@@ -56,6 +63,7 @@ HELP = {
     ],
     "detail": [
         ("1-5", "Log, Events, Summary, Diff, Spec"),
+        ("m", "message the running agent (enter sends, esc cancels)"),
         ("/", "log: search (regex); nothing is hidden"),
         ("n / N", "log: next / previous match"),
         ("f", "log: filter, show only matching lines (regex)"),
@@ -84,6 +92,33 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
+
+
+class MessageScreen(ModalScreen[str | None]):
+    """`m`: a line of text for a task's running agent; enter sends it, esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, task_id: str, window: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+        self.window = window
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="message-dialog"):
+            yield Label(f"Message to the agent of [b]{self.task_id}[/b] ({self.window})")
+            yield Input(placeholder="what to tell it", id="message-text")
+            yield Label("[b]enter[/b] send   [b]esc[/b] cancel", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()  # not the dashboard's filter box
+        if not event.value.strip():
+            self.notify("the message is empty", severity="warning")
+            return
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -116,6 +151,7 @@ class DetailScreen(Screen[None]):
         Binding("slash", "find", "Search log", show=False),
         Binding("n", "search(1)", "Next match", show=False),
         Binding("N", "search(-1)", "Prev match", show=False),
+        Binding("m", "message", "Message"),
         Binding("question_mark", "help", "Help"),
         Binding("1", "tab('log')", show=False),
         Binding("2", "tab('events')", show=False),
@@ -132,6 +168,7 @@ class DetailScreen(Screen[None]):
         self.runs: list[RunRow] = []
         self.run_index = -1
         self.event_data: dict[str, str] = {}  # event id: its data, whole
+        self.live = False  # the task has a running agent: `m` applies (set by the app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -150,7 +187,7 @@ class DetailScreen(Screen[None]):
                 yield RichLog(id="diff-body", highlight=False, markup=False)
             with TabPane("Spec", id="spec"), VerticalScroll():
                 yield Static("", id="spec-body")
-        yield Footer()
+        yield FitFooter(drop=("attempt", "search", "invert", "save", "wrap", "find", "filter"))
 
     def on_mount(self) -> None:
         self.title = f"hatchctl · {self.task_id}"
@@ -213,8 +250,10 @@ class DetailScreen(Screen[None]):
         if events:
             table.move_cursor(row=len(events) - 1)
             self._show_event(str(events[-1].id))
-        self.query_one("#summary-body", Static).update(
-            Syntax(summary, "json", word_wrap=True) if summary.strip().endswith("}") else summary
+        self.query_one("#summary-body", Static).update(  # Text: `[x]` is not markup here
+            Syntax(summary, "json", word_wrap=True)
+            if summary.strip().endswith("}")
+            else Text(summary)
         )
         body = self.query_one("#diff-body", RichLog)
         body.clear()
@@ -223,7 +262,7 @@ class DetailScreen(Screen[None]):
             if diff
             else "no diff yet (the worktree is created when the task starts)"
         )
-        self.query_one("#spec-body", Static).update(spec or "spec not found")
+        self.query_one("#spec-body", Static).update(Text(spec or "spec not found"))
 
     def _show_run(self) -> None:
         title = self.query_one("#log-title", Static)
@@ -268,6 +307,18 @@ class DetailScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def set_live(self, live: bool) -> None:
+        if live != self.live:
+            self.live = live
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.live if action == "message" else True
+
+    def action_message(self) -> None:
+        app: HatchApp = self.app  # type: ignore[assignment]
+        app.message_agent(self.task_id)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen("detail"))
