@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("doctor", help="check tmux, git, agents, inotify and mounts")
     s.set_defaults(func=_cmd("inspect:doctor"))
 
+    s = sub.add_parser("hosts", help="every host (local and [hosts.NAME]) with its health")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    s.add_argument(
+        "--timeout", type=_duration_arg, default=10.0, metavar="DURATION", help="per host (10s)"
+    )
+    s.set_defaults(func=_cmd("hosts:hosts"))
+
     s = sub.add_parser("demo", help="write the demo project and run it")
     s.add_argument("--dir", type=Path, default=None, help="where (default: ./demo-project)")
     s.add_argument("--headless", action="store_true", help="no UI, progress on stdout")

@@ -157,12 +157,74 @@ class LogSection(_Strict):
     backups: int = Field(default=3, ge=0)
 
 
+_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+LOCAL_HOST = "local"  # the controlling machine: the implicit host, configured by [limits]
+
+
+def _no_control(v: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("must not contain control characters")
+    return v
+
+
+class HostSection(_Strict):
+    """``[hosts.NAME]``: a machine reached with OpenSSH (see docs/scaling.md)."""
+
+    ssh: str  # a destination as ssh takes it: host, user@host, or a Host alias of ssh_config
+    ssh_config: str = ""  # passed as `ssh -F` (~ expanded, relative to the project root)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    root: str  # absolute path on the host: hatchctl's clone and worktrees live under it
+    max_active: int = Field(default=2, ge=1)
+    labels: list[str] = Field(default_factory=list, max_length=32)
+
+    @field_validator("ssh")
+    @classmethod
+    def _destination(cls, v: str) -> str:
+        if not v or v.startswith("-") or len(v) > 255:
+            raise ValueError("must be a destination such as user@host (not empty, no leading '-')")
+        if any(c.isspace() for c in v):
+            raise ValueError("must not contain whitespace")
+        return _no_control(v)
+
+    @field_validator("ssh_config")
+    @classmethod
+    def _config_path(cls, v: str) -> str:
+        return _no_control(v)
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        _no_control(v)
+        if not v.startswith("/") or ".." in v.split("/"):
+            raise ValueError("must be an absolute path with no '..'")
+        return v.rstrip("/") or "/"
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: list[str]) -> list[str]:
+        bad = [label for label in v if not _LABEL_RE.fullmatch(label)]
+        if bad:
+            raise ValueError(f"label {bad[0]!r} must match {_LABEL_RE.pattern}")
+        return v
+
+
 class HatchConfig(_Strict):
     project: ProjectSection = ProjectSection()
     limits: LimitsSection = LimitsSection()
     agents: AgentsSection = AgentsSection()
     notify: NotifySection = NotifySection()
     log: LogSection = LogSection()
+    hosts: dict[str, HostSection] = Field(default_factory=dict)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, v: dict[str, HostSection]) -> dict[str, HostSection]:
+        for name in v:
+            if name == LOCAL_HOST:
+                raise ValueError("'local' is this machine (configured by [limits]); pick another")
+            if not _NAME_RE.fullmatch(name):
+                raise ValueError(f"host name {name!r} must match {_NAME_RE.pattern}")
+        return v
 
 
 def find_config(start: Path) -> Path:

@@ -99,6 +99,17 @@ class TmuxServerDead(TmuxError):
     """The private tmux server is not running."""
 
 
+class HostError(HatchError):
+    """A host of hatch.toml's ``[hosts.NAME]`` cannot be used as asked (a path outside the
+    project, an unsafe control directory)."""
+
+
+class HostUnreachable(HostError):
+    """ssh cannot reach the host, or the connection dropped during a call (ssh exited with 255,
+    or the call timed out, and no master connection is left). Infrastructure, never an agent's
+    fault."""
+
+
 class SupervisorError(HatchError):
     """No supervisor is running, or another one already is."""
 

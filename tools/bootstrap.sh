@@ -18,6 +18,9 @@ fi
 if ! command -v chromium >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing+=(chromium)  # headless, for the `hatchctl serve` browser test (skipped without it)
 fi
+if [[ ! -x /usr/sbin/sshd ]] && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  missing+=(openssh-server)  # a throwaway sshd on 127.0.0.1 for the hosts tests (skipped without it)
+fi
 if ! command -v bwrap >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     missing+=(bubblewrap)

@@ -126,6 +126,9 @@ def run_checks(project: Project | None) -> list[Check]:
     ]
     if project is not None:
         checks += agent_checks(project, problem)
+        from hatchctl.hosts import doctor_checks  # each [hosts.NAME], probed over ssh at once
+
+        checks += [Check(*c) for c in doctor_checks(project)]
     root = scripts_root(
         project.root / project.config.project.scripts_dir
         if project is not None and project.config.project.scripts_dir

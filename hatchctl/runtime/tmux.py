@@ -84,7 +84,8 @@ class Tmux:
     def _argv(self, *commands: tuple[str, ...] | list[str]) -> list[str]:
         """tmux commands, separated by a bare ``;``; every argument literal (see
         escape_separator)."""
-        argv = ["tmux", "-L", self.socket, "-f", "/dev/null"]
+        # -u: without a UTF-8 locale (LANG unset) tmux prints the tabs of -F formats as "_"
+        argv = ["tmux", "-u", "-L", self.socket, "-f", "/dev/null"]
         for i, command in enumerate(commands):
             if i:
                 argv.append(";")
@@ -105,7 +106,7 @@ class Tmux:
         try:
             return proc.run(argv, timeout=self.timeout, env=env, input_text=input_text, check=check)
         except CommandTimeout:
-            self.log.warning("tmux_timeout", args=argv[5:], timeout=self.timeout)
+            self.log.warning("tmux_timeout", args=argv[6:], timeout=self.timeout)
             raise TmuxError(f"tmux {what} timed out after {self.timeout:g}s") from None
         except CommandError as exc:
             text = exc.output.lower()

@@ -95,14 +95,14 @@ def test_escape_format_doubles_every_hash() -> None:
 def test_every_argument_is_escaped_but_the_attach_separator() -> None:
     t = Tmux("hatch-x-0123456789")
     assert t._argv(("new-window", "-n", "w;", "--", "sh", ";")) == [
-        "tmux", "-L", "hatch-x-0123456789", "-f", "/dev/null",
+        "tmux", "-u", "-L", "hatch-x-0123456789", "-f", "/dev/null",
         "new-window", "-n", "w\\;", "--", "sh", "\\;",
     ]  # fmt: skip
     # a sequence: only the separators hatchctl puts between its own commands are bare
-    assert t._argv(("a", "x;"), ("b", ";"))[5:] == ["a", "x\\;", ";", "b", "\\;"]
+    assert t._argv(("a", "x;"), ("b", ";"))[6:] == ["a", "x\\;", ";", "b", "\\;"]
     argv = t.attach_argv("%3", "@2")
-    assert argv[5:] == ["attach-session", "-t", "@2", ";", "select-pane", "-t", "%3"]
-    assert t.attach_argv("%3")[5:] == ["attach-session", "-t", "%3"]
+    assert argv[6:] == ["attach-session", "-t", "@2", ";", "select-pane", "-t", "%3"]
+    assert t.attach_argv("%3")[6:] == ["attach-session", "-t", "%3"]
 
 
 # -- what tmux 3.3 does with raw arguments: why the escaping is where it is ---------------------
@@ -129,7 +129,7 @@ def test_tmux_expands_formats_in_cwd_names_and_pipe_commands(tmux: Tmux, tmp_pat
 
 
 def test_a_trailing_semicolon_starts_another_tmux_command(tmux: Tmux) -> None:
-    argv = tmux._argv()[:5]  # no escaping at all
+    argv = tmux._argv()[:6]  # no escaping at all
     raw = [*argv, "display-message", "-p", "x;", "set-option", "-g", "@injected", "yes"]
     subprocess.run(raw, check=True, capture_output=True, timeout=10)
     assert tmux.run("show-options", "-gv", "@injected").stdout.strip() == "yes"

@@ -1,0 +1,103 @@
+"""A host's health in one bounded round trip: reachable, load, free disk under its root, tmux and
+git versions, and which agent programs it has. Used by `hatchctl hosts` and `hatchctl doctor`."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hatchctl import logsetup
+from hatchctl.errors import HatchError, HostUnreachable
+from hatchctl.hosts.base import Host
+
+# POSIX sh, argv: ROOT PROGRAM...; one `key=value` per line. The root may not exist yet: the
+# free space is that of its nearest existing parent.
+PROBE_SCRIPT = r"""
+root=$1; shift
+echo "load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+echo "tmux=$(tmux -V 2>/dev/null)"
+echo "git=$(git --version 2>/dev/null)"
+d=$root
+while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done
+echo "disk_dir=$d"
+echo "free_kb=$(df -Pk -- "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
+for p in "$@"; do echo "program=$p=$(command -v -- "$p" 2>/dev/null)"; done
+"""
+
+
+@dataclass
+class Health:
+    name: str
+    address: str
+    root: str
+    max_active: int
+    labels: list[str]
+    reachable: bool = False
+    error: str = ""
+    load: str = ""
+    free_mb: int | None = None
+    tmux: str = ""
+    git: str = ""
+    programs: dict[str, str] = field(default_factory=dict)  # name -> path ("" = not found)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def probe(host: Host, *, timeout: float, programs: tuple[str, ...] = ()) -> Health:
+    """One call on ``host``, at most ``timeout`` seconds; every failure is in ``error``."""
+    health = Health(host.name, host.address, str(host.root), host.max_active, list(host.labels))
+    argv = ["sh", "-c", PROBE_SCRIPT, "hatch-probe", str(host.root), *programs]
+    try:
+        res = host.run(argv, timeout=timeout)
+    except HostUnreachable as exc:
+        health.error = str(exc)
+        return health
+    except HatchError as exc:  # reached, but the probe failed or timed out
+        health.reachable, health.error = True, str(exc)
+        return health
+    health.reachable, health.seconds = True, res.seconds
+    for line in res.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key == "program":
+            prog, _, path = value.partition("=")
+            health.programs[prog] = path
+        elif key in ("load", "tmux", "git"):
+            setattr(health, key, value.strip())
+        elif key == "free_kb" and value.strip().isdigit():
+            health.free_mb = int(value) // 1024
+    logsetup.get(component="host", host=host.name).info(
+        "host_probed", load=health.load, free_mb=health.free_mb, seconds=round(res.seconds, 3)
+    )
+    return health
+
+
+def probe_all(hosts: list[Host], *, timeout: float, programs: tuple[str, ...] = ()) -> list[Health]:
+    """Every host at once: the slowest host bounds the wait, not the sum of them."""
+    if not hosts:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
+        return list(pool.map(lambda h: probe(h, timeout=timeout, programs=programs), hosts))
+
+
+def problems(health: Health, *, min_free_mb: int = 0) -> list[tuple[str, str]]:
+    """(level, text) for each problem: fail for what a host cannot work without."""
+    if not health.reachable or health.error:
+        return [("fail", health.error or "unreachable")]
+    out = [("fail", f"{tool} not found") for tool in ("tmux", "git") if not getattr(health, tool)]
+    if health.free_mb is not None and health.free_mb < min_free_mb:
+        out.append(("fail", f"{health.free_mb} MB free under {health.root}"))
+    out += [("warn", f"{p} not found") for p, path in health.programs.items() if not path]
+    return out
+
+
+def summary(health: Health) -> str:
+    """One line: what was found, or the error."""
+    if not health.reachable or health.error:
+        return health.error or "unreachable"
+    free = f"{health.free_mb} MB free" if health.free_mb is not None else "free disk unknown"
+    parts = [f"load {health.load or '?'}", f"{free} under {health.root}"]
+    parts += [health.tmux or "no tmux", health.git or "no git"]
+    return ", ".join(parts)
