@@ -50,6 +50,10 @@ def test_locked_db(project: Path) -> None:
     blocker = sqlite3.connect(project / ".hatch" / "hatch.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
+        # a reader is not blocked by a writer (WAL): status shows the state it can read...
+        assert hatchctl("-C", str(project), "status").returncode == 0
+        # ...and says so in one line when it has to write (a new spec to add) and cannot
+        write_spec(project / "specs", "B")
         one_line_error(hatchctl("-C", str(project), "status"), "is locked by another process")
     finally:
         blocker.execute("ROLLBACK")
