@@ -31,9 +31,11 @@ def main() -> int:
         "bench_store.py",
         "bench_store_scale.py",
         "bench_status_scale.py",
+        "bench_ssh.py",
         "bench_logtail.py",
         "bench_demo.py",
         "bench_stop_latency.py",
+        "bench_keys.py",
     ):
         out = subprocess.run([sys.executable, str(HERE / name)], check=False)
         code = code or out.returncode

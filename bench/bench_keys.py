@@ -1,0 +1,449 @@
+"""Keypress -> screen in the control room with 50 agents, idle and streaming 100 lines/s each.
+
+A real project (git repo, 50 specs, `max_active` 50) whose agent is a small Python script that
+stays alive and prints nothing (idle) or 100 lines a second (streaming, switched by a file); the
+supervisor runs as `hatchctl` starts it (hidden tmux window, real worktrees, panes, log pipes).
+Three targets, each in a 160x45 pane of its own private tmux server (no config,
+xterm-256color), driven and read through a tmux control-mode client (`tmux -C`):
+
+- `hatchctl` (the control room on that project): Down/Up in the task table;
+- a minimal Textual app: a DataTable of 50 rows, the same keys (the Textual floor);
+- `cat`: a letter, echoed by the terminal (the tmux + pty floor).
+
+Per key: the time from writing `send-keys` to the control client until the `%output`
+notification after which `capture-pane` shows the change (the highlighted row moved; the letter
+is on screen). The targets take turns in blocks of 10 keys, so each sees the same load. Usage:
+bench_keys.py [--agents 50] [--keys 100] [--rate 100] [--only idle|streaming]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import queue
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import pct
+
+from hatchctl import logsetup
+from hatchctl.project import tmux_socket
+from hatchctl.runtime.gitrepo import exclude_hatch_paths
+from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
+from hatchctl.runtime.tmux import Tmux
+from hatchctl.state.lockfile import probe
+from hatchctl.state.paths import ProjectPaths
+
+WIDTH, HEIGHT = 160, 45
+HATCHCTL = [sys.executable, "-m", "hatchctl"]
+CONFIG = """\
+[project]
+name = "{name}"
+base_ref = "main"
+
+[limits]
+max_active = {agents}
+run_timeout = "2h"
+idle_timeout = "2h"
+stall_after = "2h"
+
+[agents.factory]
+command = ["{python}", "{agent}", "{mode}", "{rate}"]
+sandbox = "none"
+
+[agents.qa]
+command = ["{python}", "{agent}", "{mode}", "{rate}"]
+sandbox = "none"
+"""
+# the agent: alive until killed; prints `rate` lines a second while the mode file says stream
+AGENT = """\
+import sys, time
+mode_file, rate, step, n, checked, mode = sys.argv[1], int(sys.argv[2]), 0.05, 0, 0.0, "idle"
+nxt = time.monotonic()
+while True:
+    now = time.monotonic()
+    if now - checked >= 0.25:
+        mode, checked = open(mode_file).read().strip(), now
+    k = round(rate * step) if mode == "stream" else 0
+    if k:  # one write for the batch
+        print("\\n".join(f"step {n + i:07d}: reading, thinking, editing src/module.py ... ok"
+                        for i in range(1, k + 1)), flush=True)
+        n += k
+    nxt = max(nxt + step, now)
+    time.sleep(max(0.0, nxt - time.monotonic()))
+"""
+MINIMAL = """\
+from textual.app import App
+from textual.widgets import DataTable
+
+class Minimal(App):
+    def compose(self):
+        yield DataTable(cursor_type="row", zebra_stripes=True)
+    def on_mount(self):
+        table = self.query_one(DataTable)
+        table.add_columns("ID", "TITLE", "STATE", "LAST LINE")
+        for i in range({agents}):
+            table.add_row(f"B{{i:04d}}", f"Bench task {{i}}", "factory:running", "step 1: ok")
+        table.focus()
+
+Minimal().run()
+"""
+LINE_BYTES = len("step 0000001: reading, thinking, editing src/module.py ... ok\r\n")
+ESCAPE = re.compile(
+    r"\x1b\[([0-9;:]*)m|\x1b\[[0-9;?]*[A-Za-ln-z]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
+)
+ROW = re.compile(r"\W{0,4}([A-Z]+-?\d+)\s{2}")  # a table row: the ID, then column padding
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine() -> str:
+    """As bench/run_all.py prints it: date, CPU, nproc, load average, Python."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "?")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')} · {cpu} · nproc {os.cpu_count()} · "
+        f"load average {load()} · Python {platform.python_version()}"
+    )
+
+
+def sgr(params: str, bg: str) -> str:
+    """The background after one SGR sequence's parameters."""
+    values = [int(p) if p.isdigit() else 0 for p in re.split("[;:]", params)]
+    i = 0
+    while i < len(values):
+        p = values[i]
+        if p in (0, 49):
+            bg = ""
+        elif 40 <= p <= 47 or 100 <= p <= 107:
+            bg = str(p)
+        elif p in (38, 48):  # then 5;n or 2;r;g;b
+            size = 3 if i + 1 < len(values) and values[i + 1] == 5 else 5
+            if p == 48:
+                bg = ";".join(map(str, values[i : i + size]))
+            i += size - 1
+        i += 1
+    return bg
+
+
+def row_styles(lines: list[str]) -> list[str]:
+    """The background of each table row on screen, at its ID. A line of `capture-pane -e`
+    starts in the style the line before it ended in."""
+    styles, bg = [], ""
+    for line in lines:
+        row = ROW.match(ESCAPE.sub("", line))
+        col, seen, pos, at = (row.start(1) if row else -1), 0, 0, None
+        for m in ESCAPE.finditer(line):
+            seen += m.start() - pos
+            pos = m.end()
+            if at is None and seen > col >= 0:
+                at = bg
+            if m.group(1) is not None:
+                bg = sgr(m.group(1), bg)
+        if row:
+            styles.append(bg if at is None else at)
+    return styles
+
+
+class Cursor:
+    """Which table row the cursor is on: the one row drawn in the cursor's background, learnt
+    from the first row while the cursor is there (where both tables start)."""
+
+    def __init__(self) -> None:
+        self.style: str | None = None
+
+    def __call__(self, lines: list[str]) -> int | None:
+        styles = row_styles(lines)
+        if self.style is None:
+            if len(styles) < 3 or styles.count(styles[0]) != 1:
+                return None
+            self.style = styles[0]
+        hits = [i for i, s in enumerate(styles) if s == self.style]
+        return hits[0] if len(hits) == 1 else None
+
+
+def typed(lines: list[str]) -> int:
+    return sum(ESCAPE.sub("", line).count("x") for line in lines)
+
+
+class Pane:
+    """One pane in a private tmux server, read and driven through a control-mode client."""
+
+    def __init__(self, name: str, argv: list[str], cwd: Path) -> None:
+        self.name = name
+        self.socket = f"hkeys-{os.getpid()}-{name}"
+        drop = ("TMUX", "NO_COLOR", "COLUMNS", "LINES")  # Textual would take these as its size
+        self.env = {k: v for k, v in os.environ.items() if k not in drop}
+        size = ["-x", str(WIDTH), "-y", str(HEIGHT)]
+        subprocess.run(
+            [
+                *["tmux", "-L", self.socket, "-f", "/dev/null", "start-server", ";"],
+                *["set-option", "-g", "default-terminal", "xterm-256color", ";"],
+                *["new-session", "-d", "-s", "main", *size, "-c", str(cwd), "--", *argv, ";"],
+                *["set-option", "-g", "window-size", "manual", ";"],
+                *["set-option", "-g", "remain-on-exit", "on"],  # a crash stays readable
+            ],
+            env=self.env,
+            check=True,
+            timeout=10,
+        )
+        self.client = subprocess.Popen(
+            ["tmux", "-L", self.socket, "-C", "attach-session", "-t", "main"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=self.env,
+        )
+        self.replies: queue.Queue[list[str]] = queue.Queue()
+        self.output = threading.Event()
+        self.last_output = 0.0
+        threading.Thread(target=self._read, daemon=True).start()
+        self.pid = int(self.command("display-message -p '#{pane_pid}'")[0])
+
+    def _read(self) -> None:
+        assert self.client.stdout is not None
+        block: list[str] | None = None
+        for raw in self.client.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if block is not None:
+                if line.startswith(("%end ", "%error ")) and line.split()[-1] == "1":
+                    self.replies.put(block)
+                    block = None
+                elif line.startswith(("%end ", "%error ")):
+                    block = None
+                else:
+                    block.append(line)
+            elif line.startswith("%output "):
+                self.last_output = time.perf_counter()
+                self.output.set()
+            elif line.startswith("%begin "):
+                block = []
+        self.replies.put([])
+
+    def command(self, text: str) -> list[str]:
+        assert self.client.stdin is not None
+        self.client.stdin.write(text.encode() + b"\n")
+        self.client.stdin.flush()
+        return self.replies.get(timeout=30)
+
+    def screen(self) -> list[str]:
+        return self.command("capture-pane -p -e -t main")
+
+    def cpu(self) -> float:
+        """CPU seconds of the pane's process so far (utime + stime)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10, check=False
+        )
+        self.client.kill()
+        self.client.wait(timeout=10)
+        (tmux_dir() / self.socket).unlink(missing_ok=True)  # a killed server leaves it
+
+
+def tmux_dir() -> Path:
+    return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+
+
+def press(pane: Pane, key: str, done: object, read: object, timeout: float) -> float | None:
+    """Send ``key``; the seconds until the screen shows ``done`` (as ``read`` reads it)."""
+    assert callable(read)
+    pane.output.clear()
+    t0 = time.perf_counter()
+    pane.command(f"send-keys -t main {key}")
+    while time.perf_counter() - t0 < timeout:
+        pane.output.wait(0.05)
+        pane.output.clear()
+        seen = pane.last_output  # the screen can only have changed by output after the key
+        if seen > t0 and read(pane.screen()) == done:
+            return seen - t0
+    shows = read(pane.screen())
+    print(f"  ({pane.name}: {key} not on screen after {timeout:g}s: wanted {done}, shows {shows})")
+    return None
+
+
+def settle(pane: Pane, read: object, timeout: float = 120.0) -> object:
+    """Wait until the target draws what ``read`` reads; that value."""
+    assert callable(read)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read(pane.screen())
+        if value is not None:
+            return value
+        if pane.command("display-message -p -t main '#{pane_dead}'") == ["1"]:
+            break
+        time.sleep(0.1)
+    screen = pane.command("capture-pane -p -S - -t main")
+    raise SystemExit(f"{pane.name}: nothing readable after {timeout:g}s:\n" + "\n".join(screen))
+
+
+def block(pane: Pane, keys: int, out: list[float | None], cursor: Cursor) -> None:
+    """``keys`` presses on one target: Down/Up in a table, or a letter for cat."""
+    for _ in range(keys):
+        if pane.name == "cat":
+            before = typed(pane.screen())
+            out.append(press(pane, "x", before + 1, typed, 15.0))
+        else:
+            row = settle(pane, cursor)
+            assert isinstance(row, int)
+            key, want = ("Down", row + 1) if row == 0 else ("Up", row - 1)
+            out.append(press(pane, key, want, cursor, 15.0))
+        time.sleep(0.1)  # a person's pace: the screen is idle again before the next key
+
+
+def make_project(root: Path, name: str, agents: int, rate: int, mode: Path) -> None:
+    root.mkdir(parents=True)
+    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "bench@example.invalid"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, timeout=30)
+    subprocess.run(["git", "config", "user.name", "bench"], cwd=root, check=True, timeout=30)
+    agent = root.parent / "agent.py"
+    agent.write_text(AGENT)
+    (root / "README.md").write_text("bench project\n")
+    (root / "hatch.toml").write_text(
+        CONFIG.format(
+            name=name, agents=agents, python=sys.executable, agent=agent, mode=mode, rate=rate
+        )
+    )
+    specs = root / "specs"
+    specs.mkdir()
+    for i in range(agents):
+        tid = f"B{i:04d}"
+        (specs / f"{tid}.md").write_text(
+            f"---\nid: {tid}\ntitle: Bench task {i}\nfiles: [src/{tid}.py]\n---\nDo part {i}.\n"
+        )
+    for args in (["add", "-A"], ["commit", "-q", "-m", "bench project"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, timeout=30)
+    exclude_hatch_paths(root)
+
+
+def running(root: Path) -> int:
+    db = f"file:{root / '.hatch' / 'hatch.db'}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(db, uri=True, timeout=5)) as conn:
+            return int(
+                conn.execute("SELECT COUNT(*) FROM runs WHERE state = 'running'").fetchone()[0]
+            )
+    except sqlite3.Error:
+        return 0
+
+
+def log_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / ".hatch" / "logs").rglob("*.log"))
+
+
+def report(
+    name: str, values: list[float | None], cpu: float, floors: dict[str, list[float]]
+) -> str:
+    """One target's line: percentiles, CPU, and its ratios to the floors measured beside it."""
+    ok = [v * 1000 for v in values if v is not None]
+    lost = len(values) - len(ok)
+    if not ok:
+        return f"  {name:<9} no key reached the screen ({lost} timed out)"
+    p50, p99 = pct(ok, 0.5), pct(ok, 0.99)
+    text = (
+        f"  {name:<9} n={len(ok)} p50={p50:.1f}ms p95={pct(ok, 0.95):.1f}ms p99={p99:.1f}ms "
+        f"max={max(ok):.1f}ms{f' timeouts={lost}' if lost else ''} CPU {cpu:.0f}% of a core"
+    )
+    for ref, refs in floors.items():
+        r = [v * 1000 for v in refs]
+        if r:
+            text += (
+                f"; {p50 / max(pct(r, 0.5), 1e-3):.1f}x / {p99 / max(pct(r, 0.99), 1e-3):.1f}x "
+                f"{ref}'s p50 / p99 (p99 {p99 - pct(r, 0.99):+.1f}ms)"
+            )
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--keys", type=int, default=100, help="per target and scenario")
+    parser.add_argument("--rate", type=int, default=100, help="lines/s per agent when streaming")
+    parser.add_argument("--only", choices=["idle", "streaming"])
+    args = parser.parse_args()
+    logsetup.configure(None)
+    print(f"# bench_keys · {machine()}")
+    with tempfile.TemporaryDirectory(prefix="hatch-bench-keys-") as tmp:
+        root, mode = Path(tmp) / "proj", Path(tmp) / "mode"
+        mode.write_text("idle")
+        name = f"bkeys{os.getpid()}"
+        make_project(root, name, args.agents, args.rate, mode)
+        panes: list[Pane] = []
+        try:
+            t0 = time.monotonic()
+            subprocess.run(
+                [*HATCHCTL, "-C", str(root)], capture_output=True, timeout=120, check=True
+            )
+            deadline = time.monotonic() + 600
+            while running(root) < args.agents and time.monotonic() < deadline:
+                time.sleep(0.5)
+            print(f"{running(root)} agents running after {time.monotonic() - t0:.0f}s")
+            panes = [
+                Pane("hatchctl", [*HATCHCTL, "-C", str(root)], root),
+                Pane("minimal", [sys.executable, "-c", MINIMAL.format(agents=args.agents)], root),
+                Pane("cat", ["cat"], root),
+            ]
+            cursors = {pane.name: Cursor() for pane in panes}
+            for pane in panes:
+                settle(pane, typed if pane.name == "cat" else cursors[pane.name])
+            scenarios = [args.only] if args.only else ["idle", "streaming"]
+            for scenario in scenarios:
+                mode.write_text("stream" if scenario == "streaming" else "idle")
+                time.sleep(3)  # every agent has read the mode file
+                results: dict[str, list[float | None]] = {p.name: [] for p in panes}
+                cpu = {p.name: [0.0, 0.0] for p in panes}  # CPU seconds, wall seconds
+                size0, w0 = log_bytes(root), time.monotonic()
+                for start in range(0, args.keys, 10):
+                    for pane in panes:
+                        c0, b0 = pane.cpu(), time.monotonic()
+                        block(
+                            pane, min(10, args.keys - start), results[pane.name], cursors[pane.name]
+                        )
+                        cpu[pane.name][0] += pane.cpu() - c0
+                        cpu[pane.name][1] += time.monotonic() - b0
+                wall = time.monotonic() - w0
+                rate = (log_bytes(root) - size0) / wall / LINE_BYTES
+                print(
+                    f"keypress -> screen, {args.agents} agents {scenario} (their logs grew "
+                    f"~{rate:,.0f} lines/s), {args.keys} keys per target, {wall:.0f}s, "
+                    f"load average now {load()}"
+                )
+                names = [pane.name for pane in panes]
+                for n, pane in enumerate(panes):  # each against the floors below it
+                    floors = {
+                        ref: [v for v in results[ref] if v is not None] for ref in names[n + 1 :]
+                    }
+                    used, spent = cpu[pane.name]
+                    print(report(pane.name, results[pane.name], 100 * used / spent, floors))
+        finally:
+            for pane in panes:
+                pane.close()
+            subprocess.run(
+                [*HATCHCTL, "-C", str(root), "down"], capture_output=True, timeout=60, check=False
+            )
+            deadline = time.monotonic() + 60  # the supervisor stops its agents, then exits
+            while probe(ProjectPaths(root).supervisor_lock).held and time.monotonic() < deadline:
+                time.sleep(0.2)
+            Tmux(tmux_socket(name, root)).kill_server()
+            (tmux_dir() / tmux_socket(name, root)).unlink(missing_ok=True)
+            unmount_all_under(Scripts(builtin_root(), timeout=30), root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
