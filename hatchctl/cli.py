@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from hatchctl import __version__, logsetup
+from hatchctl import __version__
 from hatchctl.errors import HatchError
 
 
@@ -236,7 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # everything hatchctl creates (.hatch/, the db, prompts, summaries, logs, and the tmux
     # server and agents it starts) is private to the user: directories 0700, files 0600
     os.umask(0o077)
-    if args.command != "sim-agent":
+    if args.command != "sim-agent":  # the simulated agent logs nothing: no structlog import
+        from hatchctl import logsetup
+
         logsetup.configure(None)  # until a project is known, log nowhere (never the terminal)
     try:
         return int(args.func(args))
@@ -249,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 141
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        from hatchctl import logsetup
+
         logsetup.get().error("internal_error", error=repr(exc), tb=traceback.format_exc())
         sys.stderr.write(f"hatchctl: internal error: {type(exc).__name__}: {exc}\n")
         return 70

@@ -35,6 +35,7 @@ class Monitor:
         self.courier = courier or Courier(deps)
         self.cpu_at: dict[int, float] = {}
         self.cpu: dict[int, float] = {}
+        self.cpu_table = psinfo.CpuTable(max_age=0.5)  # one /proc pass serves a whole pass
 
     # -- helpers ---------------------------------------------------------------------------
     def _path(self, rel: str) -> Path:
@@ -122,7 +123,7 @@ class Monitor:
         previous = self.cpu.get(run.id)
         cpu = previous
         if not grew and run.pane_pid and now - self.cpu_at.get(run.id, -1e9) >= 2.0:
-            cpu = psinfo.cpu_seconds(run.pane_pid)
+            cpu = self.cpu_table.seconds(run.pane_pid)
             self.cpu[run.id], self.cpu_at[run.id] = cpu, now
         busy = grew or (previous is not None and cpu is not None and cpu - previous > 0.02)
         last = run.last_activity_at or started

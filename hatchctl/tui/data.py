@@ -26,6 +26,7 @@ from hatchctl.state.transitions import RUN_LIVE
 BARS = " ▁▂▃▄▅▆▇█"
 DELIVERY = ("delivered", "delivery_failed")
 NEW_EVENTS = 1000  # read per refresh at most (the newest): a burst may skip older ones
+CPU_INTERVAL = 2.0  # seconds between two CPU samples of the agents
 
 
 def sparkline(values: list[float], width: int = 10) -> str:
@@ -125,7 +126,9 @@ class DataSource:
         self.store = store
         self.clock = clock
         self.sizes: dict[int, deque[tuple[float, int]]] = {}
-        self.cpu: dict[int, tuple[float, float]] = {}
+        self.cpu: dict[int, tuple[float, float]] = {}  # run id -> (when, CPU seconds)
+        self.cpu_rates: dict[int, float] = {}  # run id -> % of a core, from the last sample
+        self.cpu_at = float("-inf")
         # A cancelled thread worker keeps running: loads must not overlap (they share history).
         self._lock = threading.Lock()
         self.event_mark: int | None = None  # the last event id looked at
@@ -156,15 +159,27 @@ class DataSource:
         ]
         return sparkline(rates)
 
+    def _sample_cpu(self, runs: list[RunRow], now: float) -> None:
+        """CPU of every live agent's process tree: one pass over /proc for all of them, at
+        most every CPU_INTERVAL (the worker holds the GIL while it reads: keys wait)."""
+        if now - self.cpu_at < CPU_INTERVAL:
+            return
+        self.cpu_at = now
+        live = [r for r in runs if r.pane_pid and r.state in RUN_LIVE]
+        totals = psinfo.cpu_seconds_many(r.pane_pid for r in live if r.pane_pid)
+        rates: dict[int, float] = {}
+        for r in live:
+            total = totals.get(r.pane_pid or 0, 0.0)
+            prev = self.cpu.get(r.id)
+            self.cpu[r.id] = (now, total)
+            if prev is not None and now > prev[0]:
+                rates[r.id] = max(0.0, (total - prev[1]) / (now - prev[0]) * 100)
+        self.cpu_rates = rates
+
     def _cpu(self, run: RunRow, now: float) -> float | None:
         if not run.pane_pid or run.state not in RUN_LIVE:
             return None
-        total = psinfo.cpu_seconds(run.pane_pid)
-        prev = self.cpu.get(run.id)
-        self.cpu[run.id] = (now, total)
-        if prev is None or now <= prev[0]:
-            return None
-        return max(0.0, (total - prev[1]) / (now - prev[0]) * 100)
+        return self.cpu_rates.get(run.id)
 
     def load(self) -> Snapshot:
         with self._lock:
@@ -183,6 +198,7 @@ class DataSource:
             current = runs.get(r.task_id)
             if current is None or r.state in RUN_LIVE or current.state not in RUN_LIVE:
                 runs[r.task_id] = r
+        self._sample_cpu(list(runs.values()), now)
         views = []
         for t in tasks:
             run = runs.get(t.id)

@@ -19,7 +19,7 @@ def test_features_roll_up_in_status(projects: Projects) -> None:
         },
         config={"limits": {"max_strikes": 1, "restart": {"max_restarts": 0}}},
     )
-    _, tasks, deps = drain(p)
+    _, _, deps = drain(p)
     deps.store.close()
     doc = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
     calc, docs = doc["features"]["calc"], doc["features"]["docs"]

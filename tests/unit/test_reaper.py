@@ -344,3 +344,34 @@ def test_ctrl_c_in_the_pane_reaches_the_agent_once_and_spares_the_reaper(
     poll(lambda: "got-hi ints=1" in screen(tmux), what="the agent to read a line after Ctrl-C")
     assert "int-2" not in screen(tmux)  # the terminal's SIGINT was not forwarded a second time
     poll(lambda: "exit=0" in screen(tmux), what="the reaper to exit with the agent's status")
+
+
+def test_one_proc_pass_gives_each_trees_cpu_like_psutil() -> None:
+    """cpu_seconds_many (one /proc pass for all trees) agrees with psutil tree by tree."""
+    import subprocess
+    import sys
+    import time
+
+    from hatchctl.runtime import psinfo
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    child = f"{burn}time.sleep(30)\n"
+    code = f"import subprocess, sys, time\n{burn}subprocess.Popen([sys.executable, '-c', {child!r}])\ntime.sleep(30)\n"
+    trees = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 20
+        while not all(psinfo.cpu_seconds(p.pid) >= 0.55 for p in trees):  # parent + child
+            assert time.monotonic() < deadline, "the trees never burnt their CPU"
+            time.sleep(0.05)
+        gone = 2**22 + 7
+        many = psinfo.cpu_seconds_many([p.pid for p in trees] + [gone])
+        for p in trees:
+            assert abs(many[p.pid] - psinfo.cpu_seconds(p.pid)) < 0.05
+            assert many[p.pid] >= 0.55
+        assert many[gone] == 0.0
+    finally:
+        for p in trees:
+            for proc in psinfo.tree(p.pid)[1:]:
+                proc.kill()
+            p.kill()
+            p.wait()
