@@ -29,7 +29,13 @@ def test_hold_unhold_and_cancel(projects: Projects) -> None:
         sup.wait_running()
         out = hatchctl("-C", str(root), "hold", "B")  # pending: never started while held
         assert out.returncode == 0 and "held B" in out.stdout, out.stderr
-        wait_for(lambda: _status(root)["A"]["state"] == "active", what="A active")
+        store = p.open_store()  # polled directly: a `hatchctl status` per poll costs CPU
+
+        def state(task_id: str) -> str:
+            task = store.task(task_id)
+            return task.state if task else ""
+
+        wait_for(lambda: state("A") == "active", what="A active")
         # A runs and waits for a message: hold it, then let its run finish
         out = hatchctl("-C", str(root), "hold", "A")
         assert out.returncode == 0 and "finishes its run first" in out.stdout, out.stderr
@@ -44,10 +50,10 @@ def test_hold_unhold_and_cancel(projects: Projects) -> None:
         assert "pending (held)" in hatchctl("-C", str(root), "status").stdout
 
         assert hatchctl("-C", str(root), "unhold", "A").returncode == 0
-        wait_for(lambda: _status(root)["A"]["state"] == "completed", what="A completed")
+        wait_for(lambda: state("A") == "completed", what="A completed")
         out = hatchctl("-C", str(root), "cancel", "B")  # pending -> failed; C is blocked
         assert out.returncode == 0 and "cancelled B" in out.stdout, out.stderr
-        wait_for(lambda: _status(root)["C"]["state"] == "blocked", what="C blocked")
+        wait_for(lambda: state("C") == "blocked", what="C blocked")
         b = _status(root)["B"]
         assert b["state"] == "failed" and "cancelled by user" in str(b["last_error"])
         assert not store.runs("B")  # never started

@@ -27,25 +27,32 @@ def test_reject_with_a_note_then_approve_merge_and_land(projects: Projects) -> N
     sup = SupervisorProcess(p)
     try:
         sup.wait_running()
-        in_review = lambda: _task(root, "A")["phase"] == "review"  # noqa: E731
+        store = p.open_store()  # polled directly: a `hatchctl status` per poll costs CPU
+
+        def task(task_id: str) -> dict[str, object]:
+            t = store.task(task_id)  # None until the supervisor has read the specs
+            return {"phase": t.phase, "state": t.state, "iteration": t.iteration} if t else {}
+
+        def in_review() -> bool:
+            return task("A").get("phase") == "review"
+
         wait_for(in_review, what="A waiting for review")
         out = hatchctl("-C", str(root), "review")
         assert "A  Task A  (iteration 1)" in out.stdout and "a.txt" in out.stdout, out.stderr
         # B runs although max_active = 1: a task in review holds no agent slot
-        wait_for(lambda: _task(root, "B")["state"] == "completed", what="B completed")
+        wait_for(lambda: task("B").get("state") == "completed", what="B completed")
 
         out = hatchctl("-C", str(root), "reject", "A", "--note", "name the file alpha.txt")
         assert out.returncode == 0 and "iteration 2" in out.stdout, out.stderr + sup.output()
-        wait_for(lambda: _task(root, "A")["iteration"] == 2 and in_review(), what="round 2")
+        wait_for(lambda: task("A").get("iteration") == 2 and in_review(), what="round 2")
         prompt = p.paths.prompt_file("A", "factory", 2, 1).read_text()
         assert "name the file alpha.txt" in prompt  # the note reached the factory
 
         out = hatchctl("-C", str(root), "approve", "A")
         assert out.returncode == 0 and "approved A" in out.stdout, out.stderr
-        wait_for(lambda: _task(root, "A")["state"] == "completed", what="A merged")
+        wait_for(lambda: task("A").get("state") == "completed", what="A merged")
         out = hatchctl("-C", str(root), "approve", "A")
         assert out.returncode != 0 and "not waiting for review" in out.stderr
-        store = p.open_store()
         kinds = [e.kind for e in store.events("A")]
         store.close()
         assert kinds.count("review_waiting") == 2 and "review_rejected" in kinds
