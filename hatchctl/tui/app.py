@@ -1,19 +1,17 @@
 """The control room: a dashboard of every task and its agent, the selected agent's log below,
-keys to kill, restart, retry, attach, message, pause and drill down, to sort, filter and search
-the tasks, and a strip of what needs a person. A client of the supervisor: it reads the store and
-writes commands; tmux, git, psutil and the store are only touched in workers."""
+keys to kill, restart, retry, attach, message, approve or reject reviewed work, hold, pause and
+drill down, to sort, filter and search the tasks, a timeline, and a strip of what needs a
+person (the keys and where each applies: keys.py). A client of the supervisor: it reads the store
+and writes commands; tmux, git, psutil and the store are only touched in workers."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, ProgressBar, Static
 
@@ -25,71 +23,26 @@ from hatchctl.state.store import Store
 from hatchctl.tui.dashboard import Dashboard
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
 from hatchctl.tui.footer import FitFooter
+from hatchctl.tui.keys import APPLIES, ATTACHABLE, BINDINGS, DASHBOARD_ACTIONS, FOOTER_DROP
+from hatchctl.tui.keys import Sender as Sender  # re-exported: `hatchctl` (cmds/ui.py) types it
 from hatchctl.tui.logview import LogView
-from hatchctl.tui.nav import STATE_FILTERS
 from hatchctl.tui.palette import HatchCommands
-from hatchctl.tui.screens import ConfirmScreen, DetailScreen, HelpScreen, MessageScreen
-from hatchctl.tui.table import TaskTable
-
-ATTACHABLE = ("running", "stalled", "stopped", "summarizing")  # the run has a pane
-
-
-class Sender(Protocol):
-    """Queues a command for the supervisor: (ok, its result line). ``args`` is given only for a
-    message (``send``, ``{"text": ...}``): a two-argument sender still serves every other key."""
-
-    def __call__(
-        self, kind: str, task_id: str | None, args: dict[str, str] | None = None, /
-    ) -> tuple[bool, str]: ...
-
-
-# keys of the dashboard: off (and out of the footer) while a drill-down or a dialog is shown
-DASHBOARD_ACTIONS = frozenset(
-    {"drill", "kill", "restart", "retry", "attach", "message", "pause", "filter", "help"}
-    | {"search", "next_match", "sort", "reverse", "state", "dismiss", "clear"}
+from hatchctl.tui.screens import (
+    ConfirmScreen,
+    DetailScreen,
+    HelpScreen,
+    MessageScreen,
+    NoteScreen,
 )
-STATES = Binding.Group("State", compact=True)
-APPLIES: dict[str, Callable[[TaskView], bool]] = {
-    "kill": lambda v: v.task.state == "active",
-    "restart": lambda v: v.task.state == "active",
-    "retry": lambda v: v.task.state in ("failed", "blocked"),
-    "attach": lambda v: v.run is not None and v.run.state in ATTACHABLE,
-    "message": lambda v: (
-        v.task.state == "active" and v.run is not None and v.run.state in ATTACHABLE
-    ),
-}
-# what leaves the footer first when it is wider than the terminal (the help lists it all)
-FOOTER_DROP = ("state", "sort", "search", "filter")
+from hatchctl.tui.table import TaskTable
+from hatchctl.tui.timeline import TimelineScreen
 
 
 class HatchApp(Dashboard):
     CSS_PATH = "hatch.tcss"
     TITLE = "hatchctl"
     COMMANDS = App.COMMANDS | {HatchCommands}
-    # The footer fits 80 columns: the task actions show only where they apply (check_action),
-    # FOOTER_DROP goes first where they do not fit; q and p are in the help (?).
-    BINDINGS = [
-        Binding("q", "quit", "Quit", show=False),
-        Binding("enter", "drill", "Details"),
-        Binding("k", "kill", "Kill"),
-        Binding("r", "restart", "Restart"),
-        Binding("x", "retry", "Retry"),
-        Binding("a", "attach", "Attach"),
-        Binding("m", "message", "Message"),
-        Binding("p", "pause", "Pause", show=False),
-        Binding("slash", "search", "Search"),
-        Binding("n", "next_match(1)", "Next match", show=False),
-        Binding("N", "next_match(-1)", "Previous match", show=False),
-        Binding("f", "filter", "Filter"),
-        Binding("0", "state('')", "State", group=STATES),
-        *(Binding(key, f"state('{name}')", "State", group=STATES) for key, name in STATE_FILTERS),
-        Binding("s", "sort", "Sort"),
-        Binding("S", "reverse", "Reverse sort", show=False),
-        Binding("d", "dismiss", "Dismiss"),
-        Binding("escape", "clear", "Clear filter", show=False),
-        Binding("colon", "command_palette", "Commands", show=False),
-        Binding("question_mark", "help", "Help"),
-    ]
+    BINDINGS = BINDINGS
 
     def __init__(
         self,
@@ -152,7 +105,9 @@ class HatchApp(Dashboard):
             self._notify_delivery(event)
         for screen in self.screen_stack[1:]:  # `m` in a drill-down: while its agent runs
             if isinstance(screen, DetailScreen):
-                screen.set_live(self.can_message(screen.task_id))
+                screen.set_live(self.can_message(screen.task_id), self.in_review(screen.task_id))
+            if isinstance(screen, TimelineScreen) and snap.timeline is not None:
+                screen.set_timeline(snap.timeline)
         # the supervisor first: at 80 columns the counts may be cut, never the pid
         sup = (
             f"supervisor pid {snap.supervisor_pid}"
@@ -270,8 +225,44 @@ class HatchApp(Dashboard):
         if self.attention.seen(task_id):  # looked at: its attention items go
             self._show_attention()
         screen = DetailScreen(self.project, self.store, task_id)
-        screen.live = self.can_message(task_id)
+        screen.live, screen.review = self.can_message(task_id), self.in_review(task_id)
         self.push_screen(screen)
+
+    def in_review(self, task_id: str) -> bool:
+        """The task waits for a person's review: `A` and `R` apply."""
+        view = self._view(task_id)
+        return view is not None and APPLIES["approve"](view)
+
+    def approve(self, task_id: str) -> None:
+        """`A`: the reviewed work merges (the supervisor checks it is still in review)."""
+        if not self.read_only and not self.in_review(task_id):
+            self.notify(f"{task_id} is not waiting for review", severity="warning")
+            return
+        self._command("approve", task_id)
+
+    def reject(self, task_id: str) -> None:
+        """`R`: ask for a note, then reject the reviewed work with it."""
+        if self.read_only or self.send is None:
+            self.notify("read-only: actions are refused", severity="warning")
+            return
+        if not self.in_review(task_id):
+            self.notify(f"{task_id} is not waiting for review", severity="warning")
+            return
+
+        def answered(note: str | None) -> None:
+            if note and note.strip():
+                self._send("reject", task_id, {"note": note.strip()})
+
+        self.push_screen(NoteScreen(task_id), answered)
+
+    def open_timeline(self) -> None:
+        """`t`: the snapshots carry the timeline while it is open; one is loaded now."""
+        self.source.want_timeline = True
+        screen = TimelineScreen()
+        self.push_screen(screen)
+        if self.snapshot is not None and self.snapshot.timeline is not None:
+            screen.set_timeline(self.snapshot.timeline)
+        self.refresh_data()
 
     def can_message(self, task_id: str) -> bool:
         """The task has a running agent (with a pane) to send a message to."""
@@ -328,6 +319,22 @@ class HatchApp(Dashboard):
     def action_message(self) -> None:
         if (view := self._current()) is not None:
             self.message_agent(view.task.id)
+
+    def action_approve(self) -> None:
+        if (view := self._current()) is not None:
+            self.approve(view.task.id)
+
+    def action_reject(self) -> None:
+        if (view := self._current()) is not None:
+            self.reject(view.task.id)
+
+    def action_hold(self) -> None:
+        """`h`: hold the task, or unhold a held one."""
+        if (view := self._current()) is not None:
+            self._command("unhold" if view.task.held else "hold", view.task.id)
+
+    def action_timeline(self) -> None:
+        self.open_timeline()
 
     def action_pause(self) -> None:
         paused = self.snapshot is not None and self.snapshot.paused

@@ -1,5 +1,5 @@
-"""What needs a person: failed, waiting-for-input, stalled and blocked tasks, and a paused
-supervisor. An item stays until it is looked at (the task opened in the drill-down) or dismissed,
+"""What needs a person: failed, waiting-for-input, waiting-for-review, stalled and blocked tasks,
+and a paused supervisor. An item stays until it is looked at (the task opened in the drill-down) or dismissed,
 even once its condition has passed; a condition that passes and comes back is a new item.
 Nothing here imports Textual."""
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from hatchctl.tui.data import Snapshot, TaskView
-from hatchctl.tui.nav import stalled, waiting
+from hatchctl.tui.nav import in_review, stalled, waiting
 
 SUPERVISOR = ""  # the task id of the paused-supervisor item
 STYLE = {
@@ -18,10 +18,12 @@ STYLE = {
     "blocked": "yellow",
     "stalled": "bold magenta",
     "waiting": "bold magenta",
+    "review": "bold cyan",
     "paused": "bold yellow",
 }
 
-RANK = {"failed": 0, "waiting": 1, "stalled": 2, "blocked": 3, "paused": 4}
+RANK = {"failed": 0, "waiting": 1, "review": 2, "stalled": 3, "blocked": 4, "paused": 5}
+NAMES = {"waiting": "waiting for input", "review": "waiting for review"}
 
 Key = tuple[str, str]  # task id, kind
 
@@ -29,7 +31,7 @@ Key = tuple[str, str]  # task id, kind
 @dataclass(frozen=True)
 class Item:
     task_id: str
-    kind: str  # failed, blocked, stalled, waiting, paused
+    kind: str  # failed, blocked, stalled, waiting, review, paused
     detail: str  # why, for the notification
 
     @property
@@ -40,7 +42,7 @@ class Item:
     def name(self) -> str:
         if self.task_id == SUPERVISOR:
             return "supervisor paused"
-        return f"{self.task_id} {'waiting for input' if self.kind == 'waiting' else self.kind}"
+        return f"{self.task_id} {NAMES.get(self.kind, self.kind)}"
 
     @property
     def message(self) -> str:
@@ -64,6 +66,8 @@ def _kind(v: TaskView) -> str | None:
         return v.task.state
     if waiting(v):
         return "waiting"
+    if in_review(v):
+        return "review"
     if stalled(v):
         return "stalled"
     return None
@@ -74,6 +78,8 @@ def _detail(v: TaskView, kind: str) -> str:
         return v.task.last_error or ""
     if kind == "waiting" and v.run is not None:
         return v.run.waiting_reason or ""
+    if kind == "review":
+        return "A approves, R rejects with a note"
     return "no output" if kind == "stalled" else ""
 
 

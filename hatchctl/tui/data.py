@@ -21,12 +21,14 @@ from hatchctl.state.durations import format_duration
 from hatchctl.state.lockfile import probe
 from hatchctl.state.rows import EventRow, RunRow, TaskRow
 from hatchctl.state.store import Store
+from hatchctl.state.timeline import Timeline, build
 from hatchctl.state.transitions import RUN_LIVE
 
 BARS = " ▁▂▃▄▅▆▇█"
 DELIVERY = ("delivered", "delivery_failed")
 NEW_EVENTS = 1000  # read per refresh at most (the newest): a burst may skip older ones
 CPU_INTERVAL = 2.0  # seconds between two CPU samples of the agents
+TIMELINE_EVENTS = ("strike", "restart_scheduled", "merged")  # and every task_* event
 
 
 def sparkline(values: list[float], width: int = 10) -> str:
@@ -72,10 +74,18 @@ class TaskView:
     @property
     def status(self) -> str:
         t = self.task
+        held = "·held" if t.held else ""  # hatchctl hold / `h`: not started, no next step
         if t.state == "active" and t.phase == "backoff" and self.retry_in is not None:
-            return f"retry in {format_duration(self.retry_in)}" if self.retry_in > 0 else "retrying"
+            wait = f"retry in {format_duration(self.retry_in)}" if self.retry_in > 0 else "retrying"
+            return wait + held
         if t.state != "active":
-            return t.state
+            return t.state + held
+        if t.phase == "review":  # approved by QA, waiting for a person (A / R)
+            return "review" + held
+        return self._active_status() + held
+
+    def _active_status(self) -> str:
+        t = self.task
         if self.run is not None and self.run.state in RUN_LIVE:
             if self.run.waiting_since is not None:  # at a prompt or dialog: needs a person
                 return f"{t.phase}:waiting"
@@ -96,6 +106,7 @@ class Snapshot:
     taken_at: float = field(default_factory=time.time)
     # outcomes of messages to agents recorded since the snapshot before (none in the first)
     deliveries: list[EventRow] = field(default_factory=list)
+    timeline: Timeline | None = None  # built only while the timeline view is open
 
     @property
     def total(self) -> int:
@@ -132,6 +143,25 @@ class DataSource:
         # A cancelled thread worker keeps running: loads must not overlap (they share history).
         self._lock = threading.Lock()
         self.event_mark: int | None = None  # the last event id looked at
+        self.want_timeline = False  # set by the control room while its timeline view is open
+        self.timeline_events: list[EventRow] = []  # what the timeline draws, read incrementally
+        self.timeline_mark = 0
+
+    def _timeline_events(self) -> list[EventRow]:
+        """The events the timeline draws (strikes, restarts, merges, task state changes): only
+        the ones recorded since the last load are read."""
+        kinds = ", ".join("?" for _ in TIMELINE_EVENTS)
+        sql = (
+            "SELECT * FROM events WHERE id > ? AND task_id IS NOT NULL AND "  # noqa: S608
+            f"(kind IN ({kinds}) OR kind LIKE 'task!_%' ESCAPE '!') ORDER BY id"
+        )
+        with self.store.read() as conn:
+            rows = conn.execute(sql, (self.timeline_mark, *TIMELINE_EVENTS)).fetchall()
+        new = [EventRow.from_row(r) for r in rows]
+        if new:
+            self.timeline_mark = new[-1].id
+            self.timeline_events.extend(new)
+        return self.timeline_events
 
     def _deliveries(self) -> list[EventRow]:
         """The outcomes of messages to agents recorded since the last load."""
@@ -192,7 +222,8 @@ class DataSource:
         tasks = store.tasks()
         runs: dict[str, RunRow] = {}
         used: dict[str, list[dict[str, object]]] = {}
-        for r in store.runs():
+        every_run = store.runs()
+        for r in every_run:
             if r.metrics:
                 used.setdefault(r.task_id, []).append(r.metrics)
             current = runs.get(r.task_id)
@@ -234,4 +265,9 @@ class DataSource:
             max_restarts=lim.restart.max_restarts,
             taken_at=now,
             deliveries=deliveries,
+            timeline=(
+                build(tasks, every_run, self._timeline_events(), now=now)
+                if self.want_timeline
+                else None
+            ),
         )

@@ -30,6 +30,11 @@ def waiting(v: TaskView) -> bool:
     return v.run is not None and v.run.waiting_since is not None and v.task.state == "active"
 
 
+def in_review(v: TaskView) -> bool:
+    """QA approved the work and a person decides: `A` approves, `R` rejects with a note."""
+    return v.task.state == "active" and v.task.phase == "review"
+
+
 def stalled(v: TaskView) -> bool:
     return v.run is not None and v.run.state == "stalled" and v.task.state == "active"
 
@@ -55,7 +60,7 @@ def _natural(value: str) -> tuple[Any, ...]:
 
 
 def _state_rank(v: TaskView) -> tuple[int, str]:
-    if waiting(v):
+    if waiting(v) or in_review(v):
         return STATE_RANK["waiting"], v.status
     if stalled(v):
         return STATE_RANK["stalled"], v.status

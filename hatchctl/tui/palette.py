@@ -21,6 +21,7 @@ class HatchCommands(Provider):
         out: list[tuple[str, Callable[[], None], str]] = [
             ("pause", partial(app.run_command, "pause", None), "stop starting new agents"),
             ("resume", partial(app.run_command, "resume", None), "start new agents again"),
+            ("timeline", app.open_timeline, "every task's runs over time (t)"),
         ]
         for key, state in (*STATE_FILTERS, ("0", "")):
             what = f"show {state or 'all'} tasks"
@@ -57,6 +58,13 @@ class HatchCommands(Provider):
                         "send a line to its running agent (m)",
                     )
                 )
+            if app.in_review(tid):
+                out.append((f"approve {tid}", partial(app.approve, tid), "merge it (A)"))
+                out.append((f"reject {tid}", partial(app.reject, tid), "with a note (R)"))
+            if state in ("pending", "active", "blocked"):
+                verb = "unhold" if view.task.held else "hold"
+                what = "let it go on" if view.task.held else "start nothing more for it"
+                out.append((f"{verb} {tid}", partial(app.run_command, verb, tid), f"{what} (h)"))
             if state in ("failed", "blocked"):
                 out.append(
                     (

@@ -1,5 +1,5 @@
 """Screens: the drill-down (Log, Events, Summary, Diff, Spec), confirmation, a message to an
-agent, and help."""
+agent, a reviewer's note (`R`), and help."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ HELP = {
         ("x", "retry a failed or blocked task"),
         ("a", "attach to the agent's tmux pane (detach: C-b d)"),
         ("m", "message the running agent (enter sends, esc cancels)"),
+        ("A", "approve a task waiting for review: it merges"),
+        ("R", "reject it with a note (enter sends); the factory gets it"),
+        ("h", "hold / unhold the task (a running agent finishes first)"),
+        ("t", "timeline: every task's runs over time"),
         ("p", "pause / resume starting new agents"),
         ("/", "search: jump to the tasks that match, hide none"),
         ("n / N", "next / previous match"),
@@ -64,6 +68,7 @@ HELP = {
     "detail": [
         ("1-5", "Log, Events, Summary, Diff, Spec"),
         ("m", "message the running agent (enter sends, esc cancels)"),
+        ("A / R", "in review: approve / reject with a note (Diff: 4)"),
         ("/", "log: search (regex); nothing is hidden"),
         ("n / N", "log: next / previous match"),
         ("f", "log: filter, show only matching lines (regex)"),
@@ -72,6 +77,18 @@ HELP = {
         ("p / P", "log: previous / next attempt"),
         ("end", "log: follow new output"),
         ("ctrl+s", "log: save the shown lines to .hatch/exports/"),
+        ("?", "this help"),
+        ("esc / q", "back to the dashboard"),
+    ],
+    "timeline": [
+        ("+ / -", "zoom in / out (the scale is over the chart)"),
+        ("f", "fit: the whole night on one screen, following it"),
+        ("← / →", "earlier / later; home: the start"),
+        ("↑ / ↓", "previous / next lane (also page up / down)"),
+        ("enter", "open the lane's task in the drill-down"),
+        ("★", "a lane on the critical path of the dependencies"),
+        ("█ █", "a factory / QA run; its end cell is its outcome"),
+        ("▼ ↻ ◆ ┃", "strike, restart, merged, the task's end"),
         ("?", "this help"),
         ("esc / q", "back to the dashboard"),
     ],
@@ -121,6 +138,32 @@ class MessageScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class NoteScreen(ModalScreen[str | None]):
+    """`R`: why a task in review is rejected; enter sends it (never empty), esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="message-dialog"):
+            yield Label(f"Reject [b]{self.task_id}[/b]: what should the factory change?")
+            yield Input(placeholder="the note (the factory's next iteration gets it)", id="note")
+            yield Label("[b]enter[/b] reject   [b]esc[/b] cancel", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()  # not the dashboard's filter box
+        if not event.value.strip():
+            self.notify("a rejection needs a note", severity="warning")
+            return
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
@@ -152,6 +195,8 @@ class DetailScreen(Screen[None]):
         Binding("n", "search(1)", "Next match", show=False),
         Binding("N", "search(-1)", "Prev match", show=False),
         Binding("m", "message", "Message"),
+        Binding("A", "approve", "Approve"),
+        Binding("R", "reject", "Reject"),
         Binding("question_mark", "help", "Help"),
         Binding("1", "tab('log')", show=False),
         Binding("2", "tab('events')", show=False),
@@ -169,6 +214,7 @@ class DetailScreen(Screen[None]):
         self.run_index = -1
         self.event_data: dict[str, str] = {}  # event id: its data, whole
         self.live = False  # the task has a running agent: `m` applies (set by the app)
+        self.review = False  # the task waits for a person's review: `A`/`R` apply (the app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -308,17 +354,27 @@ class DetailScreen(Screen[None]):
     def action_back(self) -> None:
         self.app.pop_screen()
 
-    def set_live(self, live: bool) -> None:
-        if live != self.live:
-            self.live = live
+    def set_live(self, live: bool, review: bool = False) -> None:
+        if (live, review) != (self.live, self.review):
+            self.live, self.review = live, review
             self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "reject"):
+            return self.review
         return self.live if action == "message" else True
 
     def action_message(self) -> None:
         app: HatchApp = self.app  # type: ignore[assignment]
         app.message_agent(self.task_id)
+
+    def action_approve(self) -> None:
+        app: HatchApp = self.app  # type: ignore[assignment]
+        app.approve(self.task_id)
+
+    def action_reject(self) -> None:
+        app: HatchApp = self.app  # type: ignore[assignment]
+        app.reject(self.task_id)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen("detail"))

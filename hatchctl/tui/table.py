@@ -52,11 +52,14 @@ MATCH_STYLE = "bold black on yellow"
 def cell_values(v: TaskView, snap: Snapshot) -> dict[str, tuple[str, str]]:
     """Every column's text and style for one task."""
     t = v.task
-    style = (
-        "bold magenta"
-        if v.run is not None and (v.run.state == "stalled" or v.run.waiting_since is not None)
-        else STATE_STYLE.get(t.state, "")
-    )
+    if t.state == "active" and t.phase == "review":
+        style = "bold cyan"  # waiting for a person's review
+    elif v.run is not None and (v.run.state == "stalled" or v.run.waiting_since is not None):
+        style = "bold magenta"
+    else:
+        style = STATE_STYLE.get(t.state, "")
+    if t.held:
+        style = f"{style} italic".strip()
     if v.reason:  # why, before what the agent printed
         last = (v.last_text, "red" if t.state == "failed" else "yellow")
     else:

@@ -1,0 +1,76 @@
+"""The control room's keys: the dashboard's bindings, which of them apply to which task (off, and
+out of the footer, where they do not), what leaves the footer first at 80 columns, and how a key
+reaches the supervisor (a Sender)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from textual.binding import Binding
+
+from hatchctl.tui.data import TaskView
+from hatchctl.tui.nav import STATE_FILTERS
+
+ATTACHABLE = ("running", "stalled", "stopped", "summarizing")  # the run has a pane
+
+
+class Sender(Protocol):
+    """Queues a command for the supervisor: (ok, its result line). ``args`` is given only for a
+    message (``send``, ``{"text": ...}``) and a rejection (``reject``, ``{"note": ...}``): a
+    two-argument sender still serves every other key."""
+
+    def __call__(
+        self, kind: str, task_id: str | None, args: dict[str, str] | None = None, /
+    ) -> tuple[bool, str]: ...
+
+
+# keys of the dashboard: off (and out of the footer) while a drill-down or a dialog is shown
+DASHBOARD_ACTIONS = frozenset(
+    {"drill", "kill", "restart", "retry", "attach", "message", "pause", "filter", "help"}
+    | {"search", "next_match", "sort", "reverse", "state", "dismiss", "clear", "timeline"}
+    | {"approve", "reject", "hold"}
+)
+STATES = Binding.Group("State", compact=True)
+APPLIES: dict[str, Callable[[TaskView], bool]] = {
+    "kill": lambda v: v.task.state == "active",
+    "restart": lambda v: v.task.state == "active",
+    "retry": lambda v: v.task.state in ("failed", "blocked"),
+    "attach": lambda v: v.run is not None and v.run.state in ATTACHABLE,
+    "message": lambda v: (
+        v.task.state == "active" and v.run is not None and v.run.state in ATTACHABLE
+    ),
+    "approve": lambda v: v.task.state == "active" and v.task.phase == "review",
+    "reject": lambda v: v.task.state == "active" and v.task.phase == "review",
+    "hold": lambda v: v.task.state in ("pending", "active", "blocked"),
+}
+# what leaves the footer first when it is wider than the terminal (the help lists it all)
+FOOTER_DROP = ("state", "sort", "timeline", "search", "filter", "hold")
+# The footer fits 80 columns: the task actions show only where they apply (check_action),
+# FOOTER_DROP goes first where they do not fit; q and p are in the help (?).
+BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
+    Binding("q", "quit", "Quit", show=False),
+    Binding("enter", "drill", "Details"),
+    Binding("k", "kill", "Kill"),
+    Binding("r", "restart", "Restart"),
+    Binding("x", "retry", "Retry"),
+    Binding("a", "attach", "Attach"),
+    Binding("m", "message", "Message"),
+    Binding("A", "approve", "Approve"),
+    Binding("R", "reject", "Reject"),
+    Binding("h", "hold", "Hold"),
+    Binding("t", "timeline", "Timeline"),
+    Binding("p", "pause", "Pause", show=False),
+    Binding("slash", "search", "Search"),
+    Binding("n", "next_match(1)", "Next match", show=False),
+    Binding("N", "next_match(-1)", "Previous match", show=False),
+    Binding("f", "filter", "Filter"),
+    Binding("0", "state('')", "State", group=STATES),
+    *(Binding(key, f"state('{name}')", "State", group=STATES) for key, name in STATE_FILTERS),
+    Binding("s", "sort", "Sort"),
+    Binding("S", "reverse", "Reverse sort", show=False),
+    Binding("d", "dismiss", "Dismiss"),
+    Binding("escape", "clear", "Clear filter", show=False),
+    Binding("colon", "command_palette", "Commands", show=False),
+    Binding("question_mark", "help", "Help"),
+]
