@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.agents.fake_server import FakeServer
 
 MODEL = "fake-model"
 SIDE_TEXT = "(fake API: nothing to say)"
@@ -73,81 +72,28 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-class FakeOpenAIChat:
+class FakeOpenAIChat(FakeServer[Recorded]):
     """The server; a context manager (``with FakeOpenAIChat([...]) as api: api.base``)."""
 
     def __init__(self, scripts: list[Script], *, model: str = MODEL) -> None:
         self.scripts = list(scripts)
         self.model = model
-        self._requests: list[Recorded] = []
-        self._lock = threading.Condition()
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     @property
     def base(self) -> str:
         """What to give the client as its API base (OpenAI's clients append the route)."""
         return f"{self.url}/v1"
 
-    def start(self) -> FakeOpenAIChat:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOpenAIChat:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- what was asked --------------------------------------------------------------------
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
     def calls(self, kind: str) -> list[Recorded]:
         return [r for r in self.requests if r.kind == kind]
 
     def paths(self) -> list[str]:
         return [f"{r.method} {r.path} {r.kind}" for r in self.requests]
 
-    def wait_for(
-        self, predicate: Callable[[list[Recorded]], Any], timeout: float, what: str
-    ) -> Any:
-        """Wait (on the arrival of requests, no polling sleep) until ``predicate(requests)``."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while True:
-                value = predicate(list(self._requests))
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"timed out after {timeout:g}s waiting for {what}; "
-                        f"requests so far: {[f'{r.method} {r.path} {r.kind}' for r in self._requests]}"
-                    )
-                self._lock.wait(left)
-
     # -- answering -------------------------------------------------------------------------
-    def _record(self, rec: Recorded) -> None:
-        with self._lock:
-            self._requests.append(rec)
-            self._lock.notify_all()
-
     def _choose(self, body: dict[str, Any], rec: Recorded) -> str:
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         system = "\n".join(message_text(m) for m in messages if m.get("role") == "system")
@@ -255,28 +201,3 @@ class FakeOpenAIChat:
             return 404, json.dumps(error).encode(), "application/json"
         finally:
             self._record(rec)
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, data, ctype = api.handle(self.command, self.path, headers, raw)
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # requests are recorded, not printed
-
-        return Handler

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.agents.fake_server import FakeServer
 
 MODEL = "gpt-5-fake"
 SHELL_TOOL = "exec_command"  # codex 0.169.0's shell tool (its `tools` in every main request)
@@ -136,8 +135,10 @@ def _sse(data: dict[str, Any]) -> bytes:
     return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-class FakeResponses:
+class FakeResponses(FakeServer[Recorded]):
     """The server; a context manager (``with FakeResponses([...]) as api: api.url``)."""
+
+    request_id_header = "x-request-id"
 
     def __init__(
         self,
@@ -151,70 +152,17 @@ class FakeResponses:
         self.model = model
         self.cached = cached  # input_tokens_details.cached_tokens of every answer (<= input)
         self.reasoning = reasoning  # output_tokens_details.reasoning_tokens (<= output)
-        self._requests: list[Recorded] = []
-        self._lock = threading.Condition()
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeResponses:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeResponses:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__()
 
     # -- what was asked --------------------------------------------------------------------
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
     def main_calls(self) -> list[Recorded]:
         return [r for r in self.requests if r.kind == "main"]
 
     def paths(self) -> list[str]:
         return [f"{r.method} {r.path}" for r in self.requests]
 
-    def wait_for(
-        self, predicate: Callable[[list[Recorded]], Any], timeout: float, what: str
-    ) -> Any:
-        """Wait (on the arrival of requests, no polling sleep) until ``predicate(requests)``."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while True:
-                value = predicate(list(self._requests))
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"timed out after {timeout:g}s waiting for {what}; "
-                        f"requests so far: {[f'{r.method} {r.path} {r.kind}' for r in self._requests]}"
-                    )
-                self._lock.wait(left)
-
     # -- answering -------------------------------------------------------------------------
-    def _record(self, rec: Recorded) -> None:
-        with self._lock:
-            self._requests.append(rec)
-            self._lock.notify_all()
-
     def _choose(self, body: dict[str, Any], rec: Recorded) -> Reply:
         items = [i for i in body.get("input") or [] if isinstance(i, dict)]
         if not body.get("tools") or not items:
@@ -350,32 +298,6 @@ class FakeResponses:
             return 404, json.dumps(error).encode(), "application/json"
         finally:
             self._record(rec)
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, data, ctype = api.handle(self.command, self.path, headers, raw)
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("x-request-id", f"req_fake{len(api._requests):06d}")
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # requests are recorded, not printed
-
-        return Handler
 
 
 def codex_config(api: FakeResponses, key_var: str, model: str = MODEL) -> str:
