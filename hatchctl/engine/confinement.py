@@ -89,7 +89,12 @@ def prepare(
                 f"[agents.{role}] sandbox_writable {w} would make the project writable"
             )
     sandbox.ensure_dirs(extra)
-    programs = tuple(Path(a) for a in agent.command if a.startswith("/") and Path(a).exists())
+    programs = tuple(
+        root_of
+        for a in agent.command
+        if a.startswith("/") and Path(a).exists()
+        for root_of in sandbox.program_roots(Path(a))
+    )
     profile = sandbox.Profile(
         hatch_dir=paths.hatch,
         workdir=worktree,

@@ -76,6 +76,20 @@ def default_visible(root: Path, scripts_root: Path) -> tuple[Path, ...]:
     return (root, scripts_root, Path(sys.prefix), Path(sys.base_prefix), here)
 
 
+def program_roots(program: Path) -> tuple[Path, ...]:
+    """What an agent program given by path needs to see besides itself when it lives under
+    the private /tmp: its whole ``node_modules`` (an npm CLI finds its platform binary in a
+    sibling package: codex) or its virtualenv (aider), for the path and its resolved target."""
+    out = [program]
+    for p in (program, program.resolve()):
+        out.append(p)
+        for parent in p.parents:
+            if parent.name == "node_modules" or (parent / "pyvenv.cfg").is_file():
+                out.append(parent)
+                break
+    return tuple(dict.fromkeys(out))
+
+
 def argv(profile: Profile, command: Sequence[str]) -> list[str]:
     """The bwrap command line that runs ``command`` under ``profile``."""
     p = profile

@@ -126,7 +126,8 @@ def explain(
         out.append(f"hooks: {[e['hook_event_name'] for e in home.events()]}")
     if panes is not None:
         for name, screens in panes.screens.items():
-            out.append(f"--- last screen of {name}:\n{tidy(screens[-1][1])}")
+            if screens:  # a window recorded before it drew anything has none
+                out.append(f"--- last screen of {name}:\n{tidy(screens[-1][1])}")
     return "\n".join(out)
 
 

@@ -95,7 +95,8 @@ def explain(api: FakeResponses, panes: PaneRecorder, deps: Deps | None = None) -
     if deps is not None:
         out.append(f"events: {[(e.kind, e.data) for e in deps.store.events(TASK)]}")
     for name, screens in panes.screens.items():
-        out.append(f"--- last screen of {name}:\n{tidy(screens[-1][1])}")
+        if screens:  # a window recorded before it drew anything has none
+            out.append(f"--- last screen of {name}:\n{tidy(screens[-1][1])}")
     return "\n".join(out)
 
 
