@@ -54,6 +54,9 @@ class FailurePattern(NamedTuple):
     regex: str
     reason: str  # short, stable: e.g. claude_root_refused
     detail: str  # one line for the user: what happened and what to do
+    # also while the agent keeps printing: a text that stays on its screen for longer than
+    # idle_timeout (e.g. a reconnect loop that never ends) ends the run as this failure
+    while_busy: bool = False
 
 
 @dataclass(frozen=True)

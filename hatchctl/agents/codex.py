@@ -182,6 +182,13 @@ PRESET = CodexPreset(
         r"Would you like to run the following command\?",  # the TUI's approval prompt
     ),
     failure_patterns=(
+        FailurePattern(  # 0.169.0 retries an unreachable endpoint for as long as it runs
+            r"Reconnecting\.\.\.",
+            "codex_unreachable",
+            "codex cannot reach its model endpoint (it keeps reconnecting): check the network "
+            "and the provider's base_url",
+            while_busy=True,
+        ),
         FailurePattern(
             r"no Codex credentials were found",
             "codex_no_credentials",

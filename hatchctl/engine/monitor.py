@@ -35,6 +35,8 @@ class Monitor:
         self.courier = courier or Courier(deps)
         self.cpu_at: dict[int, float] = {}
         self.cpu: dict[int, float] = {}
+        self.screen_at: dict[int, float] = {}  # run id -> when its screen was last looked at
+        self.failing_since: dict[int, float] = {}  # run id -> since when a failure shows
         self.cpu_table = psinfo.CpuTable(max_age=0.5)  # one /proc pass serves a whole pass
 
     # -- helpers ---------------------------------------------------------------------------
@@ -143,6 +145,7 @@ class Monitor:
             elif now - last >= 1.0 or size != run.log_size:
                 with deps.store.tx() as tx:  # at most about once a second per run
                     tx.update_run(run.id, last_activity_at=now, log_size=size)
+            self._check_busy_failure(run, now)
             return
         idle = now - last
         if idle >= lim.idle_timeout and run.state == "stalled":  # always shown stalled first
@@ -175,6 +178,23 @@ class Monitor:
             known = observe.check_screen(deps, run)  # a prompt it waits at, or a known failure
             if known is not None:
                 self._end_and_strike(run, "failed", known.reason, "infra", known.detail, {})
+
+    def _check_busy_failure(self, run: RunRow, now: float) -> None:
+        """An agent printing in a loop it cannot leave (codex reconnecting forever) is never
+        idle: its screen is looked at every idle_timeout / 2 while it prints, and a known
+        ``while_busy`` failure shown for longer than idle_timeout ends the run."""
+        window = self.deps.limits.idle_timeout
+        if now - self.screen_at.get(run.id, -1e9) < window / 2:
+            return
+        self.screen_at[run.id] = now
+        found = observe.busy_failure(self.deps, run)
+        if found is None:
+            self.failing_since.pop(run.id, None)
+            return
+        since = self.failing_since.setdefault(run.id, now)
+        if now - since >= window:
+            detail = f"{found.detail} (on its screen for {now - since:.0f}s)"
+            self._end_and_strike(run, "failed", found.reason, "infra", detail, {})
 
     def _paste_prompt(self, run: RunRow) -> None:
         if run.prompt_sent or not launcher.claimed(self.deps, run.id) or not run.pane_id:

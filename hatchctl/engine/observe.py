@@ -277,6 +277,16 @@ def known_failure(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
     return preset.failure(screen(deps, run))
 
 
+def busy_failure(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
+    """A known failure an agent keeps showing while it prints (``while_busy`` patterns)."""
+    preset = agents.for_agent(getattr(deps.project.config.agents, run.role))
+    patterns = [p for p in preset.failure_patterns if p.while_busy]
+    if not patterns:
+        return None
+    shown = screen(deps, run)
+    return next((p for p in patterns if re.search(p.regex, shown, re.MULTILINE)), None)
+
+
 def check_screen(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
     """For an agent gone quiet: a known failure on its screen (returned), or a prompt it waits
     at (the run is marked waiting, as the Notification hook would)."""

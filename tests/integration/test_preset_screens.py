@@ -64,3 +64,36 @@ def test_a_dialog_on_a_quiet_agents_screen_marks_it_waiting(
     assert waiting and waiting[0].data["source"] == "screen"
     assert "trust this folder" in waiting[0].data["message"]
     assert deps.store.runs("C")[0].reason == "waiting_for_input"
+
+
+RECONNECTING = (  # codex 0.169.0 with an unreachable endpoint: it never stops printing
+    "import time\n"
+    "while True:\n"
+    "    print('ERROR: Reconnecting... 1/5 (stream disconnected before completion)', flush=True)\n"
+    "    time.sleep(0.1)\n"
+)
+
+
+def test_a_failure_an_agent_keeps_printing_ends_the_run_though_it_is_never_idle(
+    projects: Projects, tmp_path: Path
+) -> None:
+    agent = tmp_path / "codex_like.py"
+    agent.write_text(RECONNECTING)
+    p = projects.make(
+        {"C": {"sim": {"files": {"c.txt": "c\n"}}}},
+        {
+            "agents": {
+                "factory": {
+                    "preset": "codex",
+                    "command": [sys.executable, str(agent)],
+                    "env": {"CODEX_API_KEY": "fake"},
+                }
+            },
+            "limits": {"max_strikes": 1, "idle_timeout": "1s", "run_timeout": "60s"},
+        },
+    )
+    _, tasks, deps = drain(p)
+    runs = deps.store.runs("C")
+    assert [(r.state, r.reason) for r in runs] == [("failed", "codex_unreachable")]
+    assert tasks["C"].state == "failed" and tasks["C"].failure_class == "infra"
+    assert "keeps reconnecting" in (tasks["C"].last_error or "")
