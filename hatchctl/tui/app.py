@@ -20,7 +20,6 @@ from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.rows import EventRow
 from hatchctl.state.store import Store
-from hatchctl.tui.dashboard import Dashboard
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
 from hatchctl.tui.footer import FitFooter
 from hatchctl.tui.keys import APPLIES, ATTACHABLE, BINDINGS, DASHBOARD_ACTIONS, FOOTER_DROP
@@ -35,10 +34,11 @@ from hatchctl.tui.screens import (
     NoteScreen,
 )
 from hatchctl.tui.table import TaskTable
+from hatchctl.tui.taskedit import Editor, TaskKeys
 from hatchctl.tui.timeline import TimelineScreen
 
 
-class HatchApp(Dashboard):
+class HatchApp(TaskKeys):
     CSS_PATH = "hatch.tcss"
     TITLE = "hatchctl"
     COMMANDS = App.COMMANDS | {HatchCommands}
@@ -53,6 +53,7 @@ class HatchApp(Dashboard):
         read_only: bool = False,
         source: DataSource | None = None,
         refresh_every: float = 1.0,
+        editor: Editor | None = None,
     ) -> None:
         super().__init__()
         self.project = project
@@ -61,6 +62,7 @@ class HatchApp(Dashboard):
         self.send = send
         self.read_only = read_only or send is None
         self.refresh_every = refresh_every
+        self.editor = editor  # `n`/`e`: None is $EDITOR with the app suspended (taskedit.py)
         self.footer_for: tuple[str | None, str] = (None, "")
         self.exit_note = ""  # printed by `hatchctl` when the control room closes
 
@@ -71,6 +73,7 @@ class HatchApp(Dashboard):
             with Horizontal(id="progress-row"):
                 yield ProgressBar(total=1, show_eta=False, id="progress")
                 yield Static("", id="progress-label")
+            yield Static("", id="features")
             yield Static("", id="attention")
             yield Static("", id="nav-status")
             yield Input(id="task-filter")
@@ -82,7 +85,7 @@ class HatchApp(Dashboard):
     def on_mount(self) -> None:
         self.title = f"hatchctl · {self.project.name}"
         table = self.query_one("#tasks", DataTable)
-        for hidden in ("#task-filter", "#attention", "#nav-status"):
+        for hidden in ("#task-filter", "#attention", "#nav-status", "#features"):
             self.query_one(hidden).display = False
         table.focus()
         self.refresh_data()
@@ -125,7 +128,16 @@ class HatchApp(Dashboard):
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=max(snap.total, 1), progress=snap.completed)
         self.query_one("#progress-label", Static).update(snap.progress_label())
+        self._show_features(snap)
         self._fill_table(snap)
+
+    def _show_features(self, snap: Snapshot) -> None:
+        """The feature roll-ups over the table, only when a task has a feature (as a diff)."""
+        text = "\n".join(snap.feature_lines())
+        panel = self.query_one("#features", Static)
+        if text != str(panel.render()):
+            panel.update(Text(text, no_wrap=True, overflow="ellipsis"))
+        panel.display = bool(text)
 
     def _follow_selection(self) -> None:
         view = self._current()

@@ -12,11 +12,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hatchctl.project import Project
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.logfile import last_line
-from hatchctl.state import metrics
+from hatchctl.state import features, metrics
 from hatchctl.state.durations import format_duration
 from hatchctl.state.lockfile import probe
 from hatchctl.state.rows import EventRow, RunRow, TaskRow
@@ -107,6 +108,7 @@ class Snapshot:
     # outcomes of messages to agents recorded since the snapshot before (none in the first)
     deliveries: list[EventRow] = field(default_factory=list)
     timeline: Timeline | None = None  # built only while the timeline view is open
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)  # features.rollup
 
     @property
     def total(self) -> int:
@@ -125,6 +127,26 @@ class Snapshot:
         parts = [f"{self.completed}/{self.total} completed"]
         parts += [f"{self.counts[k]} {k}" for k in ("failed", "blocked") if self.counts.get(k)]
         return " · ".join(parts)
+
+    def feature_lines(self, most: int = 4) -> list[str]:
+        """``calc 3/5 done · 1 failed · 1 blocked · 12m00s · $0.42``, one per feature (at most
+        ``most`` lines: the last then counts the rest)."""
+        lines = [feature_line(name, f) for name, f in self.features.items()]
+        if len(lines) > most:
+            rest = len(lines) - most + 1
+            lines = [*lines[: most - 1], f"… {rest} more features (`hatchctl status` lists them)"]
+        return lines
+
+
+def feature_line(name: str, f: dict[str, Any]) -> str:
+    parts = [f"{name} {f['completed']}/{f['total']} done"]
+    parts += [f"{f[k]} {k}" for k in ("failed", "blocked") if f[k]]
+    used = f.get("metrics") or {}
+    if used.get("wall_seconds"):
+        parts.append(format_duration(float(used["wall_seconds"])))
+    if used.get("cost_usd") is not None:
+        parts.append(f"${float(used['cost_usd']):.2f}")
+    return " · ".join(parts)
 
 
 class DataSource:
@@ -231,10 +253,13 @@ class DataSource:
                 runs[r.task_id] = r
         self._sample_cpu(list(runs.values()), now)
         views = []
+        rows: list[dict[str, Any]] = []  # for the feature roll-ups
         for t in tasks:
             run = runs.get(t.id)
             live = run is not None and run.state in RUN_LIVE
             spent = metrics.total(used.get(t.id, []))
+            if t.feature:
+                rows.append({"id": t.id, "feature": t.feature, "state": t.state, "metrics": spent})
             views.append(
                 TaskView(
                     task=t,
@@ -270,4 +295,5 @@ class DataSource:
                 if self.want_timeline
                 else None
             ),
+            features=features.rollup(rows),
         )

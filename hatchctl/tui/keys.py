@@ -29,7 +29,7 @@ class Sender(Protocol):
 DASHBOARD_ACTIONS = frozenset(
     {"drill", "kill", "restart", "retry", "attach", "message", "pause", "filter", "help"}
     | {"search", "next_match", "sort", "reverse", "state", "dismiss", "clear", "timeline"}
-    | {"approve", "reject", "hold"}
+    | {"approve", "reject", "hold", "new_task", "edit_task"}
 )
 STATES = Binding.Group("State", compact=True)
 APPLIES: dict[str, Callable[[TaskView], bool]] = {
@@ -43,9 +43,10 @@ APPLIES: dict[str, Callable[[TaskView], bool]] = {
     "approve": lambda v: v.task.state == "active" and v.task.phase == "review",
     "reject": lambda v: v.task.state == "active" and v.task.phase == "review",
     "hold": lambda v: v.task.state in ("pending", "active", "blocked"),
+    "edit_task": lambda v: bool(v.task.spec_path),
 }
 # what leaves the footer first when it is wider than the terminal (the help lists it all)
-FOOTER_DROP = ("state", "sort", "timeline", "search", "filter", "hold")
+FOOTER_DROP = ("state", "edit_task", "sort", "new_task", "timeline", "search", "filter", "hold")
 # The footer fits 80 columns: the task actions show only where they apply (check_action),
 # FOOTER_DROP goes first where they do not fit; q and p are in the help (?).
 BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
@@ -62,7 +63,8 @@ BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("t", "timeline", "Timeline"),
     Binding("p", "pause", "Pause", show=False),
     Binding("slash", "search", "Search"),
-    Binding("n", "next_match(1)", "Next match", show=False),
+    Binding("n", "new_task", "New"),  # while a search is on: the next match
+    Binding("e", "edit_task", "Edit"),
     Binding("N", "next_match(-1)", "Previous match", show=False),
     Binding("f", "filter", "Filter"),
     Binding("0", "state('')", "State", group=STATES),
