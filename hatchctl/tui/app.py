@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, ProgressBar, Static
 
+from hatchctl.demo import NARRATION, is_demo
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
@@ -65,6 +66,8 @@ class HatchApp(TaskKeys):
         self.editor = editor  # `n`/`e`: None is $EDITOR with the app suspended (taskedit.py)
         self.footer_for: tuple[str | None, str] = (None, "")
         self.exit_note = ""  # printed by `hatchctl` when the control room closes
+        if is_demo(project.root):  # the demo says what each task is about to do
+            self.narration = dict(NARRATION)
 
     def compose(self) -> ComposeResult:
         yield Header()

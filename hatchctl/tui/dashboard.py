@@ -24,6 +24,7 @@ class Dashboard(App[None]):
         self.attention = Attention()
         self.selected: str | None = None  # the task under the cursor
         self.known_states: dict[str, str] = {}
+        self.narration: dict[str, str] = {}  # the demo's: said when each task starts
         self.columns: Layout = ()
 
     def _follow_selection(self) -> None:
@@ -48,6 +49,8 @@ class Dashboard(App[None]):
             before = self.known_states.get(v.task.id)
             if before is not None and before != "completed" and v.task.state == "completed":
                 self.notify(f"{v.task.id} completed", title="hatchctl")
+            elif before == "pending" and v.task.state == "active" and v.task.id in self.narration:
+                self.notify(f"{v.task.id} starts: {self.narration[v.task.id]}", title="demo")
             self.known_states[v.task.id] = v.task.state
         self._show_attention()
 
