@@ -66,6 +66,7 @@ class Supervisor:
         self.on_pass = on_pass
         self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
         self.specs: dict[str, TaskSpec] = {}
+        self.specs_stamp: frozenset[tuple[str, int, int]] = frozenset()
         self.courier = Courier(deps, self.queue)
         self.released: set[str] = set()  # failed tasks whose planning view was unmounted
         self.monitor = Monitor(deps, self.specs, self.courier)
@@ -131,6 +132,8 @@ class Supervisor:
                 [paths.wake.parent, deps.project.specs_dir], self.queue, recursive=[paths.io]
             )
             watcher.start()
+            if self._specs_stamp() != self.specs_stamp:  # written while it started: no event
+                self._load_specs(strict=False)
             self._install_signals()
             return self._loop()
         finally:
@@ -198,7 +201,19 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._old_handlers[sig] = signal.signal(sig, stop)
 
+    def _specs_stamp(self) -> frozenset[tuple[str, int, int]]:
+        """Name, mtime and size of every spec file: what the specs looked like when loaded."""
+        out = set()
+        for path in self.deps.project.specs_dir.glob("*.md"):
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            out.add((path.name, st.st_mtime_ns, st.st_size))
+        return frozenset(out)
+
     def _load_specs(self, *, strict: bool) -> None:
+        self.specs_stamp = self._specs_stamp()
         specset = self.deps.project.load_specs()
         if specset.problems:
             if strict:
