@@ -6,12 +6,13 @@ and writes commands; tmux, git, psutil and the store are only touched in workers
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
 from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Input, ProgressBar, Static
 
@@ -363,8 +364,11 @@ class HatchApp(TaskKeys):
         argv = Tmux(self.project.tmux_socket).attach_argv(
             view.run.pane_id or "", read_only=self.read_only
         )
-        with self.suspend():
-            subprocess.run(argv, check=False, timeout=None)  # the user detaches when done
+        try:
+            with self.suspend():
+                subprocess.run(argv, check=False, timeout=None)  # the user detaches when done
+        except SuspendNotSupported:  # a browser session (`hatchctl serve`): no terminal to lend
+            self.notify(f"attach needs a terminal: {shlex.join(argv)}", severity="warning")
 
     def action_drill(self) -> None:
         if (view := self._current()) is not None:
