@@ -113,57 +113,66 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(value)
 
 
-class MessageScreen(ModalScreen[str | None]):
-    """`m`: a line of text for a task's running agent; enter sends it, esc cancels."""
+class AskLine(ModalScreen[str | None]):
+    """One line of text from the user: enter gives it (never empty), esc cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    input_id = "ask"
+    empty = "nothing was typed"
+
+    def __init__(self, title: str, placeholder: str, verb: str) -> None:
+        super().__init__()
+        self.title_text, self.placeholder, self.verb = title, placeholder, verb
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="message-dialog"):
+            yield Label(self.title_text)
+            yield Input(placeholder=self.placeholder, id=self.input_id)
+            yield Label(f"[b]enter[/b] {self.verb}   [b]esc[/b] cancel", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()  # not the dashboard's filter box
+        if not event.value.strip():
+            self.notify(self.empty, severity="warning")
+            return
+        self.dismiss(self.result_of(event.value))
+
+    def result_of(self, text: str) -> str:
+        return text
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class MessageScreen(AskLine):
+    """`m`: a line of text for a task's running agent (sent as typed)."""
+
+    input_id = "message-text"
+    empty = "the message is empty"
 
     def __init__(self, task_id: str, window: str) -> None:
-        super().__init__()
-        self.task_id = task_id
-        self.window = window
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="message-dialog"):
-            yield Label(f"Message to the agent of [b]{self.task_id}[/b] ({self.window})")
-            yield Input(placeholder="what to tell it", id="message-text")
-            yield Label("[b]enter[/b] send   [b]esc[/b] cancel", classes="hint")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()  # not the dashboard's filter box
-        if not event.value.strip():
-            self.notify("the message is empty", severity="warning")
-            return
-        self.dismiss(event.value)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+        super().__init__(
+            f"Message to the agent of [b]{task_id}[/b] ({window})", "what to tell it", "send"
+        )
+        self.task_id, self.window = task_id, window
 
 
-class NoteScreen(ModalScreen[str | None]):
-    """`R`: why a task in review is rejected; enter sends it (never empty), esc cancels."""
+class NoteScreen(AskLine):
+    """`R`: why a task in review is rejected (the factory's next iteration gets it)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    input_id = "note"
+    empty = "a rejection needs a note"
 
     def __init__(self, task_id: str) -> None:
-        super().__init__()
+        super().__init__(
+            f"Reject [b]{task_id}[/b]: what should the factory change?",
+            "the note (the factory's next iteration gets it)",
+            "reject",
+        )
         self.task_id = task_id
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="message-dialog"):
-            yield Label(f"Reject [b]{self.task_id}[/b]: what should the factory change?")
-            yield Input(placeholder="the note (the factory's next iteration gets it)", id="note")
-            yield Label("[b]enter[/b] reject   [b]esc[/b] cancel", classes="hint")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()  # not the dashboard's filter box
-        if not event.value.strip():
-            self.notify("a rejection needs a note", severity="warning")
-            return
-        self.dismiss(event.value.strip())
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def result_of(self, text: str) -> str:
+        return text.strip()
 
 
 class HelpScreen(ModalScreen[None]):
