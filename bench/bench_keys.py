@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import queue
 import re
 import sqlite3
@@ -33,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pct
+from common import load_average, machine, pct
 
 from hatchctl import logsetup
 from hatchctl.project import tmux_socket
@@ -104,18 +103,7 @@ ESCAPE = re.compile(
 ROW = re.compile(r"\W{0,4}([A-Z]+-?\d+)\s{2}")  # a table row: the ID, then column padding
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def machine() -> str:
-    """As bench/run_all.py prints it: date, CPU, nproc, load average, Python."""
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "?")
-    return (
-        f"{time.strftime('%Y-%m-%d %H:%M %Z')} · {cpu} · nproc {os.cpu_count()} · "
-        f"load average {load()} · Python {platform.python_version()}"
-    )
+load = load_average
 
 
 def sgr(params: str, bg: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.hosts.sshd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pct
+from common import machine, pct
 
 from hatchctl import logsetup
 from hatchctl.config import HostSection
@@ -34,19 +33,7 @@ from tests.hosts.sshd import make_server, unavailable
 
 
 def header() -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor() or platform.machine(),
-    )
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"# bench_ssh {time.strftime('%Y-%m-%d %H:%M %Z')} · {cpu} · nproc {os.cpu_count()} · "
-        f"load average {load} · {proc.run(['ssh', '-V'], timeout=5).stderr.strip()}"
-    )
+    return f"# bench_ssh {machine()} · {proc.run(['ssh', '-V'], timeout=5).stderr.strip()}"
 
 
 def measure(name: str, call: Callable[[], object], n: int) -> None:

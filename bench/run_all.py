@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import machine  # noqa: E402
 
 
 def main() -> int:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor() or platform.machine(),
-    )
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(
-        f"# {time.strftime('%Y-%m-%d %H:%M %Z')} · {cpu} · nproc {os.cpu_count()} · "
-        f"load average {load} · Python {platform.python_version()}"
-    )
+    print(f"# {machine()}")
     code = 0
     for name in (
         "bench_store.py",
