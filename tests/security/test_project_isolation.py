@@ -11,9 +11,12 @@ from hatchctl.engine import deps as engine_deps
 from hatchctl.engine.reconcile import reconcile
 from hatchctl.project import Project, project_key, tmux_socket
 from hatchctl.runtime.tmux import AGENT_SESSION, Tmux
+from tests.conftest import hatchctl
 from tests.integration.conftest import Projects, SupervisorProcess, wait_for
 
 SLOW = {"sim": {"files": {"a.txt": "a\n"}, "factory": [["slow", "ok"]], "slow_seconds": 2}}
+# waits for a message ("finish") before it works: running for sure until the test says so
+CHAT = {"sim": {"files": {"a.txt": "a\n"}, "factory": ["chat"]}}
 
 
 def test_the_socket_holds_a_key_of_the_project_directory(tmp_path: Path) -> None:
@@ -31,6 +34,17 @@ def test_windows_are_tagged_with_the_project_key(tmp_path: Path) -> None:
     assert Tmux("hatch-x-0123456789", tag="other").tag == "other"
 
 
+def running(project: Project, task_id: str) -> bool:
+    """The task's factory waits for its message (it printed that it does)."""
+    store = project.open_store()
+    try:
+        runs = [r for r in store.runs(task_id) if r.state == "running" and r.role == "factory"]
+        log = project.root / runs[0].log_path if runs else None
+        return bool(log and log.exists() and "waiting for instructions" in log.read_text())
+    finally:
+        store.close()
+
+
 def live(project: Project) -> bool:
     store = project.open_store()
     try:
@@ -42,9 +56,10 @@ def live(project: Project) -> bool:
 
 
 def test_two_projects_with_the_same_name_run_at_once(projects: Projects) -> None:
-    specs = {"A": SLOW, "B": SLOW}
-    one = projects.make(specs, {"project": {"name": "same"}})
-    two = projects.make(specs, {"project": {"name": "same"}})
+    specs = {"A": CHAT, "B": CHAT}
+    quiet = {"limits": {"idle_timeout": "60s", "stall_after": "60s"}}  # chat agents are silent
+    one = projects.make(specs, {"project": {"name": "same"}, **quiet})
+    two = projects.make(specs, {"project": {"name": "same"}, **quiet})
     assert one.name == two.name and one.tmux_socket != two.tmux_socket
     first = SupervisorProcess(one, "--until-drained")
     second = None
@@ -62,6 +77,11 @@ def test_two_projects_with_the_same_name_run_at_once(projects: Projects) -> None
             # untagged-yet panes of this server, never another project's key
             assert len(panes) >= 2 and {x.tag for x in panes} <= {p.key, ""}
             assert p.key in {x.tag for x in panes}
+        for p in (one, two):  # now let every waiting agent finish its task
+            for task_id in ("A", "B"):
+                wait_for(lambda p=p, t=task_id: running(p, t), what=f"{task_id} waiting")
+                out = hatchctl("-C", str(p.root), "send", task_id, "finish")
+                assert out.returncode == 0, out.stderr
         assert first.wait(60) == 0, first.output()
         assert second.wait(60) == 0, second.output()
     finally:
