@@ -297,30 +297,24 @@ class FakeAnthropic(FakeServer[Recorded]):
             {"data": data, "has_more": False, "first_id": self.model, "last_id": self.model}
         ).encode()
 
-    def handle(
-        self, method: str, path: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, bytes, str]:
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        rec = Recorded(method, path, headers, body, time.monotonic(), time.time())
-        route = path.split("?", 1)[0].rstrip("/")
-        try:
-            if method == "POST" and route == "/v1/messages" and isinstance(body, dict):
-                data, ctype = self._message(body, rec)
-                return 200, data, ctype
-            if method == "POST" and route == "/v1/messages/count_tokens":
-                rec.kind = "count_tokens"
-                tokens = _tokens(json.dumps(body))
-                return 200, json.dumps({"input_tokens": tokens}).encode(), "application/json"
-            if method == "GET" and route.startswith("/v1/models"):
-                rec.kind = "models"
-                return 200, self._models(), "application/json"
-            error = {
-                "type": "error",
-                "error": {"type": "not_found_error", "message": f"fake API: no {method} {route}"},
-            }
-            return 404, json.dumps(error).encode(), "application/json"
-        finally:
-            self._record(rec)
+    def record_for(self, method: str, path: str, headers: dict[str, str], body: Any) -> Recorded:
+        return Recorded(method, path, headers, body, time.monotonic(), time.time())
+
+    def answer(
+        self, method: str, route: str, body: Any, rec: Recorded
+    ) -> tuple[int, bytes, str] | None:
+        if method == "POST" and route == "/v1/messages" and isinstance(body, dict):
+            data, ctype = self._message(body, rec)
+            return 200, data, ctype
+        if method == "POST" and route == "/v1/messages/count_tokens":
+            rec.kind = "count_tokens"
+            tokens = _tokens(json.dumps(body))
+            return 200, json.dumps({"input_tokens": tokens}).encode(), "application/json"
+        if method == "GET" and route.startswith("/v1/models"):
+            rec.kind = "models"
+            return 200, self._models(), "application/json"
+        return None
+
+    def not_found(self, method: str, route: str) -> bytes:
+        error = {"type": "not_found_error", "message": f"fake API: no {method} {route}"}
+        return json.dumps({"type": "error", "error": error}).encode()

@@ -175,29 +175,16 @@ class FakeOpenAIChat(FakeServer[Recorded]):
         data = [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]
         return json.dumps({"object": "list", "data": data}).encode()
 
-    def handle(
-        self, method: str, path: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, bytes, str]:
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        rec = Recorded(method, path, headers, body, time.monotonic())
-        route = path.split("?", 1)[0].rstrip("/")
-        try:
-            if method == "POST" and route.endswith("/chat/completions") and isinstance(body, dict):
-                data, ctype = self._completion(body, rec)
-                return 200, data, ctype
-            if method == "GET" and route.endswith("/models"):
-                rec.kind = "models"
-                return 200, self._models(), "application/json"
-            error = {
-                "error": {
-                    "message": f"fake API: no {method} {route}",
-                    "type": "invalid_request_error",
-                    "code": "not_found",
-                }
-            }
-            return 404, json.dumps(error).encode(), "application/json"
-        finally:
-            self._record(rec)
+    def record_for(self, method: str, path: str, headers: dict[str, str], body: Any) -> Recorded:
+        return Recorded(method, path, headers, body, time.monotonic())
+
+    def answer(
+        self, method: str, route: str, body: Any, rec: Recorded
+    ) -> tuple[int, bytes, str] | None:
+        if method == "POST" and route.endswith("/chat/completions") and isinstance(body, dict):
+            data, ctype = self._completion(body, rec)
+            return 200, data, ctype
+        if method == "GET" and route.endswith("/models"):
+            rec.kind = "models"
+            return 200, self._models(), "application/json"
+        return None

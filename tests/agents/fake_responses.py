@@ -272,32 +272,19 @@ class FakeResponses(FakeServer[Recorded]):
             {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "fake"}]}
         ).encode()
 
-    def handle(
-        self, method: str, path: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, bytes, str]:
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        rec = Recorded(method, path, headers, body, time.monotonic(), time.time())
-        route = path.split("?", 1)[0].rstrip("/")
-        try:
-            if method == "POST" and route.endswith("/responses") and isinstance(body, dict):
-                data, ctype = self._response(body, rec)
-                return 200, data, ctype
-            if method == "GET" and route.endswith("/models"):
-                rec.kind = "models"
-                return 200, self._models(), "application/json"
-            error = {
-                "error": {
-                    "message": f"fake API: no {method} {route}",
-                    "type": "invalid_request_error",
-                    "code": "not_found",
-                }
-            }
-            return 404, json.dumps(error).encode(), "application/json"
-        finally:
-            self._record(rec)
+    def record_for(self, method: str, path: str, headers: dict[str, str], body: Any) -> Recorded:
+        return Recorded(method, path, headers, body, time.monotonic(), time.time())
+
+    def answer(
+        self, method: str, route: str, body: Any, rec: Recorded
+    ) -> tuple[int, bytes, str] | None:
+        if method == "POST" and route.endswith("/responses") and isinstance(body, dict):
+            data, ctype = self._response(body, rec)
+            return 200, data, ctype
+        if method == "GET" and route.endswith("/models"):
+            rec.kind = "models"
+            return 200, self._models(), "application/json"
+        return None
 
 
 def codex_config(api: FakeResponses, key_var: str, model: str = MODEL) -> str:

@@ -4,6 +4,7 @@ every request and lets a test wait on their arrival (no polling sleep). Each fak
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,16 @@ class Request(Protocol):
 
 
 R = TypeVar("R", bound=Request)
+
+
+def openai_error(method: str, route: str) -> bytes:
+    """A 404's body in the OpenAI APIs' error format."""
+    error = {
+        "message": f"fake API: no {method} {route}",
+        "type": "invalid_request_error",
+        "code": "not_found",
+    }
+    return json.dumps({"error": error}).encode()
 
 
 class FakeServer(Generic[R]):
@@ -35,8 +46,31 @@ class FakeServer(Generic[R]):
     def handle(
         self, method: str, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, bytes, str]:
-        """(status, body, content type) for one request; records it with ``_record``."""
+        """(status, body, content type) for one request, which is recorded whatever happens."""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        rec = self.record_for(method, path, headers, body)
+        route = path.split("?", 1)[0].rstrip("/")
+        try:
+            answer = self.answer(method, route, body, rec)
+            if answer is not None:
+                return answer
+            return 404, self.not_found(method, route), "application/json"
+        finally:
+            self._record(rec)
+
+    # -- what each fake API answers ----------------------------------------------------------
+    def record_for(self, method: str, path: str, headers: dict[str, str], body: Any) -> R:
         raise NotImplementedError
+
+    def answer(self, method: str, route: str, body: Any, rec: R) -> tuple[int, bytes, str] | None:
+        """The answer to a request this API knows, or None (a 404 in the API's format)."""
+        raise NotImplementedError
+
+    def not_found(self, method: str, route: str) -> bytes:
+        return openai_error(method, route)
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
