@@ -73,16 +73,6 @@ def alive_since(pid: int | None, started_before: float) -> bool:
         return False
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of the whole tree under ``pid`` (0.0 when it is gone)."""
-    total = 0.0
-    for p in tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            t = p.cpu_times()
-            total += t.user + t.system
-    return total
-
-
 _TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
 
 

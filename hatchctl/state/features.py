@@ -12,9 +12,9 @@ from hatchctl.state.durations import format_duration
 def rollup(tasks: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per feature (tasks as in ``status --json``): done/total, failed, blocked, active,
     pending, and the summed usage (wall time, tokens, cost) of its tasks' runs."""
-    tasks = list(tasks)
     out: dict[str, dict[str, Any]] = {}
     usage: dict[str, list[Mapping[str, Any]]] = {}
+    ids: dict[str, list[str]] = {}
     for t in tasks:
         name = t.get("feature")
         if not name:
@@ -28,14 +28,11 @@ def rollup(tasks: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         if state in f:
             f[state] += 1
         usage.setdefault(name, []).append(t.get("metrics") or {})
+        ids.setdefault(name, []).append(str(t["id"]))
     for name, f in out.items():
         f["metrics"] = metrics.total(usage[name])
-        f["tasks"] = sorted(str(t["id"]) for t in tasks_of(tasks, name))
+        f["tasks"] = sorted(ids[name])
     return dict(sorted(out.items()))
-
-
-def tasks_of(tasks: Iterable[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
-    return [t for t in tasks if t.get("feature") == name]
 
 
 def line(name: str, f: Mapping[str, Any]) -> str:
