@@ -145,6 +145,11 @@ def _key_lines(node: yaml.Node | None, offset: int) -> dict[str, int]:
     return lines
 
 
+def spec_digest(data: bytes) -> str:
+    """What identifies a spec file's content (stored per task; `status` compares it)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def parse_spec(text: str, path: Path) -> SpecParse:
     """Parse one spec. Never raises for bad content: problems are returned as ``file:line: msg``."""
     name = str(path)
@@ -170,7 +175,7 @@ def parse_spec(text: str, path: Path) -> SpecParse:
     if not isinstance(data, dict):
         return SpecParse(None, [f"{name}:2: front matter must be a mapping of keys to values"])
     key_lines = _key_lines(node, offset=1)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = spec_digest(text.encode())
     try:
         spec = TaskSpec.model_validate({**data, "body": body, "path": name, "digest": digest})
     except ValidationError as exc:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatchctl.errors import SummaryError
-from hatchctl.state.spec import MAX_SPEC_BYTES, TaskSpec
+from hatchctl.state.spec import MAX_SPEC_BYTES, TaskSpec, spec_digest
 from hatchctl.state.store import Store
 from hatchctl.state.summary import read_agent_file
 
@@ -36,7 +35,7 @@ def specs_unchanged(store: Store, specs_dir: Path) -> bool:
             data = read_agent_file(path, "spec", MAX_SPEC_BYTES)
         except SummaryError:
             return False
-        found.add((str(path), hashlib.sha256(data).hexdigest()[:16]))
+        found.add((str(path), spec_digest(data)))
     return found == stored
 
 
