@@ -189,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("task_id", metavar="ID")
     s.add_argument("--note", required=True, help="what to change (the factory's findings)")
     s.set_defaults(func=_cmd("control:reject"))
+    s = sub.add_parser(
+        "plan", help="the planner agent turns a feature description into held task specs"
+    )
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("feature_file", nargs="?", metavar="FEATURE.md", help="plan this feature")
+    g.add_argument("--list", action="store_true", help="the plans waiting for approval")
+    g.add_argument("--approve", metavar="NAME", help="put plan NAME's specs into the queue")
+    g.add_argument("--reject", metavar="NAME", help="discard plan NAME's specs")
+    s.add_argument(
+        "--timeout", type=_duration_arg, help="how long the planner may run (default run_timeout)"
+    )
+    s.set_defaults(func=_cmd("plan:plan"))
     s = sub.add_parser("send", help="paste a message into a task's running agent, confirmed")
     s.add_argument("task_id", metavar="ID")
     s.add_argument("text", nargs="+", metavar="TEXT")

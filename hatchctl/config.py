@@ -135,13 +135,15 @@ class AgentSection(_Strict):
 class AgentsSection(_Strict):
     factory: AgentSection = AgentSection()
     qa: AgentSection = AgentSection()
+    planner: AgentSection | None = None  # optional: `hatchctl plan FEATURE.md`
 
     @model_validator(mode="after")
     def _roles_fit_presets(self) -> AgentsSection:
         from hatchctl.agents import get
 
-        for role in ("factory", "qa"):
-            problem = get(getattr(self, role).preset).role_problem(role)
+        for role in ("factory", "qa", "planner"):
+            section = getattr(self, role)
+            problem = section and get(section.preset).role_problem(role)
             if problem:  # e.g. aider as QA: a verdict cannot be derived from git
                 raise ValueError(f"[agents.{role}] {problem}")
         return self

@@ -27,7 +27,7 @@ done
 [[ $HATCH_RUN_ID =~ ^[0-9]+$ && $HATCH_ITERATION =~ ^[0-9]+$ && $HATCH_ATTEMPT =~ ^[0-9]+$ ]] ||
   { echo "run_agent.sh: run id, iteration and attempt must be numbers" >&2; exit 2; }
 [[ $HATCH_TASK_ID =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || { echo "run_agent.sh: invalid task id" >&2; exit 2; }
-[[ $HATCH_ROLE == factory || $HATCH_ROLE == qa ]] || { echo "run_agent.sh: invalid role" >&2; exit 2; }
+[[ $HATCH_ROLE == factory || $HATCH_ROLE == qa || $HATCH_ROLE == planner ]] || { echo "run_agent.sh: invalid role" >&2; exit 2; }
 
 [[ -n ${HATCH_WORKTREE:-} && -d $HATCH_WORKTREE && $(pwd -P) == "$(cd -- "$HATCH_WORKTREE" && pwd -P)" ]] || {
   echo "run_agent.sh: the pane started in $(pwd -P), not in the worktree; not starting" >&2

@@ -142,7 +142,13 @@ class Preset:
         return self.role_problem(ctx.role)
 
     def role_problem(self, role: str) -> str | None:
-        """Why this preset cannot play ``role`` (factory or qa), or None."""
+        """Why this preset cannot play ``role`` (factory, qa or planner), or None."""
+        if role == "planner" and self.derives_summary:
+            return (
+                f"preset {self.name!r} cannot be the planner: {self.title} works on the files "
+                "of a git repository, and the planner writes new spec files in a directory "
+                "of its own"
+            )
         if role == "qa" and self.derives_summary:
             return (
                 f"preset {self.name!r} cannot be the QA agent: {self.title} cannot write a "

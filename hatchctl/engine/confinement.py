@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hatchctl.config import AgentSection
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import CommandError, HatchError
 from hatchctl.runtime import refguard, sandbox
@@ -66,13 +67,7 @@ def prepare(
     mode = mode_for(deps, role)
     protected = refguard.snapshot(root, integration, timeout)
     refguard.save(_refs_file(deps, run_id), protected, mode)
-    reaper = [
-        sys.executable,
-        "-I",
-        "-m",
-        "hatchctl.runtime.reaper",
-    ]  # -I: never the worktree's modules
-    reaper += ["--grace", f"{float(deps.limits.kill_grace):g}", "--"]
+    reaper = reaper_prefix(deps)
     if mode == "none":
         return Plan("none", reaper)
     problem = sandbox.probe()
@@ -81,7 +76,29 @@ def prepare(
     common = refguard.common_dir(root, timeout)
     refguard.repair_links(common, worktree, task_id)
     refguard.seed_shadow(root, common, task_id, refs, logs, timeout)
-    agent = getattr(deps.project.config.agents, role)
+    extra, programs = agent_paths(getattr(deps.project.config.agents, role), role, root)
+    profile = sandbox.Profile(
+        hatch_dir=paths.hatch,
+        workdir=worktree,
+        writable=(io_dir, *extra),
+        readable=tuple(p for p in readable if p.exists()),
+        visible=(*sandbox.default_visible(root, deps.scripts.root), *programs),
+        git=sandbox.GitLayout(common, refguard.worktree_gitdir(common, task_id), refs, logs),
+    )
+    bw = sandbox.argv(profile, [])
+    return Plan("bwrap", [*reaper, *bw], bw)
+
+
+def reaper_prefix(deps: Deps) -> list[str]:
+    """The reaper (a child subreaper: every descendant dies with it) before an agent's command;
+    -I: never the worktree's modules."""
+    grace = f"{float(deps.limits.kill_grace):g}"
+    return [sys.executable, "-I", "-m", "hatchctl.runtime.reaper", "--grace", grace, "--"]
+
+
+def agent_paths(agent: AgentSection, role: str, root: Path) -> tuple[list[Path], tuple[Path, ...]]:
+    """(the extra writable paths, made to exist; what the agent's program needs to see). An
+    extra path that would make the project writable is a HatchError."""
     extra = [Path(p).expanduser().absolute() for p in agent.sandbox_writable]
     for w in extra:
         if w == root or root in w.parents or w in root.parents:
@@ -95,16 +112,7 @@ def prepare(
         if a.startswith("/") and Path(a).exists()
         for root_of in sandbox.program_roots(Path(a))
     )
-    profile = sandbox.Profile(
-        hatch_dir=paths.hatch,
-        workdir=worktree,
-        writable=(io_dir, *extra),
-        readable=tuple(p for p in readable if p.exists()),
-        visible=(*sandbox.default_visible(root, deps.scripts.root), *programs),
-        git=sandbox.GitLayout(common, refguard.worktree_gitdir(common, task_id), refs, logs),
-    )
-    bw = sandbox.argv(profile, [])
-    return Plan("bwrap", [*reaper, *bw], bw)
+    return extra, programs
 
 
 @dataclass

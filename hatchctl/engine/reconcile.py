@@ -17,6 +17,7 @@ from hatchctl.engine import launcher
 from hatchctl.engine.deps import Deps
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.tmux import AGENT_SESSION, Pane
+from hatchctl.state.ids import PLAN_WINDOW_PREFIX
 
 
 @dataclass
@@ -102,6 +103,8 @@ def reconcile(deps: Deps) -> ReconcileReport:
     for pane in panes:
         if pane.window_name == "home" or pane.window_name in live_names:
             continue
+        if pane.window_name.startswith(PLAN_WINDOW_PREFIX):
+            continue  # `hatchctl plan` runs and ends its planner itself
         old = finished.get(pane.window_name)
         if old is not None:  # a pane outliving its run: kill the whole process tree
             launcher.kill(deps, old)

@@ -222,6 +222,8 @@ def agent_checks(
     groups = (
         [["factory", "qa"]] if _same_agent(agents.factory, agents.qa) else [["factory"], ["qa"]]
     )
+    if agents.planner is not None:  # optional: `hatchctl plan`
+        groups.append(["planner"])
     worktrees = _worktrees(project)
     out: list[Check] = []
     for roles in groups:

@@ -392,6 +392,10 @@ class SimAgent:
 
 def main(argv_interactive: bool) -> int:
     env = dict(os.environ)
+    if env.get("HATCH_ROLE") == "planner":
+        from hatchctl.runtime import simplanner
+
+        return simplanner.main(env)
     missing = [
         k
         for k in (

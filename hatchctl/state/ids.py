@@ -9,6 +9,7 @@ from hatchctl.errors import InvalidIdError
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
 ROLES = ("factory", "qa")
+PLAN_WINDOW_PREFIX = "plan:"  # the planner's window; a task id has no ':' (no run is named so)
 
 
 def is_valid_task_id(value: object) -> bool:

@@ -135,6 +135,9 @@ def _load(text: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
+load_front = _load  # for other front matter (a feature description): unique keys, bounded
+
+
 def _key_lines(node: yaml.Node | None, offset: int) -> dict[str, int]:
     """Line (1-based, in the whole file) of each top-level key of the front matter."""
     lines: dict[str, int] = {}
