@@ -17,6 +17,7 @@ from hatchctl.runtime.logfile import LogFollower, StablePrinter
 from hatchctl.state import features, metrics
 from hatchctl.state.ids import check_task_id
 from hatchctl.state.lockfile import probe
+from hatchctl.state.plan import plan_dirs
 from hatchctl.state.snapshot import status_document
 from hatchctl.state.spec import load_specs
 from hatchctl.state.store import Store
@@ -62,6 +63,9 @@ def status(args: argparse.Namespace) -> int:
     store = _synced(project)
     doc = status_document(store, project.name, project.paths.supervisor_lock)
     doc["features"] = features.rollup(doc["tasks"])
+    doc["plans"] = {
+        p.name: p.state() for p in plan_dirs(project.paths.hatch / "plans")
+    }  # `hatchctl plan`: held for a person's approval
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
@@ -77,6 +81,10 @@ def status(args: argparse.Namespace) -> int:
         print("usage " + (metrics.short(doc["metrics"]) or "-"))
     for name, f in doc["features"].items():
         print("feature " + features.line(name, f))
+    for name, plan in doc["plans"].items():
+        what = f"{len(plan.get('specs', []))} spec(s)" if plan.get("specs") else plan["state"]
+        hint = f"hatchctl plan --approve {name}" if plan.get("state") == "proposed" else "--list"
+        print(f"plan {name}: {plan.get('state')}, {what} ({hint})")
     rows = [
         ("ID", "STATE", "PHASE", "ITER", "STRIKES", "RESTARTS", "USAGE", "FAILURE", "LAST ERROR")
     ]

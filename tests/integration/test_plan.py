@@ -67,6 +67,8 @@ def test_plan_refuses_a_cycle_then_holds_a_good_plan_until_approved(
     assert "2 task(s), held for your approval" in out.stdout
     assert "S-2  Task S-2  after S-1" in out.stdout
     assert specs_in(root) == {"A"}  # held: not in the queue yet
+    status = hatchctl("-C", str(root), "status").stdout
+    assert "plan search: proposed, 2 spec(s) (hatchctl plan --approve search)" in status
     again = hatchctl("-C", str(root), "plan", str(good))
     assert again.returncode != 0 and "exists (proposed)" in again.stderr
 
