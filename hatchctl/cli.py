@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_cmd("run:run"))
 
+    def task_or_feature(s: argparse.ArgumentParser, feature_help: str) -> None:
+        """``ID`` or ``--feature NAME``: exactly one (a usage error otherwise)."""
+        g = s.add_mutually_exclusive_group(required=True)
+        g.add_argument("task_id", nargs="?", metavar="ID")
+        g.add_argument("--feature", metavar="NAME", help=feature_help)
+
     for name, help_text in (
         ("kill", "kill a task's agent and fail the task (retry brings it back)"),
         ("restart", "kill a task's agent and start it again (no strike)"),
@@ -147,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", "stop a task's agents and take it out of the queue (retry brings it back)"),
     ):
         s = sub.add_parser(name, help=help_text)
-        s.add_argument("task_id", metavar="ID")
+        if name in ("hold", "unhold"):
+            task_or_feature(s, f"{name} every unfinished task of feature NAME")
+        else:
+            s.add_argument("task_id", metavar="ID")
         s.add_argument("--no-wait", action="store_true", help="do not wait for the result")
         s.set_defaults(func=_cmd(f"control:{name}"))
     for name, help_text in (
@@ -180,13 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "review", help="the tasks waiting for a person's review, with their diffstat"
     )
+    s.add_argument(
+        "--feature",
+        metavar="NAME",
+        help="feature NAME's tasks and states, and the combined diffstat of those in review",
+    )
     s.set_defaults(func=_cmd("control:review"))
     s = sub.add_parser("approve", help="approve a task waiting for review: it merges")
-    s.add_argument("task_id", metavar="ID")
+    task_or_feature(
+        s, "approve every task of feature NAME, only once each waits for review or is completed"
+    )
     s.add_argument("--no-wait", action="store_true", help="do not wait for the result")
     s.set_defaults(func=_cmd("control:approve"))
     s = sub.add_parser("reject", help="reject a task waiting for review; the factory gets the note")
-    s.add_argument("task_id", metavar="ID")
+    task_or_feature(s, "reject every task of feature NAME that waits for review")
     s.add_argument("--note", required=True, help="what to change (the factory's findings)")
     s.set_defaults(func=_cmd("control:reject"))
     s = sub.add_parser(

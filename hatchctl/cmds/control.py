@@ -1,5 +1,8 @@
-"""Write commands: kill, restart, retry, pause, resume, down. They are written to the commands
-table of the running supervisor (which acts within a second) and the result is printed."""
+"""Write commands: kill, restart, retry, hold, cancel, approve, reject, pause, resume, down. They
+are written to the commands table of the running supervisor (which acts within a second) and the
+result is printed. ``--feature NAME`` (hold, unhold, review, approve, reject) acts on a feature
+as a whole: one per-task command for each of its tasks that it applies to, through the same
+queue."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ import time
 from hatchctl.cmds.common import load_project
 from hatchctl.errors import HatchError, SupervisorError
 from hatchctl.project import Project
+from hatchctl.state import featureops
 from hatchctl.state.ids import check_task_id
-from hatchctl.state.lockfile import probe
+from hatchctl.state.lockfile import LockInfo, probe
+from hatchctl.state.rows import TaskRow
 
 WAIT_SECONDS = 15.0
 
@@ -19,6 +24,15 @@ def touch_wake(project: Project) -> None:
     wake = project.paths.wake
     wake.parent.mkdir(parents=True, exist_ok=True)
     wake.write_text(f"{time.time()}\n")
+
+
+def _running(project: Project) -> LockInfo:
+    lock = probe(project.paths.supervisor_lock)
+    if not lock.held:
+        raise SupervisorError(
+            f"no supervisor is running for project {project.name} (start one with `hatchctl run` or `hatchctl`)"
+        )
+    return lock
 
 
 def send(
@@ -33,11 +47,7 @@ def send(
     """Queue a command for the supervisor; optionally wait for its result."""
     if task_id is not None:
         check_task_id(task_id)
-    lock = probe(project.paths.supervisor_lock)
-    if not lock.held:
-        raise SupervisorError(
-            f"no supervisor is running for project {project.name} (start one with `hatchctl run` or `hatchctl`)"
-        )
+    lock = _running(project)
     store = project.open_store()
     try:
         if task_id is not None and store.task(task_id) is None:
@@ -55,6 +65,50 @@ def send(
         raise SupervisorError(
             f"the supervisor (pid {lock.pid}) did not answer within {timeout:g}s; command {command_id} stays queued"
         )
+    finally:
+        store.close()
+
+
+def send_each(
+    project: Project,
+    kind: str,
+    task_ids: list[str],
+    *,
+    wait: bool = True,
+    timeout: float = WAIT_SECONDS,
+    args: dict[str, str] | None = None,
+) -> dict[str, tuple[bool, str]]:
+    """One command per task (a feature's), queued together in this order, which the supervisor
+    keeps; then each one's result (ok, its line). The same commands as `send`, the same queue."""
+    for task_id in task_ids:
+        check_task_id(task_id)
+    lock = _running(project)
+    store = project.open_store()
+    try:
+        queued = {t: store.enqueue_command(kind, t, **(args or {})) for t in task_ids}
+        touch_wake(project)
+        if not wait:
+            return {t: (True, f"queued {kind} as command {c}") for t, c in queued.items()}
+        grace = project.config.limits.kill_grace * len(task_ids)
+        deadline = time.monotonic() + timeout + grace
+        results: dict[str, tuple[bool, str]] = {}
+        while len(results) < len(queued) and time.monotonic() < deadline:
+            for task_id, command_id in queued.items():
+                cmd = store.command(command_id) if task_id not in results else None
+                if cmd is not None and cmd.state != "pending":
+                    results[task_id] = (cmd.state == "done", cmd.result or cmd.state)
+            if len(results) < len(queued):
+                time.sleep(0.05)
+        for task_id, command_id in queued.items():
+            results.setdefault(
+                task_id,
+                (
+                    False,
+                    f"the supervisor (pid {lock.pid}) did not answer within {timeout:g}s; "
+                    f"command {command_id} stays queued",
+                ),
+            )
+        return {t: results[t] for t in task_ids}
     finally:
         store.close()
 
@@ -81,10 +135,14 @@ def retry(args: argparse.Namespace) -> int:
 
 
 def hold(args: argparse.Namespace) -> int:
+    if getattr(args, "feature", None) is not None:
+        return _hold_feature(args, "hold")
     return _run(args, "hold", args.task_id)
 
 
 def unhold(args: argparse.Namespace) -> int:
+    if getattr(args, "feature", None) is not None:
+        return _hold_feature(args, "unhold")
     return _run(args, "unhold", args.task_id)
 
 
@@ -175,10 +233,14 @@ def send_message(args: argparse.Namespace) -> int:
 
 
 def approve(args: argparse.Namespace) -> int:
+    if getattr(args, "feature", None) is not None:
+        return _approve_feature(args)
     return _run(args, "approve", args.task_id)
 
 
 def reject(args: argparse.Namespace) -> int:
+    if getattr(args, "feature", None) is not None:
+        return _reject_feature(args)
     project = load_project(args)
     ok, result = send(project, "reject", args.task_id, args={"note": args.note})
     if not ok:
@@ -192,6 +254,8 @@ def review(args: argparse.Namespace) -> int:
     from hatchctl.runtime.gitrepo import Git
     from hatchctl.state.ids import branch_name
 
+    if getattr(args, "feature", None) is not None:
+        return _review_feature(args)
     project = load_project(args)
     store = project.open_store()
     try:
@@ -211,4 +275,106 @@ def review(args: argparse.Namespace) -> int:
             print(f"  hatchctl approve {t.id}  |  hatchctl reject {t.id} --note TEXT")
     finally:
         store.close()
+    return 0
+
+
+# -- a feature as a whole: resolved here (state/featureops.py), sent as per-task commands -------
+def _feature_tasks(project: Project, name: str) -> list[TaskRow]:
+    store = project.open_store()
+    try:
+        return featureops.tasks_of(store.tasks(), name)
+    finally:
+        store.close()
+
+
+def _report(
+    name: str, verb: str, tasks: list[TaskRow], results: dict[str, tuple[bool, str]]
+) -> int:
+    """A line per task of the feature (its result, or why it was left alone); an error naming
+    the tasks whose command failed."""
+    print(f"feature {name}: {verb} {len(results)} of {len(tasks)} task(s)")
+    for t in tasks:
+        if t.id in results:
+            ok, result = results[t.id]
+            print(f"  {t.id}  {result if ok else 'FAILED: ' + result}")
+        else:
+            print(f"  {t.id}  left alone ({featureops.describe(t)})")
+    failed = [t for t, (ok, _) in results.items() if not ok]
+    if failed:
+        raise HatchError(
+            f"{verb} failed for {len(failed)} of {len(results)} task(s) of feature {name}: "
+            + ", ".join(failed)
+        )
+    return 0
+
+
+def _hold_feature(args: argparse.Namespace, verb: str) -> int:
+    """Every unfinished task of the feature (unhold: and any held one)."""
+    project = load_project(args)
+    tasks = _feature_tasks(project, args.feature)
+    ids = [t.id for t in featureops.hold_targets(tasks, verb)]
+    results = send_each(project, verb, ids, wait=not args.no_wait) if ids else {}
+    return _report(args.feature, verb, tasks, results)
+
+
+def _approve_feature(args: argparse.Namespace) -> int:
+    """Only when the whole feature is there: every task waits for review or is completed.
+    The approvals are queued in dependency order (a task before those depending on it)."""
+    project = load_project(args)
+    tasks = _feature_tasks(project, args.feature)
+    ready = featureops.readiness(tasks)
+    if not ready.ready:
+        raise HatchError(featureops.not_ready_line(args.feature, ready))
+    ids = [t.id for t in ready.waiting]
+    results = send_each(project, "approve", ids, wait=not args.no_wait)
+    return _report(args.feature, "approve", tasks, results)
+
+
+def _reject_feature(args: argparse.Namespace) -> int:
+    """Every task of the feature that waits for review, with the same note."""
+    project = load_project(args)
+    tasks = _feature_tasks(project, args.feature)
+    ids = [t.id for t in featureops.readiness(tasks).waiting]
+    if not ids:
+        raise HatchError(f"nothing in feature {args.feature} waits for review")
+    results = send_each(project, "reject", ids, args={"note": args.note})
+    return _report(args.feature, "reject", tasks, results)
+
+
+def _review_feature(args: argparse.Namespace) -> int:
+    """The feature's tasks with their state, and what those waiting for review change together."""
+    from hatchctl.runtime import proc
+    from hatchctl.runtime.gitrepo import git_env
+    from hatchctl.state.ids import branch_name
+
+    project = load_project(args)
+    name = args.feature
+    tasks = _feature_tasks(project, name)
+    ready = featureops.readiness(tasks)
+    print(
+        f"feature {name}: {len(ready.waiting)} waiting for review, {len(ready.done)} done, "
+        f"{len(ready.not_ready)} not ready"
+    )
+    why = {t.id: text for t, text in ready.not_ready}
+    for t in tasks:
+        print(f"  {t.id}  {t.title}  {why.get(t.id) or featureops.describe(t)}")
+    if not ready.waiting:
+        return 0
+    stats = []
+    for t in ready.waiting:
+        if t.base_sha:
+            argv = ["git", "-C", str(project.root), "diff", "--numstat", "--no-renames"]
+            argv += [f"{t.base_sha}...{branch_name(t.id)}", "--"]
+            out = proc.run(argv, timeout=project.config.limits.git_timeout, env=git_env())
+            stats.append(out.stdout)
+    waiting = ", ".join(t.id for t in ready.waiting)
+    print(f"the change of the {len(ready.waiting)} task(s) waiting for review ({waiting}):")
+    print("  " + "\n  ".join(featureops.combine_numstat(stats)))
+    if ready.ready:
+        print(
+            f"  hatchctl approve --feature {name}  |  hatchctl reject --feature {name} --note TEXT"
+        )
+    else:
+        late = ", ".join(t.id for t, _ in ready.not_ready)
+        print(f"  not ready as a whole: `hatchctl approve --feature {name}` waits for {late}")
     return 0

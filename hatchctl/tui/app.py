@@ -1,8 +1,9 @@
 """The control room: a dashboard of every task and its agent, the selected agent's log below,
-keys to kill, restart, retry, attach, message, approve or reject reviewed work, hold, pause and
-drill down, to sort, filter and search the tasks, a timeline, and a strip of what needs a
-person (the keys and where each applies: keys.py). A client of the supervisor: it reads the store
-and writes commands; tmux, git, psutil and the store are only touched in workers."""
+keys to kill, restart, retry, attach, message, approve or reject reviewed work, hold (a task or
+its whole feature), pause and drill down, to sort, filter and search the tasks, a timeline, and
+a strip of what needs a person (the keys and where each applies: keys.py). A client of the
+supervisor: it reads the store and writes commands; tmux, git, psutil and the store are only
+touched in workers."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.rows import EventRow
 from hatchctl.state.store import Store
+from hatchctl.tui import keys
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
 from hatchctl.tui.footer import FitFooter
 from hatchctl.tui.keys import APPLIES, ATTACHABLE, BINDINGS, DASHBOARD_ACTIONS, FOOTER_DROP
@@ -348,6 +350,27 @@ class HatchApp(TaskKeys):
         """`h`: hold the task, or unhold a held one."""
         if (view := self._current()) is not None:
             self._command("unhold" if view.task.held else "hold", view.task.id)
+
+    def action_hold_feature(self) -> None:
+        """`H`: hold the selected task's whole feature, or unhold it when all of it is held."""
+        if (view := self._current()) is None or self.snapshot is None:
+            return
+        if self.read_only or self.send is None:
+            self.notify("read-only: actions are refused", severity="warning")
+            return
+        plan = keys.feature_hold(view, self.snapshot.views)
+        if isinstance(plan, str):
+            self.notify(plan, severity="warning", markup=False)
+            return
+        self._send_feature(plan)
+
+    @work(thread=True, group="commands")
+    def _send_feature(self, plan: keys.FeatureHold) -> None:
+        assert self.send is not None
+        ok, result = keys.send_feature_hold(self.send, plan)
+        severity = "information" if ok else "error"
+        self.call_from_thread(self.notify, result, severity=severity, markup=False)
+        self.call_from_thread(self.refresh_data)
 
     def action_timeline(self) -> None:
         self.open_timeline()

@@ -1,14 +1,17 @@
 """The control room's keys: the dashboard's bindings, which of them apply to which task (off, and
 out of the footer, where they do not), what leaves the footer first at 80 columns, and how a key
-reaches the supervisor (a Sender)."""
+reaches the supervisor (a Sender; `H`: one hold or unhold per task of a feature)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from textual.binding import Binding
 
+from hatchctl.errors import HatchError
+from hatchctl.state import featureops
 from hatchctl.tui.data import TaskView
 from hatchctl.tui.nav import STATE_FILTERS
 
@@ -29,7 +32,7 @@ class Sender(Protocol):
 DASHBOARD_ACTIONS = frozenset(
     {"drill", "kill", "restart", "retry", "attach", "message", "pause", "filter", "help"}
     | {"search", "next_match", "sort", "reverse", "state", "dismiss", "clear", "timeline"}
-    | {"approve", "reject", "hold", "new_task", "edit_task"}
+    | {"approve", "reject", "hold", "hold_feature", "new_task", "edit_task"}
 )
 STATES = Binding.Group("State", compact=True)
 APPLIES: dict[str, Callable[[TaskView], bool]] = {
@@ -60,6 +63,7 @@ BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("A", "approve", "Approve"),
     Binding("R", "reject", "Reject"),
     Binding("h", "hold", "Hold"),
+    Binding("H", "hold_feature", "Hold feature", show=False),  # not in the footer: `?` lists it
     Binding("t", "timeline", "Timeline"),
     Binding("p", "pause", "Pause", show=False),
     Binding("slash", "search", "Search"),
@@ -76,3 +80,47 @@ BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("colon", "command_palette", "Commands", show=False),
     Binding("question_mark", "help", "Help"),
 ]
+
+
+@dataclass(frozen=True)
+class FeatureHold:
+    """`H`: hold (or unhold) these tasks of the feature, one command each."""
+
+    feature: str
+    verb: str  # hold | unhold
+    task_ids: list[str]
+
+
+def feature_hold(view: TaskView, views: list[TaskView]) -> FeatureHold | str:
+    """What `H` on ``view`` does: hold the unfinished tasks of its feature if any of them is not
+    held, else unhold them; a string says why there is nothing to do."""
+    name = view.task.feature
+    if not name:
+        return f"{view.task.id} belongs to no feature (`h` holds one task)"
+    tasks = featureops.tasks_of([v.task for v in views], name)
+    verb = featureops.toggle_verb(tasks)
+    if verb is None:
+        return f"feature {name}: every task is finished, nothing to hold"
+    return FeatureHold(name, verb, [t.id for t in featureops.hold_targets(tasks, verb)])
+
+
+def send_feature_hold(send: Sender, plan: FeatureHold) -> tuple[bool, str]:
+    """The per-task commands, in the feature's dependency order (off the UI thread): ok, and a
+    line naming the feature and the count (and each failure)."""
+    done, failed = 0, []
+    for n, task_id in enumerate(plan.task_ids):
+        try:
+            ok, result = send(plan.verb, task_id)
+        except HatchError as exc:  # no supervisor to answer: the rest would fail the same way
+            rest = plan.task_ids[n + 1 :]
+            failed += [f"{task_id}: {exc}"] + ([f"not sent: {', '.join(rest)}"] if rest else [])
+            break
+        if ok:
+            done += 1
+        else:
+            failed.append(f"{task_id}: {result}")
+    past = "held" if plan.verb == "hold" else "unheld"
+    total = len(plan.task_ids)
+    if not failed:
+        return True, f"feature {plan.feature}: {past} {total} task(s) ({', '.join(plan.task_ids)})"
+    return False, f"feature {plan.feature}: {past} {done} of {total} task(s); {'; '.join(failed)}"
