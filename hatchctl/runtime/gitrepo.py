@@ -131,7 +131,14 @@ class Git:
         return self._run("diff", "--stat=100", "--no-renames", f"{base}...{ref}").stdout
 
     def diff_text(self, base: str, ref: str, max_bytes: int = 2_000_000) -> str:
-        return self._run("diff", "--stat", "--patch", f"{base}..{ref}").stdout[:max_bytes]
+        plain = [
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--src-prefix=a/",
+            "--dst-prefix=b/",
+        ]
+        return self._run("diff", *plain, "--stat", "--patch", f"{base}..{ref}").stdout[:max_bytes]
 
     def common_dir(self) -> Path:
         out = self._run("rev-parse", "--git-common-dir").stdout.strip()

@@ -26,17 +26,12 @@ from hatchctl.state.store import Store
 from hatchctl.tui import keys
 from hatchctl.tui.data import DataSource, Snapshot, TaskView
 from hatchctl.tui.footer import FitFooter
+from hatchctl.tui.help import HelpScreen
 from hatchctl.tui.keys import APPLIES, ATTACHABLE, BINDINGS, DASHBOARD_ACTIONS, FOOTER_DROP
 from hatchctl.tui.keys import Sender as Sender  # re-exported: `hatchctl` (cmds/ui.py) types it
 from hatchctl.tui.logview import LogView
 from hatchctl.tui.palette import HatchCommands
-from hatchctl.tui.screens import (
-    ConfirmScreen,
-    DetailScreen,
-    HelpScreen,
-    MessageScreen,
-    NoteScreen,
-)
+from hatchctl.tui.screens import ConfirmScreen, DetailScreen, MessageScreen, NoteScreen
 from hatchctl.tui.table import TaskTable
 from hatchctl.tui.taskedit import Editor, TaskKeys
 from hatchctl.tui.timeline import TimelineScreen

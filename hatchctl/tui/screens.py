@@ -1,5 +1,5 @@
 """Screens: the drill-down (Log, Events, Summary, Diff, Spec), confirmation, a message to an
-agent, a reviewer's note (`R`), and help."""
+agent and a reviewer's note (`R`); help is in help.py."""
 
 from __future__ import annotations
 
@@ -19,82 +19,30 @@ from textual.widgets import (
     Header,
     Input,
     Label,
-    RichLog,
     Static,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from hatchctl.errors import SummaryError
 from hatchctl.project import Project
 from hatchctl.runtime.gitrepo import Git
+from hatchctl.state.diffparse import Diff, parse_diff
 from hatchctl.state.rows import RunRow
 from hatchctl.state.store import Store
 from hatchctl.state.summary import read_agent_file
+from hatchctl.tui.diffview import DiffLines, DiffView
 from hatchctl.tui.footer import FitFooter
+from hatchctl.tui.help import HelpScreen
 from hatchctl.tui.logview import LogView
 from hatchctl.tui.usage import usage_line
 
 if TYPE_CHECKING:
     from hatchctl.tui.app import HatchApp
 
-HELP = {
-    "dashboard": [
-        ("enter", "open the task's drill-down (clears its ⚑ items)"),
-        ("k", "kill the task's agent (asks first); the task fails"),
-        ("r", "restart the task's agent (no strike)"),
-        ("x", "retry a failed or blocked task"),
-        ("a", "attach to the agent's tmux pane (detach: C-b d)"),
-        ("m", "message the running agent (enter sends, esc cancels)"),
-        ("A", "approve a task waiting for review: it merges"),
-        ("R", "reject it with a note (enter sends); the factory gets it"),
-        ("h", "hold / unhold the task (a running agent finishes first)"),
-        ("n", "new task: a form, then its spec in $EDITOR, validated"),
-        ("e", "edit the task's spec in $EDITOR, validated before it is saved"),
-        ("t", "timeline: every task's runs over time"),
-        ("p", "pause / resume starting new agents"),
-        ("/", "search: jump to the tasks that match, hide none"),
-        ("n / N", "while searching: next / previous match"),
-        ("f", "filter: show only the tasks that match"),
-        ("1-4", "only failed / active / waiting for input / blocked"),
-        ("0", "every state again (as does the same digit)"),
-        ("esc", "clear the filter, the state and the search"),
-        ("s / S", "sort by the next column (STATE▲) / reverse it"),
-        ("g / G", "first / last task (also home / end)"),
-        ("d", "dismiss the task's ⚑ item (else the first one)"),
-        ("tab", "move between the task list and the log tail"),
-        (":", "command palette"),
-        ("?", "this help"),
-        ("q", "quit (agents keep running; `hatchctl down` stops them)"),
-    ],
-    "detail": [
-        ("1-5", "Log, Events, Summary, Diff, Spec"),
-        ("m", "message the running agent (enter sends, esc cancels)"),
-        ("A / R", "in review: approve / reject with a note (Diff: 4)"),
-        ("/", "log: search (regex); nothing is hidden"),
-        ("n / N", "log: next / previous match"),
-        ("f", "log: filter, show only matching lines (regex)"),
-        ("!", "log: invert the filter"),
-        ("w", "log: wrap long lines"),
-        ("p / P", "log: previous / next attempt"),
-        ("end", "log: follow new output"),
-        ("ctrl+s", "log: save the shown lines to .hatch/exports/"),
-        ("?", "this help"),
-        ("esc / q", "back to the dashboard"),
-    ],
-    "timeline": [
-        ("+ / -", "zoom in / out (the scale is over the chart)"),
-        ("f", "fit: the whole night on one screen, following it"),
-        ("← / →", "earlier / later; home: the start"),
-        ("↑ / ↓", "previous / next lane (also page up / down)"),
-        ("enter", "open the lane's task in the drill-down"),
-        ("★", "a lane on the critical path of the dependencies"),
-        ("█ █", "a factory / QA run; its end cell is its outcome"),
-        ("▼ ↻ ◆ ┃", "strike, restart, merged, the task's end"),
-        ("?", "this help"),
-        ("esc / q", "back to the dashboard"),
-    ],
-}
+DIFF_BYTES = 2_000_000  # of `git diff` read for the Diff tab
+DIFF_CUT = "the diff is over 2 MB: the rest is not shown"
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -175,28 +123,6 @@ class NoteScreen(AskLine):
         return text.strip()
 
 
-class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
-
-    def __init__(self, view: str) -> None:
-        super().__init__()
-        self.view = view
-
-    def compose(self) -> ComposeResult:
-        rows = HELP[self.view]
-        wide = max(len(key) for key, _ in rows)
-        text = Text(no_wrap=True)  # one phrase a line: the dialog is as wide as the text
-        for n, (key, what) in enumerate(rows):
-            text.append(f"{key:>{wide}}  ", style="bold cyan")
-            text.append(what + ("\n" if n < len(rows) - 1 else ""))
-        with Vertical(id="help-dialog"):
-            yield Static(Text(f"keys: {self.view}", style="bold"))
-            yield Static(text, id="help-keys")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-
 class DetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "back", "Back"),
@@ -241,10 +167,12 @@ class DetailScreen(Screen[None]):
             with TabPane("Summary", id="summary"), VerticalScroll():
                 yield Static("", id="summary-body")
             with TabPane("Diff", id="diff"):
-                yield RichLog(id="diff-body", highlight=False, markup=False)
+                yield DiffView(id="diff-view")
             with TabPane("Spec", id="spec"), VerticalScroll():
                 yield Static("", id="spec-body")
-        yield FitFooter(drop=("attempt", "search", "invert", "save", "wrap", "find", "filter"))
+        yield FitFooter(
+            drop=("attempt", "search", "invert", "save", "wrap", "find", "filter", "step")
+        )
 
     def on_mount(self) -> None:
         self.title = f"hatchctl · {self.task_id}"
@@ -265,12 +193,15 @@ class DetailScreen(Screen[None]):
                 except (SummaryError, ValueError) as exc:
                     summary_text = f"{path.name}: unreadable ({exc})"
                 break
-        diff = ""
+        diff: Diff | str = "no diff yet (the worktree is created when the task starts)"
         if task is not None and task.base_sha and task.branch:
-            try:
-                diff = Git(self.project.root, 20).diff_text(task.base_sha, task.branch)
+            try:  # parsed here, off the UI thread
+                text = Git(self.project.root, 20).diff_text(task.base_sha, task.branch, DIFF_BYTES)
+                diff = parse_diff(text, cut=DIFF_CUT if len(text) >= DIFF_BYTES else "")
             except Exception as exc:
                 diff = f"(no diff: {exc})"
+            if isinstance(diff, Diff) and not diff.files:
+                diff = f"no changes on {task.branch} since {task.base_sha[:12]}"
         spec = ""
         if task is not None:
             try:
@@ -283,7 +214,14 @@ class DetailScreen(Screen[None]):
                 )
         self.app.call_from_thread(self._show, runs, events, summary_text, diff, spec)
 
-    def _show(self, runs: list[RunRow], events: list, summary: str, diff: str, spec: str) -> None:  # type: ignore[type-arg]
+    def _show(
+        self,
+        runs: list[RunRow],
+        events: list,  # type: ignore[type-arg]
+        summary: str,
+        diff: Diff | str,  # a message when there is no diff to show
+        spec: str,
+    ) -> None:
         self.runs = runs
         self.run_index = len(runs) - 1
         self._show_run()
@@ -312,13 +250,10 @@ class DetailScreen(Screen[None]):
             if summary.strip().endswith("}")
             else Text(summary)
         )
-        body = self.query_one("#diff-body", RichLog)
-        body.clear()
-        body.write(
-            Syntax(diff, "diff")
-            if diff
-            else "no diff yet (the worktree is created when the task starts)"
-        )
+        if isinstance(diff, Diff):
+            self.query_one(DiffView).show(diff)
+        else:
+            self.query_one(DiffView).show(None, diff)
         self.query_one("#spec-body", Static).update(Text(spec or "spec not found"))
 
     def _show_run(self) -> None:
@@ -361,6 +296,12 @@ class DetailScreen(Screen[None]):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "diff":  # its keys (v, [, ]) are the diff view's: focus it
+            self.query_one(DiffLines).focus()
+        elif self.focused is not None and self.query_one(DiffView) in self.focused.ancestors:
+            self.query_one(Tabs).focus()  # left on another tab: not a hidden widget
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -24,7 +24,7 @@ from textual.widgets import Header, Static
 from hatchctl.state.durations import format_duration
 from hatchctl.state.timeline import LIVE, Lane, Timeline
 from hatchctl.tui.footer import FitFooter
-from hatchctl.tui.screens import HelpScreen
+from hatchctl.tui.help import HelpScreen
 
 if TYPE_CHECKING:
     from hatchctl.tui.app import HatchApp

@@ -16,8 +16,9 @@ from hatchctl.project import Project
 from hatchctl.state.store import Store
 from hatchctl.tui.app import HatchApp
 from hatchctl.tui.data import DataSource, Snapshot
+from hatchctl.tui.help import HELP, HelpScreen
 from hatchctl.tui.logview import LogLines, LogView
-from hatchctl.tui.screens import HELP, DetailScreen, HelpScreen
+from hatchctl.tui.screens import DetailScreen
 from tests.tui.test_app import T0, app_for, fixed_project, settle
 
 

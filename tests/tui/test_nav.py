@@ -14,7 +14,8 @@ from rich.cells import cell_len
 from textual.widgets import Input, Static
 
 from hatchctl.tui.app import HatchApp
-from hatchctl.tui.screens import HELP, DetailScreen
+from hatchctl.tui.help import HELP
+from hatchctl.tui.screens import DetailScreen
 from hatchctl.tui.table import MATCH_STYLE, TaskTable
 from tests.conftest import write_spec
 from tests.tui.test_app import T0, app_for, fixed_project, settle

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import RichLog, TabbedContent
+from textual.widgets import TabbedContent
 
 from hatchctl.project import Project
 from hatchctl.state.store import Store
+from hatchctl.tui.diffview import DiffView
 from hatchctl.tui.screens import DetailScreen, NoteScreen
 from tests.tui.test_app import app_for, settle
 from tests.tui.test_message import Sent, notes, recorder, until
@@ -65,8 +66,8 @@ async def test_review_keys_from_the_dashboard_and_the_drill_down(tmp_path: Path)
         await pilot.press("4")
         screen = app.screen
         assert screen.query_one(TabbedContent).active == "diff"
-        body = screen.query_one("#diff-body", RichLog)
-        await until(pilot, lambda: any("health.py" in line.text for line in body.lines), "diff")
+        view = screen.query_one(DiffView)
+        await until(pilot, lambda: "health.py" in [f.path for f in view.diff.files], "diff")
         await pilot.press("A")
         await until(pilot, lambda: len(sent) == 3, "the approval from the drill-down")
         await pilot.press("R", *"rename it", "enter")
