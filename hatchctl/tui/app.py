@@ -62,7 +62,9 @@ class HatchApp(TaskKeys):
         self.read_only = read_only or send is None
         self.refresh_every = refresh_every
         self.editor = editor  # `n`/`e`: None is $EDITOR with the app suspended (taskedit.py)
-        self.footer_for: tuple[str | None, str] = (None, "")
+        self.footer_for: frozenset[str] | None = (
+            None  # the actions that applied at the last rebuild
+        )
         self.exit_note = ""  # printed by `hatchctl` when the control room closes
         if is_demo(project.root):  # the demo says what each task is about to do
             self.narration = dict(NARRATION)
@@ -157,8 +159,9 @@ class HatchApp(TaskKeys):
         if task_id != self.selected or path != log.path:
             self.selected = task_id
             log.open(path)
-        if (task_id, title) != self.footer_for:  # which actions apply to it
-            self.footer_for = (task_id, title)
+        applies = frozenset(a for a, check in APPLIES.items() if view is not None and check(view))
+        if applies != self.footer_for:  # the footer is rebuilt only when other keys apply
+            self.footer_for = applies
             self.refresh_bindings()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
