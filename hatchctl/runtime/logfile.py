@@ -266,6 +266,7 @@ class StablePrinter:
         return out
 
 
+PREVIEWS = 256
 _PREVIEWS: OrderedDict[Path, LogFollower] = OrderedDict()  # the logs that grow
 _LAST: OrderedDict[Path, tuple[int, str]] = OrderedDict()  # size -> line, for every log seen
 _PREVIEW_LOCK = threading.Lock()
@@ -274,7 +275,9 @@ _PREVIEW_LOCK = threading.Lock()
 def last_line(path: Path) -> str:
     """The last non-blank line the pane shows (the dashboard's preview, asked for every task at
     every refresh): a log that did not change costs a stat; one that grew costs the bytes
-    appended since (its renderer is kept, for the 32 most recently changed logs)."""
+    appended since (its renderer is kept, for the PREVIEWS most recently changed logs: more
+    than the agents that run at once, or 50 streaming logs would evict each other and every
+    refresh would render each one afresh from 64 KiB)."""
     size = _size(path)
     with _PREVIEW_LOCK:
         known = _LAST.get(path)
@@ -282,7 +285,7 @@ def last_line(path: Path) -> str:
             return known[1] if known is not None and size is not None else ""
         follower = _PREVIEWS.pop(path, None) or LogFollower(path, max_bytes=64 << 10, history=50)
         _PREVIEWS[path] = follower
-        while len(_PREVIEWS) > 32:
+        while len(_PREVIEWS) > PREVIEWS:
             _PREVIEWS.popitem(last=False)
         follower.poll()
         line = next((ln.strip() for ln in reversed(follower.snapshot()[1]) if ln.strip()), "")
