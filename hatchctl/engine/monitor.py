@@ -80,6 +80,8 @@ class Monitor:
                         run = tx.update_run(run.id, stop_seen=sig, **extra)
             except SummaryError:
                 exited = not psinfo.alive_since(run.pane_pid, run.running_at or run.started_at)
+            if exited:  # killed between recording the stop and acting on it: check again
+                self._kill_survivors(run)
             self.after_stop(run, exited)
             return
         if sig is not None and sig != run.stop_seen:
@@ -269,10 +271,35 @@ class Monitor:
                 )
             return
         exited = stop.reason == "exit"
-        alive = [] if not exited else psinfo.marked(deps.run_key(run.id))
+        with deps.store.tx() as tx:  # first: the stop is recorded at once, in one transaction
+            fields: dict[str, Any] = {"stop_seen": sig}
+            if exited:
+                fields.update(exit_code=stop.exit_code, ended_at=tx.now)
+            if (transcript := observe.transcript_path(run, stop)) is not None:
+                fields["transcript_path"] = transcript
+            if run.waiting_since is not None:
+                fields.update(waiting_since=None, waiting_reason=None)
+                tx.event(
+                    "agent_resumed", task_id=run.task_id, run_id=run.id, data={"why": "stopped"}
+                )
+            run = tx.transition_run(
+                run.id,
+                run.state,
+                "stopped",
+                data={"reason": stop.reason, "exit_code": stop.exit_code},
+                **fields,
+            )
+        if exited:
+            self._kill_survivors(run)
+        self.after_stop(run, exited)
+
+    def _kill_survivors(self, run: RunRow) -> None:
+        """A stop that says "exited" while the agent's processes live (forged by the agent
+        itself, or a wrapper killed oddly): they are killed before anything else (the summary
+        check, the next run) uses the worktree beside them."""
+        deps = self.deps
+        alive = psinfo.marked(deps.run_key(run.id))
         if [p for p in alive if p.pid != run.pane_pid]:  # the wrapper itself is about to exit
-            # a stop that says "exited" while the agent's processes live (forged by the agent
-            # itself, or a wrapper killed oddly): nothing else may use the worktree beside them
             report = launcher.kill(deps, run)
             with deps.store.tx() as tx:
                 tx.event(
@@ -281,20 +308,6 @@ class Monitor:
                     run_id=run.id,
                     data={"kill": report.as_dict()},
                 )
-        observe.note_stop(deps, run, stop)
-        run = observe.clear_waiting(deps, deps.store.run(run.id) or run, "stopped")
-        with deps.store.tx() as tx:
-            fields: dict[str, Any] = {"stop_seen": sig}
-            if exited:
-                fields.update(exit_code=stop.exit_code, ended_at=tx.now)
-            run = tx.transition_run(
-                run.id,
-                run.state,
-                "stopped",
-                data={"reason": stop.reason, "exit_code": stop.exit_code},
-                **fields,
-            )
-        self.after_stop(run, exited)
 
     def _read_stop(self, run: RunRow) -> StopSignal:
         stop = load_stop(self._path(run.stop_path))

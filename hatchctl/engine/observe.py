@@ -79,8 +79,9 @@ def clear_waiting(deps: Deps, run: RunRow, why: str) -> RunRow:
     return run
 
 
-def note_stop(deps: Deps, run: RunRow, stop: StopSignal) -> None:
-    """Keep what a stop tells besides the stop itself: the transcript's path."""
+def transcript_path(run: RunRow, stop: StopSignal) -> str | None:
+    """What a stop tells besides the stop itself: the transcript's path, when it is a new,
+    plausible one (recorded with the stop's transition)."""
     extra = stop.model_extra or {}
     path = extra.get("transcript_path")
     if (
@@ -91,8 +92,8 @@ def note_stop(deps: Deps, run: RunRow, stop: StopSignal) -> None:
         and "\0" not in path
         and path != run.transcript_path
     ):
-        with deps.store.tx() as tx:
-            tx.update_run(run.id, transcript_path=path)
+        return path
+    return None
 
 
 def _lines(path: Path) -> Iterator[bytes]:
