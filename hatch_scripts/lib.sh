@@ -11,7 +11,8 @@
 # agent can change are checked with -L and never resolved with realpath before a chmod or rm.
 
 HATCH_DRY_RUN=${HATCH_DRY_RUN:-0}
-HATCH_SCRIPT_NAME=$(basename "$0")
+HATCH_SCRIPT_NAME=${0##*/}  # basename, without a process (these helpers avoid subshells:
+# a script runs for every launch and merge, and a fork per argument or mount adds up)
 
 die() {
   local code=$1
@@ -22,8 +23,11 @@ die() {
 
 _show() {
   local out='+'
-  local arg
-  for arg in "$@"; do out+=" $(printf '%q' "$arg")"; done
+  local arg quoted
+  for arg in "$@"; do
+    printf -v quoted '%q' "$arg"
+    out+=" $quoted"
+  done
   printf '%s\n' "$out" >&2
 }
 
@@ -82,7 +86,7 @@ mounts_under() {
   dir=$(realpath -m -- "$1")
   local mp
   while read -r _ _ _ _ mp _; do
-    mp=$(printf '%b' "${mp//\\/\\0}")
+    printf -v mp '%b' "${mp//\\/\\0}"
     if [[ $mp == "$dir" || $mp == "$dir"/* ]]; then
       printf '%s\n' "$mp"
     fi
