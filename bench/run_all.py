@@ -20,6 +20,7 @@ def main() -> int:
         "bench_status_scale.py",
         "bench_ssh.py",
         "bench_logtail.py",
+        "bench_biglog.py",
         "bench_demo.py",
         "bench_stop_latency.py",
         "bench_keys.py",

@@ -3,7 +3,9 @@ them (``screenlog``), read from the end.
 
 Work is bounded: a log is rendered from its last ``TAIL_BYTES`` at most (a marker line says
 what was skipped), so a 1 GiB log costs one seek and a 2 MiB render; a ``LogFollower`` keeps
-its screen and feeds only the bytes appended since its last poll."""
+its screen and feeds only the bytes appended since its last poll (its first render can be
+smaller: ``start_bytes``), and ``render_page`` renders the ``PAGE_BYTES`` before an offset, so a
+viewer pages back through the rest on demand, never reading more than a page at a time."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from hatchctl.runtime.screenlog import HISTORY, ROWS, ScreenRenderer
 
 TAIL_BYTES = 2 << 20
+PAGE_BYTES = 512 << 10  # what paging back reads and renders at a time
 _SAFE_SCAN = 64 << 10  # how far past a cut to look for a clean place to start rendering
 
 # CSI sequences, OSC sequences (terminated by BEL or ST), other two-byte escapes, and stray CRs.
@@ -76,7 +79,9 @@ def _human(n: int) -> str:
     return f"{size:.1f} {unit}"
 
 
-def skipped_marker(skipped: int) -> str:
+def skipped_marker(skipped: int, *, page: bool = False) -> str:
+    if page:  # a view that pages back on demand
+        return f"[... {_human(skipped)} of earlier output: scroll up to read it]"
     return f"[... {_human(skipped)} of earlier output not shown; `hatchctl logs --raw` has all]"
 
 
@@ -116,6 +121,20 @@ def render_tail(
     return ([skipped_marker(skipped)] if skipped else []) + renderer.lines()
 
 
+def render_page(path: Path, end: int, *, max_bytes: int = PAGE_BYTES) -> tuple[int, list[str]]:
+    """The lines of the (at most ``max_bytes``) bytes before offset ``end``, from a clean place
+    to start, and that place: one page back from where a view's lines begin. Every line of the
+    page is kept (a history as long as the page's bytes)."""
+    start = max(0, min(end, _size(path) or 0) - max_bytes)
+    data = _read(path, start, end)
+    if start:
+        cut = _clean_start(data)
+        start, data = start + cut, data[cut:]
+    renderer = ScreenRenderer(history=max(HISTORY, len(data)))
+    renderer.feed(data)
+    return start, renderer.lines()
+
+
 def tail_lines(
     path: Path, lines: int, *, chunk: int = 16384, max_bytes: int = TAIL_BYTES
 ) -> list[str]:
@@ -135,10 +154,14 @@ def tail_lines(
 @dataclass(frozen=True)
 class Update:
     """A change to a follower's lines: the first ``keep`` lines reported so far stay, the ones
-    after them are replaced by ``lines`` (``keep == 0``: everything is new)."""
+    after them are replaced by ``lines`` (``keep == 0``: everything is new). ``start``: for a
+    fresh render, the offset of the first byte its lines come from (what precedes them is
+    ``render_page``'s to read); -1 when unknown (lines were dropped: paging back would leave a
+    gap)."""
 
     keep: int
     lines: list[str]
+    start: int = -1
 
 
 def _common(a: list[str], b: list[str]) -> int:
@@ -157,10 +180,17 @@ class LogFollower:
     none were ever dropped; ``snapshot`` gives the last ``history`` (plus the screen)."""
 
     def __init__(
-        self, path: Path, *, max_bytes: int = TAIL_BYTES, rows: int = ROWS, history: int = HISTORY
+        self,
+        path: Path,
+        *,
+        max_bytes: int = TAIL_BYTES,
+        rows: int = ROWS,
+        history: int = HISTORY,
+        start_bytes: int | None = None,
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.start_bytes = max_bytes if start_bytes is None else min(start_bytes, max_bytes)
         self.rows = rows
         self.history = history
         self.pos = 0  # bytes of the file consumed
@@ -194,16 +224,23 @@ class LogFollower:
             return self._changes()
 
     def _restart(self, size: int) -> Update:
-        skipped, data = _window(self.path, size, self.max_bytes)
+        skipped, data = _window(self.path, size, self.start_bytes)
         self._renderer = ScreenRenderer(rows=self.rows, history=self.history)
         self._renderer.feed(data)
         self.pos = skipped + len(data)
-        self._head = [skipped_marker(skipped)] if skipped else []
         screen = self._renderer.screen
+        dropped = 0 if screen.cleared else screen.pushed - len(screen.history)  # over history
+        self._head = (
+            [skipped_marker(skipped)]
+            if skipped
+            else [f"[... {dropped:,} earlier lines not shown; `hatchctl logs --raw` has all]"]
+            if dropped
+            else []
+        )
         self._screen = screen.rows()
         self._shown, self._base = [*self._head, *screen.history, *self._screen], 0
         self._pushed, self._cleared = screen.pushed, screen.cleared
-        return Update(0, list(self._shown))
+        return Update(0, list(self._shown), skipped if not dropped and not screen.cleared else -1)
 
     def _changes(self) -> Update | None:
         assert self._renderer is not None
@@ -288,7 +325,9 @@ def last_line(path: Path) -> str:
         while len(_PREVIEWS) > PREVIEWS:
             _PREVIEWS.popitem(last=False)
         follower.poll()
-        line = next((ln.strip() for ln in reversed(follower.snapshot()[1]) if ln.strip()), "")
+        base, shown = follower.snapshot()
+        shown = shown[0 if base else len(follower._head) :]  # not the marker of what was cut
+        line = next((ln.strip() for ln in reversed(shown) if ln.strip()), "")
         _LAST[path] = (follower.pos, line)
         _LAST.move_to_end(path)
         while len(_LAST) > 4096:

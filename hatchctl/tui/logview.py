@@ -1,146 +1,33 @@
 """A log pane: what the agent's screen showed. A worker thread follows the log
-(``logfile.LogFollower``: the tail rendered through a terminal emulator, then only new bytes)
-and posts what changed; the UI thread only edits a list of lines and draws the visible ones,
-so neither a 1 GB log nor a TUI redrawing in place blocks it. Filters, inverts, searches,
-wraps and saves."""
+(``logfile.LogFollower``: the last ``START_BYTES`` rendered through a terminal emulator, then
+only new bytes) and posts what changed; the UI thread only edits a list of lines and draws the
+visible ones, so neither a 1 GB log nor a TUI redrawing in place blocks it. Scrolling up past
+the first line renders the page before it (``logfile.render_page``, in a worker), up to
+``MAX_PAGED`` lines in all. Filters, inverts, searches, wraps and saves."""
 
 from __future__ import annotations
 
 import re
 import time
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from itertools import compress
 from pathlib import Path
 
-from rich.cells import cell_len
-from rich.segment import Segment
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.cache import LRUCache
 from textual.containers import Vertical
-from textual.events import Resize
-from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from hatchctl.runtime.logfile import LogFollower, Update
+from hatchctl.runtime.logfile import LogFollower, Update, render_page, skipped_marker
+from hatchctl.tui.loglines import LogLines as LogLines  # re-exported (the tests use it here)
 
-MAX_LINES = 20_000
+MAX_LINES = 20_000  # kept while following (older lines are dropped as new ones come)
+MAX_PAGED = 250_000  # kept once paged back
+START_BYTES = 256 << 10  # the tail rendered first (~4 000 lines): the last screen, fast
 POLL_SECONDS = 0.25
-
-
-def _cells(line: str) -> int:
-    return len(line) if line.isascii() else cell_len(line)
-
-
-def _highlighted(line: str, pattern: str) -> Text:
-    text = Text(line)
-    text.expand_tabs()
-    if pattern:
-        try:
-            text.highlight_regex(pattern, "reverse")
-        except re.error:
-            text.highlight_words([pattern], "reverse")
-    return text
-
-
-class LogLines(ScrollView, can_focus=True):
-    """Lines drawn on demand (only the visible ones are ever rendered): replacing the last
-    rows (a TUI's screen redrawn) or setting 20,000 lines costs a list edit, not a render.
-    ``wrap`` breaks lines at the width, like a terminal."""
-
-    DEFAULT_CSS = """
-    LogLines {
-        background: $surface;
-        color: $foreground;
-        overflow-y: scroll;
-        &:focus {
-            background-tint: $foreground 5%;
-        }
-    }
-    """
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.lines: list[str] = []
-        self.pattern = ""  # highlighted in every line
-        self.wrap = False
-        self._widest = 0
-        self._starts: list[int] = [0]  # with wrap: the first row of each line, then the end
-        self._strips: LRUCache[tuple[str, str], Strip] = LRUCache(4096)
-
-    def set_lines(self, lines: list[str], *, pattern: str, wrap: bool) -> None:
-        self.lines, self.pattern, self.wrap = lines, pattern, wrap
-        self._widest = max(map(_cells, lines), default=0)
-        self._changed(0)
-
-    def replace_from(self, index: int, lines: list[str]) -> None:
-        del self.lines[index:]
-        self.lines.extend(lines)
-        self._widest = max(self._widest, max(map(_cells, lines), default=0))
-        self._changed(index)
-
-    def drop_front(self, count: int) -> None:
-        if count:
-            del self.lines[:count]
-            self._changed(0)
-
-    def row_of(self, index: int) -> int:
-        return self._starts[index] if self.wrap and index < len(self._starts) else index
-
-    def on_resize(self, _event: Resize) -> None:
-        if self.wrap:
-            self._changed(0)
-
-    def _changed(self, index: int) -> None:
-        """Lines from ``index`` on changed: the rows they take, the size, a repaint."""
-        width = max(1, self.scrollable_content_region.width)
-        rows = len(self.lines)
-        if self.wrap:
-            starts = self._starts
-            del starts[index + 1 :]
-            row = starts[index] if index < len(starts) else 0
-            for line in self.lines[index:]:
-                row += max(1, -(-_cells(line) // width))
-                starts.append(row)
-            rows = starts[-1]
-        self.virtual_size = Size(width if self.wrap else self._widest, rows)
-        self.refresh()
-
-    def _strip(self, line: str) -> Strip:
-        key = (line, self.pattern)
-        strip = self._strips.get(key)
-        if strip is None:
-            console = self.app.console
-            text = _highlighted(line, self.pattern)
-            options = console.options.update(overflow="ignore", no_wrap=True)
-            rendered = list(
-                Segment.split_lines(
-                    console.render(text, options.update_width(max(1, text.cell_len)))
-                )
-            )
-            strip = Strip(rendered[0]) if rendered else Strip.blank(0)
-            self._strips[key] = strip
-        return strip
-
-    def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        row, width, style = scroll_y + y, self.scrollable_content_region.width, self.rich_style
-        if self.wrap:
-            index = bisect_right(self._starts, row) - 1
-            if index < len(self.lines):
-                part = (row - self._starts[index]) * width
-                strip = self._strip(self.lines[index]).crop(part, part + width)
-                return strip.crop_extend(0, width, style).apply_style(style)
-        elif row < len(self.lines):
-            strip = self._strip(self.lines[row])
-            return strip.crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
-        return Strip.blank(width, style).apply_style(style)
 
 
 class LogView(Vertical):
@@ -165,6 +52,15 @@ class LogView(Vertical):
             self.generation = generation
             self.update = update
 
+    class Paged(Message):
+        """The page of the log before offset ``end``: its ``lines`` start at offset ``start``."""
+
+        bubble = False
+
+        def __init__(self, generation: int, end: int, start: int, lines: list[str]) -> None:
+            super().__init__()
+            self.generation, self.end, self.start, self.lines = generation, end, start, lines
+
     def __init__(self, path: Path | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.path = path
@@ -180,6 +76,9 @@ class LogView(Vertical):
         self.match_at = -1  # the shown line the search is on
         self.found = ""  # "match 2/7"
         self._generation = 0
+        self.older = 0  # bytes before lines[0] that paging back can still read
+        self.cap = MAX_LINES  # lines kept (more once paged back)
+        self._paging = False
 
     def compose(self) -> ComposeResult:
         yield Input(id="log-filter")
@@ -194,7 +93,7 @@ class LogView(Vertical):
     def open(self, path: Path | None) -> None:
         self.path = path
         self._generation += 1
-        self.lines, self.first = [], 0
+        self.lines, self.first, self.older, self.cap = [], 0, 0, MAX_LINES
         self.redraw()
         if path is None:
             self.workers.cancel_group(self, "log-follow")
@@ -204,7 +103,7 @@ class LogView(Vertical):
     @work(thread=True, exclusive=True, group="log-follow")
     def _follow(self, path: Path, generation: int) -> None:
         worker = get_current_worker()
-        follower = LogFollower(path)
+        follower = LogFollower(path, start_bytes=START_BYTES)
         while not worker.is_cancelled:
             update = follower.poll()
             if update is not None:
@@ -220,6 +119,10 @@ class LogView(Vertical):
         keep, new = update.keep, update.lines
         if keep == 0 or keep < self.first:  # start over
             self.lines, self.first = new[-MAX_LINES:], max(0, len(new) - MAX_LINES)
+            paged = keep == 0 and update.start > 0 and self.first == 0  # lines[0]: the marker
+            self.older, self.cap = update.start if paged else 0, MAX_LINES
+            if paged:
+                self.lines[0] = skipped_marker(self.older, page=True)
             self.redraw()
             return
         body = self.query_one("#log-body", LogLines)
@@ -232,10 +135,11 @@ class LogView(Vertical):
         shown = [(n, line) for n, line in enumerate(new, start=keep) if self._keep(line)]
         self._numbers.extend(n for n, _ in shown)
         body.replace_from(cut, [line for _, line in shown])
-        excess = len(self.lines) - MAX_LINES
+        excess = len(self.lines) - self.cap
         if excess > 0:
             del self.lines[:excess]
             self.first += excess
+            self.older = 0  # the lines kept no longer start where the older bytes end
             gone = bisect_left(self._numbers, self.first)
             del self._numbers[:gone]
             body.drop_front(gone)
@@ -244,6 +148,36 @@ class LogView(Vertical):
         else:
             self.new_lines += max(0, len(shown) - removed)
         self._badge()
+
+    # -- paging back (a worker renders the page before the first line) -------------------------
+    def on_log_lines_top(self, event: LogLines.Top) -> None:
+        event.stop()
+        if self.path is not None and self.older and not self._paging:
+            if len(self.lines) >= MAX_PAGED:
+                self.app.notify(f"{MAX_PAGED:,} lines shown: `hatchctl logs --raw` has all")
+                return
+            self._paging = True
+            self._page(self.path, self.older, self._generation)
+
+    @work(thread=True, group="log-page")
+    def _page(self, path: Path, end: int, generation: int) -> None:
+        start, lines = render_page(path, end)
+        self.post_message(self.Paged(generation, end, start, lines))
+
+    def on_log_view_paged(self, message: Paged) -> None:
+        self._paging = False
+        if message.generation != self._generation or message.end != self.older:
+            return
+        new = ([skipped_marker(message.start, page=True)] if message.start else []) + message.lines
+        self.older, self.lines[:1] = message.start, new  # the page replaces the marker
+        self.first -= len(new) - 1
+        self.cap = max(self.cap, len(self.lines))
+        cut = int(bool(self._numbers) and self._numbers[0] == self.first + len(new) - 1)
+        shown = [(n, ln) for n, ln in enumerate(new, start=self.first) if self._keep(ln)]
+        self._numbers[:cut] = [n for n, _ in shown]
+        if self.match_at >= 0:
+            self.match_at += len(shown) - cut
+        self.query_one("#log-body", LogLines).prepend(cut, [ln for _, ln in shown])
 
     # -- display ---------------------------------------------------------------------------
     def _matches(self, line: str, pattern: str | None = None) -> bool:

@@ -181,6 +181,7 @@ class DetailScreen(Screen[None]):
     @work(thread=True, exclusive=True)
     def _load(self) -> None:
         runs = self.store.runs(self.task_id)
+        self.app.call_from_thread(self._show_runs, runs)  # the log first: not after the diff
         events = self.store.events(self.task_id, limit=500)
         task = self.store.task(self.task_id)
         summary_text = "no summary yet"
@@ -212,19 +213,20 @@ class DetailScreen(Screen[None]):
                     if Path(task.spec_path).exists()
                     else ""
                 )
-        self.app.call_from_thread(self._show, runs, events, summary_text, diff, spec)
+        self.app.call_from_thread(self._show, events, summary_text, diff, spec)
+
+    def _show_runs(self, runs: list[RunRow]) -> None:
+        self.runs = runs
+        self.run_index = len(runs) - 1
+        self._show_run()
 
     def _show(
         self,
-        runs: list[RunRow],
         events: list,  # type: ignore[type-arg]
         summary: str,
         diff: Diff | str,  # a message when there is no diff to show
         spec: str,
     ) -> None:
-        self.runs = runs
-        self.run_index = len(runs) - 1
-        self._show_run()
         table = self.query_one("#events-table", DataTable)
         table.clear(columns=True)
         table.add_columns("#", "at", "run", "kind", "from -> to", "data")
