@@ -421,16 +421,21 @@ def main() -> int:
         finally:
             for pane in panes:
                 pane.close()
-            subprocess.run(
-                [*HATCHCTL, "-C", str(root), "down"], capture_output=True, timeout=60, check=False
-            )
-            deadline = time.monotonic() + 60  # the supervisor stops its agents, then exits
-            while probe(ProjectPaths(root).supervisor_lock).held and time.monotonic() < deadline:
-                time.sleep(0.2)
-            Tmux(tmux_socket(name, root)).kill_server()
-            (tmux_dir() / tmux_socket(name, root)).unlink(missing_ok=True)
-            unmount_all_under(Scripts(builtin_root(), timeout=30), root)
+            stop_project(root, name)
     return 0
+
+
+def stop_project(root: Path, name: str) -> None:
+    """`hatchctl down`, wait for the supervisor to exit, then its tmux server and mounts."""
+    subprocess.run(
+        [*HATCHCTL, "-C", str(root), "down"], capture_output=True, timeout=60, check=False
+    )
+    deadline = time.monotonic() + 60  # the supervisor stops its agents, then exits
+    while probe(ProjectPaths(root).supervisor_lock).held and time.monotonic() < deadline:
+        time.sleep(0.2)
+    Tmux(tmux_socket(name, root)).kill_server()
+    (tmux_dir() / tmux_socket(name, root)).unlink(missing_ok=True)
+    unmount_all_under(Scripts(builtin_root(), timeout=30), root)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def main() -> int:
         "bench_demo.py",
         "bench_stop_latency.py",
         "bench_keys.py",
+        "bench_ui_scale.py",
     ):
         out = subprocess.run([sys.executable, str(HERE / name)], check=False)
         code = code or out.returncode

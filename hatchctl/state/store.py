@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from hatchctl.state.rows import CommandRow, EventRow, RunRow, TaskRow
 from hatchctl.state.transitions import RUN_LIVE
 from hatchctl.state.tx import Tx
 
-__all__ = ["Store", "Tx"]
+__all__ = ["Changes", "RowCache", "RowWatch", "Store", "Tx"]
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -158,21 +159,37 @@ class Store:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return TaskRow.from_row(rows[0]) if rows else None
 
-    def tasks(self) -> list[TaskRow]:
-        rows = self._query("SELECT * FROM tasks ORDER BY priority DESC, id")
+    def tasks(self, limit: int = -1) -> list[TaskRow]:
+        """Every task in the queue's order (priority, then id); the first ``limit`` if given."""
+        rows = self._query("SELECT * FROM tasks ORDER BY priority DESC, id LIMIT ?", (limit,))
         return [TaskRow.from_row(r) for r in rows]
+
+    def task_states(self) -> dict[str, int]:
+        """How many tasks are in each state."""
+        rows = self._query("SELECT state, COUNT(*) FROM tasks GROUP BY state")
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def run(self, run_id: int) -> RunRow | None:
         rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
         return RunRow.from_row(rows[0]) if rows else None
 
-    def runs(self, task_id: str | None = None, *, live_only: bool = False) -> list[RunRow]:
+    def runs(
+        self,
+        task_id: str | None = None,
+        *,
+        live_only: bool = False,
+        task_ids: list[str] | None = None,
+    ) -> list[RunRow]:
+        """Runs in id order: of one task, of the tasks in ``task_ids`` (at most 500), or all."""
         sql = "SELECT * FROM runs"
         clauses: list[str] = []
         params: list[Any] = []
         if task_id is not None:
             clauses.append("task_id = ?")
             params.append(task_id)
+        if task_ids is not None:
+            clauses.append(f"task_id IN ({', '.join('?' for _ in task_ids[:_CHUNK])})")
+            params.extend(task_ids[:_CHUNK])
         if live_only:
             clauses.append(f"state IN ({', '.join('?' for _ in RUN_LIVE)})")
             params.extend(sorted(RUN_LIVE))
@@ -225,3 +242,147 @@ class Store:
     def command(self, command_id: int) -> CommandRow | None:
         rows = self._query("SELECT * FROM commands WHERE id = ?", (command_id,))
         return CommandRow.from_row(rows[0]) if rows else None
+
+
+@dataclass
+class Changes:
+    """The task and run rows inserted or updated since the last poll, and the ids deleted."""
+
+    tasks: list[TaskRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    gone_tasks: list[str] = field(default_factory=list)
+    gone_runs: list[int] = field(default_factory=list)
+
+
+# per table: its row key, the id handed out, the version key; a block's checksum
+_WATCHED = {
+    "tasks": ("rowid", "id", "version, updated_at", "COUNT(*), SUM(version), TOTAL(updated_at)"),
+    "runs": ("id", "id", "version", "COUNT(*), SUM(version), MAX(id)"),
+}
+_BLOCK = 8  # rows are compared in blocks of 256 rowids
+_CHUNK = 500  # rows read whole per query (SQLite's default limit of bound parameters is 999)
+
+
+class RowWatch:
+    """What changed in ``tasks`` and ``runs`` since the last poll, at a cost that follows the
+    change, not the store: ``PRAGMA data_version`` (and this connection's own changes) says
+    whether anything was committed at all; then one checksum per block of 256 rows (count, sum
+    of versions: every update bumps a row's version) finds the blocks that changed, only their
+    rows' versions are compared, and only the rows that changed are read whole. The first poll
+    reads everything. One watcher per reader (it remembers what that reader has seen)."""
+
+    def __init__(self) -> None:
+        self.token: tuple[int, int] | None = None
+        self.blocks: dict[str, dict[int, tuple[Any, ...]]] = {t: {} for t in _WATCHED}
+        # table -> block -> rowid -> (id, version key)
+        self.rows: dict[str, dict[int, dict[int, tuple[Any, ...]]]] = {t: {} for t in _WATCHED}
+
+    def poll(self, store: Store) -> Changes | None:
+        """The changes since the last poll; None when nothing was committed since."""
+        with store.read() as conn:
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            token = (version, conn.total_changes)
+            if token == self.token:
+                return None
+            self.token = token
+            out = Changes()
+            for table in _WATCHED:
+                rows, gone = self._diff(conn, table)
+                if table == "tasks":
+                    out.tasks = [TaskRow.from_row(r) for r in rows]
+                    out.gone_tasks = [str(g) for g in gone]
+                else:
+                    out.runs = [RunRow.from_row(r) for r in rows]
+                    out.gone_runs = [int(g) for g in gone]
+        return out
+
+    def _diff(self, conn: sqlite3.Connection, table: str) -> tuple[list[sqlite3.Row], list[Any]]:
+        """The rows inserted or updated in ``table`` (read whole), and the ids gone from it."""
+        key, ident, version, checksum = _WATCHED[table]
+        sql = f"SELECT {key} >> {_BLOCK}, {checksum} FROM {table} GROUP BY 1"  # noqa: S608
+        now = {int(r[0]): tuple(r[1:]) for r in conn.execute(sql)}
+        before, known = self.blocks[table], self.rows[table]
+        self.blocks[table] = now
+        if not before:  # the first poll: every row, in one query
+            cur = conn.execute(f"SELECT {key}, * FROM {table}")  # noqa: S608
+            cols = [d[0] for d in cur.description]
+            at = [cols.index(c.strip(), 1) for c in (ident, *version.split(","))]
+            rows = cur.fetchall()
+            for r in rows:
+                known.setdefault(r[0] >> _BLOCK, {})[r[0]] = tuple([r[i] for i in at])
+            return rows, []
+        changed: list[int] = []
+        gone: list[Any] = []
+        for block in sorted(b for b in now.keys() | before.keys() if now.get(b) != before.get(b)):
+            old = known.pop(block, {})
+            fresh = {
+                r[0]: tuple(r[1:])
+                for r in conn.execute(
+                    f"SELECT {key}, {ident}, {version} FROM {table} "  # noqa: S608
+                    f"WHERE {key} BETWEEN ? AND ?",
+                    (block << _BLOCK, ((block + 1) << _BLOCK) - 1),
+                )
+            }
+            changed += [rowid for rowid, new in fresh.items() if old.get(rowid) != new]
+            for rowid, seen in old.items():
+                new = fresh.get(rowid)
+                if new is None or new[0] != seen[0]:  # deleted (or its rowid reused)
+                    gone.append(seen[0])
+            if fresh:
+                known[block] = fresh
+        return _whole(conn, table, changed), gone
+
+
+class RowCache:
+    """Every task and run as of the last poll, kept up to date from a RowWatch's changes: by id,
+    each task's runs, and the task ids in the queue's order (priority, then id; the same list
+    object while that order holds)."""
+
+    def __init__(self) -> None:
+        self.watch = RowWatch()
+        self.tasks: dict[str, TaskRow] = {}
+        self.runs: dict[int, RunRow] = {}
+        self.task_runs: dict[str, dict[int, RunRow]] = {}
+        self.order: list[str] = []
+
+    def poll(self, store: Store) -> tuple[set[str], list[str]] | None:
+        """None when nothing was committed since the last poll; else the tasks whose rows (or
+        runs' rows) changed, and the tasks gone."""
+        changes = self.watch.poll(store)
+        if changes is None:
+            return None
+        dirty: set[str] = set()
+        for tid in changes.gone_tasks:
+            self.tasks.pop(tid, None)
+            self.task_runs.pop(tid, None)
+        for rid in changes.gone_runs:
+            gone = self.runs.pop(rid, None)
+            if gone is not None:
+                self.task_runs.get(gone.task_id, {}).pop(rid, None)
+                dirty.add(gone.task_id)
+        reorder = bool(changes.gone_tasks)
+        for t in changes.tasks:
+            old = self.tasks.get(t.id)
+            reorder = reorder or old is None or old.priority != t.priority
+            self.tasks[t.id] = t
+            dirty.add(t.id)
+        for r in changes.runs:
+            self.runs[r.id] = r
+            self.task_runs.setdefault(r.task_id, {})[r.id] = r
+            dirty.add(r.task_id)
+        if reorder:
+            self.order = [
+                t.id for t in sorted(self.tasks.values(), key=lambda t: (-t.priority, t.id))
+            ]
+        return dirty & self.tasks.keys(), changes.gone_tasks
+
+
+def _whole(conn: sqlite3.Connection, table: str, rowids: list[int]) -> list[sqlite3.Row]:
+    key = _WATCHED[table][0]
+    out: list[sqlite3.Row] = []
+    for at in range(0, len(rowids), _CHUNK):
+        part = rowids[at : at + _CHUNK]
+        marks = ", ".join("?" for _ in part)
+        sql = f"SELECT * FROM {table} WHERE {key} IN ({marks}) ORDER BY {key}"  # noqa: S608
+        out += conn.execute(sql, part).fetchall()
+    return out

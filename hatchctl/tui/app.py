@@ -62,9 +62,7 @@ class HatchApp(TaskKeys):
         self.read_only = read_only or send is None
         self.refresh_every = refresh_every
         self.editor = editor  # `n`/`e`: None is $EDITOR with the app suspended (taskedit.py)
-        self.footer_for: frozenset[str] | None = (
-            None  # the actions that applied at the last rebuild
-        )
+        self.footer_for: frozenset[str] | None = None  # the actions applying at the last rebuild
         self.exit_note = ""  # printed by `hatchctl` when the control room closes
         if is_demo(project.root):  # the demo says what each task is about to do
             self.narration = dict(NARRATION)
@@ -92,12 +90,20 @@ class HatchApp(TaskKeys):
             self.query_one(hidden).display = False
         table.focus()
         self.refresh_data()
-        self.set_interval(self.refresh_every, self.refresh_data)
+        self.set_interval(self.refresh_every, self._tick)
+
+    def _tick(self) -> None:
+        """A refresh; the rows on screen are read first (their finished runs' last lines)."""
+        self.source.in_view = self.query_one("#tasks", TaskTable).in_view()
+        self.source.want_lines = self.nav.wants_lines
+        self.refresh_data()
 
     # -- data (worker thread) ---------------------------------------------------------------
     @work(thread=True, exclusive=True, group="snapshot")
     def refresh_data(self) -> None:
         try:
+            if self.snapshot is None and (first := self.source.first()) is not None:
+                self.call_from_thread(self.show, first)  # a big store: the first screenful now
             snap = self.source.load()
         except HatchError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
@@ -106,7 +112,8 @@ class HatchApp(TaskKeys):
 
     def show(self, snap: Snapshot) -> None:
         self.snapshot = snap
-        self._notify_changes(snap)
+        if not snap.partial:  # what changed is told once every task is known
+            self._notify_changes(snap)
         for event in snap.deliveries:
             self._notify_delivery(event)
         for screen in self.screen_stack[1:]:  # `m` in a drill-down: while its agent runs
@@ -125,22 +132,13 @@ class HatchApp(TaskKeys):
         if self.read_only:
             sup += " · read-only"
         counts = " ".join(f"{k} {v}" for k, v in snap.counts.items() if v)
-        self.query_one("#overview", Static).update(
-            Text.assemble(sup, "  ", (snap.project, "bold"), "  ", counts, no_wrap=True)
-        )
+        text = Text.assemble(sup, "  ", (snap.project, "bold"), "  ", counts, no_wrap=True)
+        self._update("#overview", text)
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=max(snap.total, 1), progress=snap.completed)
-        self.query_one("#progress-label", Static).update(snap.progress_label())
+        self._update("#progress-label", Text(snap.progress_label()))
         self._show_features(snap)
-        self._fill_table(snap)
-
-    def _show_features(self, snap: Snapshot) -> None:
-        """The feature roll-ups over the table, only when a task has a feature (as a diff)."""
-        text = "\n".join(snap.feature_lines())
-        panel = self.query_one("#features", Static)
-        if text != str(panel.render()):
-            panel.update(Text(text, no_wrap=True, overflow="ellipsis"))
-        panel.display = bool(text)
+        self._fill_table(snap, None if snap.partial else self.changed)
 
     def _follow_selection(self) -> None:
         view = self._current()
@@ -286,8 +284,7 @@ class HatchApp(TaskKeys):
         return view is not None and APPLIES["message"](view)
 
     def _view(self, task_id: str) -> TaskView | None:
-        views = self.snapshot.views if self.snapshot else []
-        return next((v for v in views if v.task.id == task_id), None)
+        return self.snapshot.by_id.get(task_id) if self.snapshot else None
 
     def message_agent(self, task_id: str) -> None:
         """`m`: ask for a line of text, then queue it for the task's running agent."""

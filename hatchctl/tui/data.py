@@ -1,16 +1,21 @@
 """What the control room shows, loaded off the UI thread: one Snapshot per refresh.
 
 The data source reads the store (a client never writes state, only commands), the tail of each
-live agent's log, and psutil for CPU. Nothing here imports Textual.
-"""
+live agent's log, and /proc for CPU. A refresh costs what changed, not the store's size: only rows
+changed since the last one are read (state/store.py RowCache), a TaskView is rebuilt only when its
+rows changed or it shows a clock (a live run, a retry countdown), else the very object is reused,
+so the control room redraws only what changed. A finished run's last line is read once: when its
+row is on screen, or while every line is wanted (a text filter, a search, the LAST LINE sort),
+a bounded amount per refresh. Nothing here imports Textual."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ from hatchctl.state import features, metrics
 from hatchctl.state.durations import format_duration
 from hatchctl.state.lockfile import probe
 from hatchctl.state.rows import EventRow, RunRow, TaskRow
-from hatchctl.state.store import Store
+from hatchctl.state.store import RowCache, Store
 from hatchctl.state.timeline import Timeline, build
 from hatchctl.state.transitions import RUN_LIVE
 
@@ -30,6 +35,11 @@ DELIVERY = ("delivered", "delivery_failed")
 NEW_EVENTS = 1000  # read per refresh at most (the newest): a burst may skip older ones
 CPU_INTERVAL = 2.0  # seconds between two CPU samples of the agents
 TIMELINE_EVENTS = ("strike", "restart_scheduled", "merged")  # and every task_* event
+STATES = ("pending", "active", "blocked", "completed", "failed")
+SCREEN = 60  # finished runs' last lines read at once while the rows on screen are unknown
+FIRST = 100  # tasks in the first snapshot of a big store (read before the rest)
+LINES_BUDGET = 0.1  # seconds per refresh reading the others' while all lines are wanted
+SETTLE = 10.0  # seconds after a run ended during which its log is still read every refresh
 
 
 def sparkline(values: list[float], width: int = 10) -> str:
@@ -59,6 +69,14 @@ class TaskView:
     @property
     def role(self) -> str:
         return self.run.role if self.run else "-"
+
+    @cached_property
+    def haystack(self) -> str:
+        """What the text filter and the search look in: what the row shows (a view does not
+        change once built: the data source builds a new one)."""
+        t = self.task
+        text = f"{t.id} {t.title} {self.role} {self.status} {t.last_error or ''} {self.last_line}"
+        return text.casefold()
 
     @property
     def reason(self) -> bool:
@@ -109,6 +127,14 @@ class Snapshot:
     deliveries: list[EventRow] = field(default_factory=list)
     timeline: Timeline | None = None  # built only while the timeline view is open
     features: dict[str, dict[str, Any]] = field(default_factory=dict)  # features.rollup
+    order: list[str] = field(default_factory=list)  # the same list while the order holds
+    partial: bool = False  # only the first tasks: a big store's first screenful
+
+    by_id: dict[str, TaskView] = field(default_factory=dict)  # the views by task id
+
+    def __post_init__(self) -> None:
+        if not self.by_id:
+            self.by_id = {v.task.id: v for v in self.views}
 
     @property
     def total(self) -> int:
@@ -128,29 +154,10 @@ class Snapshot:
         parts += [f"{self.counts[k]} {k}" for k in ("failed", "blocked") if self.counts.get(k)]
         return " · ".join(parts)
 
-    def feature_lines(self, most: int = 4) -> list[str]:
-        """``calc 3/5 done · 1 failed · 1 blocked · 12m00s · $0.42``, one per feature (at most
-        ``most`` lines: the last then counts the rest)."""
-        lines = [feature_line(name, f) for name, f in self.features.items()]
-        if len(lines) > most:
-            rest = len(lines) - most + 1
-            lines = [*lines[: most - 1], f"… {rest} more features (`hatchctl status` lists them)"]
-        return lines
-
-
-def feature_line(name: str, f: dict[str, Any]) -> str:
-    parts = [f"{name} {f['completed']}/{f['total']} done"]
-    parts += [f"{f[k]} {k}" for k in ("failed", "blocked") if f[k]]
-    used = f.get("metrics") or {}
-    if used.get("wall_seconds"):
-        parts.append(format_duration(float(used["wall_seconds"])))
-    if used.get("cost_usd") is not None:
-        parts.append(f"${float(used['cost_usd']):.2f}")
-    return " · ".join(parts)
-
 
 class DataSource:
-    """Builds snapshots. Called from a worker thread; keeps per-run history for sparklines."""
+    """Builds snapshots. Called from a worker thread; keeps what it has read, the per-run history
+    for sparklines and CPU, and the views it built (reused while their task does not change)."""
 
     def __init__(
         self, project: Project, store: Store, clock: Callable[[], float] = time.time
@@ -162,12 +169,23 @@ class DataSource:
         self.cpu: dict[int, tuple[float, float]] = {}  # run id -> (when, CPU seconds)
         self.cpu_rates: dict[int, float] = {}  # run id -> % of a core, from the last sample
         self.cpu_at = float("-inf")
-        # A cancelled thread worker keeps running: loads must not overlap (they share history).
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # a cancelled worker keeps running: loads must not overlap
         self.event_mark: int | None = None  # the last event id looked at
         self.want_timeline = False  # set by the control room while its timeline view is open
         self.timeline_events: list[EventRow] = []  # what the timeline draws, read incrementally
         self.timeline_mark = 0
+        self.in_view: list[str] = []  # set by the control room: the task ids on screen
+        self.want_lines = False  # set by the control room: every finished run's last line
+        self.cache = RowCache()  # every task and run, read as they change
+        self.tasks, self.runs = self.cache.tasks, self.cache.runs
+        self.views: dict[str, TaskView] = {}
+        self.spent: dict[str, dict[str, Any]] = {}  # task id -> metrics of all its runs
+        self.dynamic: set[str] = set()  # views that show a clock: rebuilt on every load
+        self.lines: dict[int, tuple[int, str]] = {}  # run id -> (its version, last line)
+        self.unread: dict[str, None] = {}  # tasks whose finished run's line is not read yet
+        self.counts: dict[str, int] = {}
+        self.features: dict[str, dict[str, Any]] = {}
+        self.paused = ("", "")
 
     def _timeline_events(self) -> list[EventRow]:
         """The events the timeline draws (strikes, restarts, merges, task state changes): only
@@ -228,72 +246,154 @@ class DataSource:
                 rates[r.id] = max(0.0, (total - prev[1]) / (now - prev[0]) * 100)
         self.cpu_rates = rates
 
-    def _cpu(self, run: RunRow, now: float) -> float | None:
-        if not run.pane_pid or run.state not in RUN_LIVE:
-            return None
-        return self.cpu_rates.get(run.id)
-
     def load(self) -> Snapshot:
         with self._lock:
             return self._load()
 
+    def _sync(self) -> set[str] | None:
+        """Take in the rows changed since the last load; the tasks whose view is out of date
+        (None: nothing was committed since)."""
+        polled = self.cache.poll(self.store)
+        if polled is None:
+            return None
+        dirty, gone = polled
+        for tid in gone:
+            for mine in (self.views, self.spent, self.unread):
+                mine.pop(tid, None)
+            self.dynamic.discard(tid)
+        for tid in dirty:
+            runs = self.cache.task_runs.get(tid, {})
+            self.spent[tid] = metrics.total([r.metrics for _, r in sorted(runs.items())])
+        if dirty or gone:
+            self.counts = dict.fromkeys(STATES, 0)
+            for t in self.tasks.values():
+                self.counts[t.state] += 1
+            self.features = features.rollup(
+                {"id": t.id, "feature": t.feature, "state": t.state, "metrics": self.spent[t.id]}
+                for t in self.tasks.values()
+                if t.feature
+            )
+        self.paused = (self.store.meta("paused") or "", self.store.meta("pause_reason") or "")
+        return dirty
+
+    @property
+    def order(self) -> list[str]:
+        return self.cache.order
+
+    def _run(self, tid: str) -> RunRow | None:
+        return current_run(self.cache.task_runs.get(tid, {}).values())
+
+    def first(self, most: int = FIRST) -> Snapshot | None:
+        """The first ``most`` tasks of a big store in the queue's order (the rows a screen
+        shows first), read before everything else; None once loaded, or for a small store."""
+        with self._lock:
+            counts = {} if self.order else self.store.task_states()
+            if sum(counts.values()) <= 2 * most:
+                return None
+            now = self.clock()
+            tasks = self.store.tasks(limit=most)
+            runs: dict[str, list[RunRow]] = {}
+            for r in self.store.runs(task_ids=[t.id for t in tasks]):
+                runs.setdefault(r.task_id, []).append(r)
+            views = []
+            for n, t in enumerate(tasks):
+                self.spent[t.id] = metrics.total([r.metrics for r in runs.get(t.id, [])])
+                views.append(self._view(t, current_run(runs.get(t.id, [])), now, n < SCREEN))
+            snap = self._snapshot(now, views, {})
+            snap.counts, snap.partial = {k: counts.get(k, 0) for k in STATES}, True
+            return snap
+
+    def _line(self, tid: str, run: RunRow | None, now: float, read: bool) -> str:
+        """The last line of the run's log: a live (or just ended) run's on every load, a
+        finished run's once (when ``read``; until then it is unread and shows nothing)."""
+        if run is None:
+            return ""
+        settling = run.ended_at is not None and now - run.ended_at < SETTLE
+        known = self.lines.get(run.id)
+        if run.state not in RUN_LIVE and not settling:
+            if known is not None and known[0] == run.version:
+                return known[1]
+            if not read:
+                self.unread[tid] = None
+                return ""
+        line = last_line(self._log(run))
+        self.lines[run.id] = (run.version, line)
+        self.unread.pop(tid, None)
+        return line
+
+    def _view(self, t: TaskRow, run: RunRow | None, now: float, read: bool) -> TaskView:
+        live = run is not None and run.state in RUN_LIVE
+        settling = run is not None and run.ended_at is not None and now - run.ended_at < SETTLE
+        backoff = t.state == "active" and t.phase == "backoff" and t.next_retry_at is not None
+        if live or settling or backoff:
+            self.dynamic.add(t.id)
+        else:
+            self.dynamic.discard(t.id)
+        spent = self.spent.get(t.id, {})
+        view = TaskView(
+            task=t,
+            run=run,
+            runtime=(now - (run.running_at or run.started_at)) if run and live else None,
+            idle=(now - (run.last_activity_at or run.started_at)) if run and live else None,
+            cpu=self.cpu_rates.get(run.id) if run and live and run.pane_pid else None,
+            activity=self._activity(run, now) if run and live else "",
+            last_line=self._line(t.id, run, now, read),
+            retry_in=(t.next_retry_at - now) if t.next_retry_at is not None else None,
+            usage=metrics.short(spent),
+            usage_tokens=sum(int(spent.get(k) or 0) for k in metrics.TOKEN_KEYS),
+        )
+        self.views[t.id] = view
+        return view
+
     def _load(self) -> Snapshot:
         now = self.clock()
-        store = self.store
-        deliveries = self._deliveries()
-        tasks = store.tasks()
-        runs: dict[str, RunRow] = {}
-        used: dict[str, list[dict[str, object]]] = {}
-        every_run = store.runs()
-        for r in every_run:
-            if r.metrics:
-                used.setdefault(r.task_id, []).append(r.metrics)
-            current = runs.get(r.task_id)
-            if current is None or r.state in RUN_LIVE or current.state not in RUN_LIVE:
-                runs[r.task_id] = r
-        self._sample_cpu(list(runs.values()), now)
-        views = []
-        rows: list[dict[str, Any]] = []  # for the feature roll-ups
-        for t in tasks:
-            run = runs.get(t.id)
-            live = run is not None and run.state in RUN_LIVE
-            spent = metrics.total(used.get(t.id, []))
-            if t.feature:
-                rows.append({"id": t.id, "feature": t.feature, "state": t.state, "metrics": spent})
-            views.append(
-                TaskView(
-                    task=t,
-                    run=run,
-                    runtime=(now - (run.running_at or run.started_at)) if run and live else None,
-                    idle=(now - (run.last_activity_at or run.started_at)) if run and live else None,
-                    cpu=self._cpu(run, now) if run else None,
-                    activity=self._activity(run, now) if run and live else "",
-                    last_line=last_line(self._log(run)) if run else "",
-                    retry_in=(t.next_retry_at - now) if t.next_retry_at is not None else None,
-                    usage=metrics.short(spent),
-                    usage_tokens=sum(int(spent.get(k) or 0) for k in metrics.TOKEN_KEYS),
-                )
-            )
-        counts = dict.fromkeys(("pending", "active", "blocked", "completed", "failed"), 0)
-        for t in tasks:
-            counts[t.state] += 1
+        synced = self._sync()
+        dirty = synced or set()
+        deliveries = self._deliveries() if synced is not None else []
+        shown = set(self.in_view or self.order[:SCREEN])
+        todo = dirty | self.dynamic | (shown & self.unread.keys())
+        runs = {tid: self._run(tid) for tid in todo if tid in self.tasks}
+        self._sample_cpu([r for r in runs.values() if r is not None], now)
+        for tid, run in runs.items():
+            self._view(self.tasks[tid], run, now, read=tid in shown)
+        deadline = time.monotonic() + LINES_BUDGET
+        for tid in list(self.unread) if self.want_lines else []:  # a bounded amount
+            if time.monotonic() > deadline:
+                break
+            self._view(self.tasks[tid], self._run(tid), now, read=True)
+        snap = self._snapshot(now, [self.views[tid] for tid in self.order], dict(self.views))
+        snap.deliveries = deliveries
+        return snap
+
+    def _snapshot(self, now: float, views: list[TaskView], by_id: dict[str, TaskView]) -> Snapshot:
         lock = probe(self.project.paths.supervisor_lock)
         lim = self.project.config.limits
         return Snapshot(
             project=self.project.name,
             supervisor_pid=lock.pid if lock.held else None,
-            paused=store.meta("paused") == "1",
-            pause_reason=store.meta("pause_reason") or "",
-            counts=counts,
+            paused=self.paused[0] == "1",
+            pause_reason=self.paused[1],
+            counts=dict(self.counts),
             views=views,
             max_strikes=lim.max_strikes,
             max_restarts=lim.restart.max_restarts,
             taken_at=now,
-            deliveries=deliveries,
-            timeline=(
-                build(tasks, every_run, self._timeline_events(), now=now)
-                if self.want_timeline
-                else None
-            ),
-            features=features.rollup(rows),
+            timeline=self._timeline(now) if self.want_timeline else None,
+            features=self.features,
+            order=self.order,
+            by_id=by_id,
         )
+
+    def _timeline(self, now: float) -> Timeline:
+        tasks = [self.tasks[tid] for tid in self.order]
+        runs = [r for _, r in sorted(self.runs.items())]
+        return build(tasks, runs, self._timeline_events(), now=now)
+
+
+def current_run(runs: Iterable[RunRow]) -> RunRow | None:
+    """A task's live run, else its latest one."""
+    current: RunRow | None = None
+    for r in sorted(runs, key=lambda r: r.id):
+        if current is None or r.state in RUN_LIVE or current.state not in RUN_LIVE:
+            current = r
+    return current

@@ -48,9 +48,8 @@ def in_state(v: TaskView, state: str | None) -> bool:
 
 
 def haystack(v: TaskView) -> str:
-    """What the text filter and the search look in: what the row shows."""
-    t = v.task
-    return f"{t.id} {t.title} {v.role} {v.status} {t.last_error or ''} {v.last_line}".casefold()
+    """What the text filter and the search look in: what the row shows (built once per view)."""
+    return v.haystack
 
 
 def _natural(value: str) -> tuple[Any, ...]:
@@ -101,6 +100,11 @@ class Nav:
     def filtered(self) -> bool:
         return self.state is not None or bool(self.text)
 
+    @property
+    def wants_lines(self) -> bool:
+        """Every task's last line is looked at: a text filter, a search, the LAST LINE sort."""
+        return bool(self.text or self.search) or self.sort == "LAST LINE"
+
     def label(self, column: str) -> str:
         """A column's header: the sort column carries its direction."""
         if column != self.sort:
@@ -117,7 +121,10 @@ class Nav:
     def visible(self, views: list[TaskView]) -> list[TaskView]:
         """The tasks shown, in the order shown (ties keep the queue's order)."""
         text = self.text.casefold()
-        shown = [v for v in views if in_state(v, self.state) and text in haystack(v)]
+        if self.filtered:
+            shown = [v for v in views if in_state(v, self.state) and text in haystack(v)]
+        else:
+            shown = views
         if self.sort is None:
             return shown
         key = SORT_KEYS[self.sort]
