@@ -23,6 +23,7 @@ import contextlib
 import os
 import queue
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -358,6 +359,9 @@ def report(
 
 
 def main() -> int:
+    # `timeout` (or a kill) sends SIGTERM: exit through the finally blocks, which stop the
+    # project's supervisor and its 50 agents (otherwise they outlive the bench)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--keys", type=int, default=100, help="per target and scenario")
