@@ -16,7 +16,9 @@ from hatchctl.engine import planner
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import HatchError, SpecError
 from hatchctl.project import Project
+from hatchctl.state.featureops import order_ids
 from hatchctl.state.plan import Feature, PlanDir, Proposal, check, plan_dirs, read_feature
+from hatchctl.state.snapshot import write_atomic
 from hatchctl.tui.specedit import write_new
 
 
@@ -74,8 +76,7 @@ def _plan(
     plan_dir.create(feature.text)
     ids = sorted(project.load_specs().specs)
     text = planner.prompt_text(agent, project.root, plan_dir, feature, ids)
-    plan_dir.prompt.write_text(text, encoding="utf-8")
-    plan_dir.prompt.chmod(0o600)
+    write_atomic(plan_dir.prompt, text.encode())  # 0600 from the start
     before = specs_listing(project.specs_dir)
     token = secrets.token_hex(16)
     plan_dir.set_state("running", feature=feature.name)
@@ -177,7 +178,8 @@ def _approve(project: Project, name: str) -> int:
         written: list[str] = []
         # dependencies first: a supervisor that picks up each file at once never sees a
         # spec whose dependency is not there yet
-        for tid in _order(proposal):
+        needs = {tid: set(proposal.depends[tid]) for tid in proposal.specs}
+        for tid in order_ids(needs):
             try:
                 write_new(project.specs_dir, tid, proposal.specs[tid])
             except SpecError as exc:
@@ -195,25 +197,6 @@ def _approve(project: Project, name: str) -> int:
         f"plan {name} approved: {len(written)} task(s) in {project.specs_dir}: {', '.join(written)}"
     )
     return 0
-
-
-def _order(proposal: Proposal) -> list[str]:
-    """The planned ids, each after its planned dependencies (the proposal has no cycle)."""
-    out: list[str] = []
-    seen: set[str] = set()
-
-    def visit(tid: str) -> None:
-        if tid in seen:
-            return
-        seen.add(tid)
-        for dep in proposal.depends.get(tid, []):
-            if dep in proposal.specs:
-                visit(dep)
-        out.append(tid)
-
-    for tid in sorted(proposal.specs):
-        visit(tid)
-    return out
 
 
 def _reject(project: Project, name: str) -> int:

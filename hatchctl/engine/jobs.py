@@ -14,7 +14,7 @@ import re
 import shlex
 import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,23 +151,26 @@ def ensure_integration(env: JobEnv) -> str:
     return _last_line(out.stdout)
 
 
-def claude_settings(env: JobEnv) -> str:
-    """Claude Code hooks: Stop (the turn ended: a .stop with the transcript's path),
-    Notification (it waits for the user) and UserPromptSubmit (a paste was taken)."""
+# Claude Code hooks: Stop (the turn ended: a .stop with the transcript's path), Notification (it
+# waits for the user), PermissionRequest (the same at once, where Notification comes seconds
+# later; the hook prints nothing: no decision) and UserPromptSubmit (a paste was taken)
+CLAUDE_HOOKS: dict[str, tuple[str, ...]] = {
+    "Stop": ("agent/stop_hook.sh",),
+    "Notification": ("agent/signal_hook.sh", "wait"),
+    "PermissionRequest": ("agent/signal_hook.sh", "wait"),
+    "UserPromptSubmit": ("agent/signal_hook.sh", "submitted"),
+}
+
+
+def claude_settings(scripts: Scripts, events: Iterable[str] = tuple(CLAUDE_HOOKS)) -> str:
+    """``.claude/settings.local.json`` running hatchctl's hook scripts on ``events``."""
 
     def hook(script: str, *args: str) -> list[dict[str, object]]:
-        command = shlex.join(["bash", str(env.scripts.path(script)), *args])
+        command = shlex.join(["bash", str(scripts.path(script)), *args])
         entry = {"type": "command", "command": command, "timeout": 30}
         return [{"matcher": "", "hooks": [entry]}]
 
-    hooks = {
-        "Stop": hook("agent/stop_hook.sh"),
-        "Notification": hook("agent/signal_hook.sh", "wait"),
-        # at once, where Notification comes seconds later; the hook prints nothing: no decision
-        "PermissionRequest": hook("agent/signal_hook.sh", "wait"),
-        "UserPromptSubmit": hook("agent/signal_hook.sh", "submitted"),
-    }
-    return json.dumps({"hooks": hooks}, indent=2)
+    return json.dumps({"hooks": {e: hook(*CLAUDE_HOOKS[e]) for e in events}}, indent=2)
 
 
 def _worktree(env: JobEnv, spec: TaskSpec, *, reset: bool) -> tuple[str, str]:
@@ -190,7 +193,7 @@ def _worktree(env: JobEnv, spec: TaskSpec, *, reset: bool) -> tuple[str, str]:
     method = mount_view(env, spec.id)
     agents = env.config.agents
     if "claude-hook" in (agents.factory.stop, agents.qa.stop):
-        write_no_follow(worktree, SETTINGS, claude_settings(env))
+        write_no_follow(worktree, SETTINGS, claude_settings(env.scripts))
     return _last_line(out.stdout), method
 
 

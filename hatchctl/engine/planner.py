@@ -25,7 +25,7 @@ from hatchctl import agents
 from hatchctl.config import AgentSection
 from hatchctl.engine import confinement
 from hatchctl.engine.deps import Deps
-from hatchctl.engine.jobs import SETTINGS, write_no_follow
+from hatchctl.engine.jobs import SETTINGS, claude_settings, write_no_follow
 from hatchctl.engine.prompt import BUILTIN
 from hatchctl.errors import HatchError, SummaryError, TmuxError
 from hatchctl.runtime import psinfo, sandbox
@@ -101,11 +101,8 @@ def launch(deps: Deps, agent: AgentSection, plan: PlanDir, token: str) -> tuple[
     refusal = preset.preflight(ctx)
     if refusal is None:
         preset.prepare_worktree(plan.out, ctx.env)  # e.g. Claude Code's folder trust
-        if agent.stop == "claude-hook":
-            hook = shlex.join(["bash", str(deps.scripts.path("agent/stop_hook.sh"))])
-            entry = {"type": "command", "command": hook, "timeout": 30}
-            settings = {"hooks": {"Stop": [{"matcher": "", "hooks": [entry]}]}}
-            write_no_follow(plan.out, SETTINGS, json.dumps(settings, indent=2))
+        if agent.stop == "claude-hook":  # its end is the Stop hook's .stop
+            write_no_follow(plan.out, SETTINGS, claude_settings(deps.scripts, ("Stop",)))
     if refusal is not None:
         raise HatchError(f"cannot start the planner: {refusal}")
     run_key = f"{deps.project_key}-plan-{plan.name}-{secrets.token_hex(4)}"

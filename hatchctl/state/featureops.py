@@ -42,21 +42,25 @@ def names(tasks: Iterable[FeatureTask]) -> list[str]:
     return sorted({t.feature for t in tasks if t.feature})
 
 
-def dependency_order(tasks: Sequence[T]) -> list[T]:
-    """The tasks, each before every task (of these) that depends on it; otherwise by id. A cycle
-    (refused by the spec checks) leaves its tasks at the end, by id."""
-    by_id = {t.id: t for t in tasks}
-    needs = {t.id: {d for d in t.depends_on if d in by_id and d != t.id} for t in tasks}
-    out: list[T] = []
+def order_ids(needs: dict[str, set[str]]) -> list[str]:
+    """The ids, each after those of its ``needs`` that are among them; otherwise by id. A cycle
+    (refused by the spec checks) leaves its ids at the end, by id."""
+    needs = {i: {d for d in n if d in needs and d != i} for i, n in needs.items()}
+    out: list[str] = []
     done: set[str] = set()
-    while len(out) < len(by_id):
+    while len(out) < len(needs):
         ready = sorted(i for i, n in needs.items() if i not in done and n <= done)
         if not ready:
-            ready = sorted(i for i in by_id if i not in done)
-        for i in ready:
-            out.append(by_id[i])
-            done.add(i)
+            ready = sorted(i for i in needs if i not in done)
+        out.extend(ready)
+        done.update(ready)
     return out
+
+
+def dependency_order(tasks: Sequence[T]) -> list[T]:
+    """The tasks, each before every task (of these) that depends on it; otherwise by id."""
+    by_id = {t.id: t for t in tasks}
+    return [by_id[i] for i in order_ids({t.id: set(t.depends_on) for t in tasks})]
 
 
 def tasks_of(tasks: Iterable[T], name: str) -> list[T]:

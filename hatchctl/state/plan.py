@@ -26,7 +26,8 @@ import yaml
 from hatchctl.errors import HatchError, SpecError, SummaryError
 from hatchctl.state.ids import is_valid_task_id
 from hatchctl.state.simscript import SimScript
-from hatchctl.state.spec import MAX_SPEC_BYTES, load_front, load_specs, parse_spec
+from hatchctl.state.snapshot import write_atomic
+from hatchctl.state.spec import MAX_SPEC_BYTES, copy_specs, load_front, load_specs, parse_spec
 from hatchctl.state.summary import read_agent_file
 
 MAX_FEATURE_BYTES = 48 * 1024  # the prompt holds it and goes as one argument (128 KiB max)
@@ -126,7 +127,7 @@ class PlanDir:
         self.root.mkdir(mode=0o700)  # FileExistsError: a plan of this name exists
         for d in (self.out, self.io, self.runs):
             d.mkdir(mode=0o700)
-        _write_private(self.feature, feature_text)
+        write_atomic(self.feature, feature_text.encode())
 
     def state(self) -> dict[str, Any]:
         try:
@@ -136,7 +137,8 @@ class PlanDir:
         return doc if isinstance(doc, dict) else {"state": "unknown"}
 
     def set_state(self, state: str, **data: Any) -> None:
-        _write_private(self.root / STATE_FILE, json.dumps({"state": state, **data}, indent=1))
+        doc = json.dumps({"state": state, **data}, indent=1)
+        write_atomic(self.root / STATE_FILE, doc.encode())
 
     def discard(self) -> None:
         shutil.rmtree(self.root)
@@ -150,14 +152,6 @@ def plan_dirs(plans: Path) -> list[PlanDir]:
         for p in sorted(plans.iterdir())
         if p.is_dir() and not p.is_symlink() and is_valid_task_id(p.name)
     ]
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -229,13 +223,7 @@ def _with_project(texts: dict[str, str], specs_dir: Path) -> list[str]:
     dependencies, cycles), found by loading a copy of the specs with them added."""
     with tempfile.TemporaryDirectory(prefix="hatch-plan-") as tmp:
         copy = Path(tmp)
-        existing: set[str] = set()
-        for path in sorted(specs_dir.glob("*.md")) if specs_dir.is_dir() else []:
-            try:
-                data = read_agent_file(path, "spec", MAX_SPEC_BYTES)
-            except SummaryError:
-                continue
-            (copy / path.name).write_bytes(data)
+        copy_specs(specs_dir, copy)
         before = load_specs(copy)
         existing = set(before.specs)
         problems = [

@@ -243,6 +243,18 @@ def find_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
     return cycles
 
 
+def copy_specs(specs_dir: Path, into: Path) -> None:
+    """The readable ``*.md`` specs, copied into ``into`` to be checked with a change (bounded
+    reads; links, FIFOs and unreadable files are left out: they are problems of the set as it
+    is, not of the change)."""
+    for path in sorted(specs_dir.glob("*.md")):
+        try:
+            data = read_agent_file(path, "spec", MAX_SPEC_BYTES)
+        except SummaryError:
+            continue
+        (into / path.name).write_bytes(data)
+
+
 def load_specs(specs_dir: Path) -> SpecSet:
     """Load every ``*.md`` spec under ``specs_dir`` and report every problem at once."""
     problems: list[str] = []

@@ -19,7 +19,7 @@ import yaml
 
 from hatchctl.errors import SpecError, SummaryError
 from hatchctl.state.ids import is_valid_task_id
-from hatchctl.state.spec import MAX_SPEC_BYTES, load_specs, parse_spec
+from hatchctl.state.spec import MAX_SPEC_BYTES, copy_specs, load_specs, parse_spec
 from hatchctl.state.summary import read_agent_file
 
 log = structlog.get_logger(__name__)
@@ -92,16 +92,6 @@ def read_spec(path: Path) -> str:
         raise SpecError(f"spec {path.name} is not UTF-8 ({exc.reason})") from None
 
 
-def _copy_specs(specs_dir: Path, into: Path) -> None:
-    """The readable ``*.md`` specs, copied (bounded reads; links and FIFOs are left out)."""
-    for path in sorted(specs_dir.glob("*.md")):
-        try:
-            data = read_agent_file(path, "spec", MAX_SPEC_BYTES)
-        except SummaryError:
-            continue  # unreadable here and in the copy alike: not this change's problem
-        (into / path.name).write_bytes(data)
-
-
 def check(
     specs_dir: Path, shown: str, text: str, *, name: str, new: bool, keep_id: str | None = None
 ) -> Checked:
@@ -119,7 +109,7 @@ def check(
         return Checked(task_id, [f"{shown}/{name}: the id cannot change ({keep_id} -> {task_id})"])
     with tempfile.TemporaryDirectory(prefix="hatch-spec-") as tmp:
         copy = Path(tmp)
-        _copy_specs(specs_dir, copy)
+        copy_specs(specs_dir, copy)
         if new and (os.path.lexists(specs_dir / name) or (copy / name).exists()):
             return Checked(task_id, [f"{shown}/{name} exists: {task_id} is taken"])
         before = load_specs(copy).problems
