@@ -92,8 +92,15 @@ class HatchApp(TaskKeys):
         self.refresh_data()
         self.set_interval(self.refresh_every, self._tick)
 
+    def _dashboard_gone(self) -> bool:
+        """The app is closing: its timer and workers may still call in after the dashboard's
+        widgets are gone (a refresh then would raise NoMatches)."""
+        return not self.is_running or not self.screen_stack or not self.query("#tasks")
+
     def _tick(self) -> None:
         """A refresh; the rows on screen are read first (their finished runs' last lines)."""
+        if self._dashboard_gone():
+            return
         self.source.in_view = self.query_one("#tasks", TaskTable).in_view()
         self.source.want_lines = self.nav.wants_lines
         self.refresh_data()
@@ -111,6 +118,8 @@ class HatchApp(TaskKeys):
         self.call_from_thread(self.show, snap)
 
     def show(self, snap: Snapshot) -> None:
+        if self._dashboard_gone():
+            return
         self.snapshot = snap
         if not snap.partial:  # what changed is told once every task is known
             self._notify_changes(snap)

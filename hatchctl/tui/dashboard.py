@@ -163,9 +163,11 @@ class Dashboard(App[None]):
         status.display = bool(line.plain)
 
     def _current(self) -> TaskView | None:
-        if self.snapshot is None:
+        tables = self.query("#tasks").results(TaskTable)  # none while the app closes
+        table = next(iter(tables), None)
+        if self.snapshot is None or table is None:
             return None
-        key = self.query_one("#tasks", TaskTable).current
+        key = table.current
         return self.snapshot.by_id.get(key) if key is not None else None
 
     # -- sort, filter, search ----------------------------------------------------------------

@@ -264,3 +264,18 @@ async def test_command_palette_offers_task_actions(tmp_path: Path) -> None:
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert any("read-only" in str(n.message) for n in app._notifications)
+
+
+async def test_a_refresh_while_the_app_closes_does_nothing(tmp_path: Path) -> None:
+    """The refresh timer and the snapshot worker may call in after the dashboard's widgets are
+    removed (Textual closes screens before it stops the app's timers): CI once failed on that
+    with NoMatches '#tasks'."""
+    project, store = fixed_project(tmp_path)
+    app = app_for(project, store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        snap = app.snapshot
+        assert snap is not None
+        await app.query_one("#tasks").remove()
+        app._tick()
+        app.show(snap)
