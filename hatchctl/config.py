@@ -93,6 +93,9 @@ class LimitsSection(_Strict):
     # below this much free space on the filesystem of .hatch/ the supervisor pauses (disk_full)
     # until space returns; 0 disables the probe (a write failing with "disk full" still pauses)
     min_free_mb: int = Field(default=64, ge=0, le=1_048_576)
+    # an SSH host unreachable this long: its runs end as host_lost (no strike), their tasks are
+    # placed again elsewhere (docs/scaling.md)
+    host_grace: Duration = Field(default=120.0, ge=0)
     restart: RestartPolicy = RestartPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
 
@@ -159,7 +162,7 @@ class LogSection(_Strict):
     backups: int = Field(default=3, ge=0)
 
 
-_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 LOCAL_HOST = "local"  # the controlling machine: the implicit host, configured by [limits]
 
 
@@ -204,9 +207,9 @@ class HostSection(_Strict):
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: list[str]) -> list[str]:
-        bad = [label for label in v if not _LABEL_RE.fullmatch(label)]
+        bad = [label for label in v if not LABEL_RE.fullmatch(label)]
         if bad:
-            raise ValueError(f"label {bad[0]!r} must match {_LABEL_RE.pattern}")
+            raise ValueError(f"label {bad[0]!r} must match {LABEL_RE.pattern}")
         return v
 
 

@@ -35,9 +35,12 @@ HATCHCTL = [sys.executable, "-m", "hatchctl"]
 
 
 @pytest.fixture(autouse=True)
-def _time_limit() -> Iterator[None]:
-    """Dump every thread's stack and exit if a test runs past the limit (a hung test fails CI)."""
-    faulthandler.dump_traceback_later(TEST_TIME_LIMIT, exit=True)
+def _time_limit(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Dump every thread's stack and exit if a test runs past the limit (a hung test fails CI).
+    A long test names its own limit: ``@pytest.mark.time_limit(SECONDS)``."""
+    marker = request.node.get_closest_marker("time_limit")
+    limit = float(marker.args[0]) if marker else TEST_TIME_LIMIT
+    faulthandler.dump_traceback_later(limit, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
 

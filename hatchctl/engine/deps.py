@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hatchctl import logsetup
 from hatchctl.project import Project
@@ -18,6 +18,10 @@ from hatchctl.runtime.scripts import Scripts
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state import secret
 from hatchctl.state.store import Store
+
+if TYPE_CHECKING:
+    from hatchctl.engine.remote import RemoteRuns
+    from hatchctl.hosts.base import Host
 
 
 def run_key(root: Path, run_id: int) -> str:
@@ -54,6 +58,21 @@ class Deps:
     def run_token(self, run_id: int) -> str:
         """Given to run ``run_id``'s agent alone; its stop files must carry it."""
         return secret.run_token(self.secret, run_id)
+
+    @functools.cached_property
+    def remote(self) -> RemoteRuns:
+        """The SSH hosts of hatch.toml and the runs on them (engine/remote.py)."""
+        from hatchctl.engine.remote import RemoteRuns
+
+        return RemoteRuns(self)
+
+    @functools.cached_property
+    def hosts(self) -> list[Host]:
+        """``local`` first, then each ``[hosts.NAME]`` (the same objects as ``remote.hosts``)."""
+        from hatchctl.hosts.local import LocalHost
+
+        local = LocalHost(self.project.root, max_active=self.limits.max_active)
+        return [local, *self.remote.hosts.values()]
 
     @property
     def job_key(self) -> str:

@@ -24,6 +24,8 @@ from hatchctl.engine import confinement, observe
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import load_template, render
 from hatchctl.errors import HatchError, TmuxError
+from hatchctl.hosts.base import Host
+from hatchctl.hosts.ssh import SshHost
 from hatchctl.runtime import psinfo
 from hatchctl.state.ids import run_name
 from hatchctl.state.rows import RunRow, TaskRow
@@ -44,9 +46,10 @@ def _rel(deps: Deps, path: Path) -> str:
 PROMPT_INLINE_MAX = 64 * 1024  # bytes; one argv string is capped at 128 KiB (MAX_ARG_STRLEN)
 
 
-def _delivered_prompt(prompt: Path, text: str) -> Path:
+def _delivered_prompt(prompt: Path, text: str, shown: Path | None = None) -> Path:
     """What the agent is given as its prompt (argument or paste): the prompt itself, or, when it
-    is too long for one argument or a sane paste, a pointer to the prompt file."""
+    is too long for one argument or a sane paste, a pointer to the prompt file (named as the
+    agent sees it: ``shown``, on its host)."""
     size = len(text.encode())
     if size <= PROMPT_INLINE_MAX:
         return prompt
@@ -55,8 +58,8 @@ def _delivered_prompt(prompt: Path, text: str) -> Path:
         pointer,
         (
             f"hatchctl: your instructions are too long for a command line ({size} bytes). "
-            f"Read them in full from {prompt} (also $HATCH_PROMPT_FILE) before anything else, "
-            "and follow them exactly.\n"
+            f"Read them in full from {shown or prompt} (also $HATCH_PROMPT_FILE) before "
+            "anything else, and follow them exactly.\n"
         ).encode(),
     )
     return pointer
@@ -71,10 +74,18 @@ def launch(
     attempt: int,
     *,
     resume_note: str = "",
+    host: Host | None = None,
 ) -> RunRow:
+    """Launch the run on ``host`` (placement's choice; None or ``local``: this machine). On an
+    SSH host the prompt names the host's paths and engine/remote.py starts the pane there."""
     project, paths = deps.project, deps.project.paths
     agent = getattr(project.config.agents, role)
     worktree = Path(task.worktree or paths.worktree(task.id))
+    ssh = host if isinstance(host, SshHost) else None
+
+    def where(path: Path) -> Path:  # the path as the agent sees it, on its host
+        return path if ssh is None else Path(deps.remote.on_host(ssh, path))
+
     name = run_name(task.id, role, iteration, attempt)
     log = paths.run_log(task.id, role, iteration, attempt)
     stop = paths.stop_file(task.id, role, iteration, attempt)
@@ -92,15 +103,15 @@ def launch(
         role=role,
         iteration=iteration,
         attempt=attempt,
-        worktree=worktree,
-        summary_file=summary,
-        stop_file=stop,
-        handover_file=handover,
+        worktree=where(worktree),
+        summary_file=where(summary),
+        stop_file=where(stop),
+        handover_file=where(handover) if handover else None,
         resume_note=resume_note,
     )
     prompt.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(prompt, text.encode())
-    delivered = _delivered_prompt(prompt, text)
+    delivered = _delivered_prompt(prompt, text, where(prompt))
     stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     stop.unlink(missing_ok=True)
     with deps.store.tx() as tx:
@@ -114,6 +125,7 @@ def launch(
             stop_path=_rel(deps, stop),
             summary_path=_rel(deps, summary),
             prompt_path=_rel(deps, delivered),
+            host=ssh.name if ssh is not None else None,
         )
         tx.update_task(task.id, phase=role, attempt=attempt, resume_phase=None, next_retry_at=None)
         if delivered != prompt:
@@ -123,6 +135,13 @@ def launch(
                 run_id=run.id,
                 data={"bytes": len(text.encode()), "limit": PROMPT_INLINE_MAX},
             )
+    if ssh is not None:
+        files = {"prompt": prompt, "delivered": delivered, "handover": handover}
+        try:
+            return deps.remote.launch(ssh, run, task, spec, files)
+        except HatchError as exc:
+            _launch_failed(deps, run.id, str(exc))
+            raise LaunchFailed(f"could not launch {name} on host {ssh.name}: {exc}") from None
     try:
         plan = confinement.prepare(
             deps,
@@ -154,28 +173,8 @@ def launch(
         _launch_failed(deps, run.id, refusal)
         raise LaunchFailed(f"could not launch {name}: {refusal}")
     env = {
-        "HATCH_RUN_ID": str(run.id),
-        "HATCH_RUN_KEY": deps.run_key(run.id),
-        "HATCH_RUN_TOKEN": deps.run_token(run.id),
+        **run_env(deps, run, task, spec, where, files=(worktree, prompt, delivered, handover)),
         "HATCH_SANDBOX": plan.mode,
-        "HATCH_TASK_ID": task.id,
-        "HATCH_ROLE": role,
-        "HATCH_ITERATION": str(iteration),
-        "HATCH_ATTEMPT": str(attempt),
-        "HATCH_WORKTREE": str(worktree),
-        "HATCH_SPEC_FILE": str(project.root / spec.path)
-        if not Path(spec.path).is_absolute()
-        else spec.path,
-        "HATCH_PROMPT_FILE": str(prompt),
-        "HATCH_SUMMARY_FILE": str(summary),
-        "HATCH_STOP_FILE": str(stop),
-        "HATCH_HANDOVER_FILE": str(handover) if handover else "",
-        "HATCH_STATE_DIR": str(paths.hatch),
-        "HATCH_BASE_SHA": task.base_sha or "",
-        "HATCH_PROMPT_ARG": "1" if agent.prompt_delivery == "argument" else "0",
-        **({"HATCH_PROMPT_DELIVERED": str(delivered)} if delivered != prompt else {}),
-        "HATCH_STOP_MODE": agent.stop,
-        "HATCH_LAUNCH_TIMEOUT": str(int(max(1, deps.limits.launch_timeout))),
         # run_agent.sh puts this first on PATH so the agent finds this hatchctl (`hatchctl
         # sim-agent`); tmux itself overrides PATH given with -e by the client's PATH
         "HATCH_BIN_DIR": str(Path(sys.executable).parent),
@@ -200,26 +199,75 @@ def launch(
         _launch_failed(deps, run.id, str(exc))
         raise LaunchFailed(f"could not launch {name}: {exc}") from None
     write_atomic(paths.ticket(run.id), f"run_id={run.id} task={task.id} role={role}\n".encode())
+    return running(deps, run, pane.pane_id, pane.pid, {"sandbox": plan.mode})
+
+
+def run_env(
+    deps: Deps,
+    run: RunRow,
+    task: TaskRow,
+    spec: TaskSpec,
+    where: Callable[[Path], Path],
+    *,
+    files: tuple[Path, Path, Path, Path | None],
+) -> dict[str, str]:
+    """The HATCH_* variables of a run (README's agent contract), its paths as ``where`` maps
+    them onto its host. ``files``: worktree, prompt, delivered prompt, handover."""
+    project, paths = deps.project, deps.project.paths
+    agent = getattr(project.config.agents, run.role)
+    worktree, prompt, delivered, handover = files
+    task_id, role, iteration, attempt = run.task_id, run.role, run.iteration, run.attempt
+    summary = paths.summary_file(task_id, role, iteration)
+    stop = paths.stop_file(task_id, role, iteration, attempt)
+    spec_file = Path(spec.path) if Path(spec.path).is_absolute() else project.root / spec.path
+    return {
+        "HATCH_RUN_ID": str(run.id),
+        "HATCH_RUN_KEY": deps.run_key(run.id),
+        "HATCH_RUN_TOKEN": deps.run_token(run.id),
+        "HATCH_TASK_ID": task_id,
+        "HATCH_ROLE": role,
+        "HATCH_ITERATION": str(iteration),
+        "HATCH_ATTEMPT": str(attempt),
+        "HATCH_WORKTREE": str(where(worktree)),
+        "HATCH_SPEC_FILE": str(where(spec_file)),
+        "HATCH_PROMPT_FILE": str(where(prompt)),
+        "HATCH_SUMMARY_FILE": str(where(summary)),
+        "HATCH_STOP_FILE": str(where(stop)),
+        "HATCH_HANDOVER_FILE": str(where(handover)) if handover else "",
+        "HATCH_STATE_DIR": str(where(paths.hatch)),
+        "HATCH_BASE_SHA": task.base_sha or "",
+        "HATCH_PROMPT_ARG": "1" if agent.prompt_delivery == "argument" else "0",
+        **({"HATCH_PROMPT_DELIVERED": str(where(delivered))} if delivered != prompt else {}),
+        "HATCH_STOP_MODE": agent.stop,
+        "HATCH_LAUNCH_TIMEOUT": str(int(max(1, deps.limits.launch_timeout))),
+    }
+
+
+def running(
+    deps: Deps, run: RunRow, pane_id: str | None, pane_pid: int | None, data: dict[str, Any]
+) -> RunRow:
+    """The launched pane is up and its ticket written: starting -> running."""
     with deps.store.tx() as tx:
         run = tx.transition_run(
             run.id,
             "starting",
             "running",
-            pane_id=pane.pane_id,
-            pane_pid=pane.pid,
+            pane_id=pane_id,
+            pane_pid=pane_pid,
             running_at=tx.now,
             last_activity_at=tx.now,
-            data={"pane_id": pane.pane_id, "window": name, "sandbox": plan.mode},
+            data={"pane_id": pane_id, "window": run.window_name, **data},
         )
-        tx.update_task(task.id, pane_id=pane.pane_id)
+        tx.update_task(run.task_id, pane_id=pane_id)
     deps.log.info(
         "run_launched",
-        task_id=task.id,
+        task_id=run.task_id,
         run_id=run.id,
-        role=role,
-        iteration=iteration,
-        attempt=attempt,
-        pane_id=pane.pane_id,
+        role=run.role,
+        iteration=run.iteration,
+        attempt=run.attempt,
+        pane_id=pane_id,
+        host=run.host or "local",
     )
     return run
 
@@ -257,7 +305,10 @@ def claimed(deps: Deps, run_id: int) -> bool:
 
 def kill(deps: Deps, run: RunRow) -> psinfo.KillReport:
     """Kill escalation: SIGTERM to the process group(s), grace, SIGKILL, check for survivors;
-    then close the pane. Safe to call on an already dead run."""
+    then close the pane. Safe to call on an already dead run. A run on an SSH host: its
+    window there is closed (engine/remote.py)."""
+    if run.remote:
+        return deps.remote.kill(run)
     cancel_ticket(deps, run.id)
     report = psinfo.kill_agent(deps.run_key(run.id), grace=deps.limits.kill_grace)
     with contextlib.suppress(TmuxError):

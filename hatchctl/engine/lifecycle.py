@@ -246,3 +246,16 @@ def start(deps: Deps, task_id: str) -> bool:
             data={"priority": task.priority, "files": task.files},
         )
     return True
+
+
+def launch_interrupted(tx: Tx, run_id: int) -> None:
+    """A launch the previous supervisor never confirmed and whose ticket was cancelled: the
+    agent never started and never will (reconcile, locally and on a host)."""
+    tx.transition_run(
+        run_id,
+        "starting",
+        "crashed",
+        ended_at=tx.now,
+        reason="launch_interrupted",
+        data={"note": "the supervisor stopped mid-launch; relaunching"},
+    )

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hatchctl.engine import confinement, derived, launcher, lifecycle, observe
+from hatchctl.engine import derived, launcher, lifecycle, observe, reclaimcheck, remotecheck
 from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import SUMMARY_REQUEST
@@ -60,6 +60,15 @@ class Monitor:
             raise SummaryError(f"summary {path.name} does not exist") from None
         return load_summary(path, task_id=run.task_id, role=run.role, iteration=run.iteration)
 
+    def _log_size(self, run: RunRow) -> int:
+        if run.remote:  # as its host's watcher last listed it
+            size = self.deps.remote.log_size(run)
+            return run.log_size if size is None else size
+        try:
+            return self._path(run.log_path).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def _task(self, run: RunRow) -> TaskRow:
         task = self.deps.store.task(run.task_id)
         assert task is not None
@@ -69,6 +78,8 @@ class Monitor:
     def check(self, run: RunRow, now: float) -> None:
         if run.state == "starting":
             return  # only seen during reconcile, which handles it
+        if run.remote:  # a stop its host reported is brought back first (engine/remote.py)
+            remotecheck.collect_reported(self.deps, run)
         sig = self._stop_signature(run)
         if run.state == "stopped":  # a supervisor stopped between recording and acting on it
             try:
@@ -92,8 +103,10 @@ class Monitor:
             self._check_summarizing(run, now)
 
     def _check_active(self, run: RunRow, now: float) -> None:
-        deps, lim = self.deps, self.deps.limits
-        spec = self.specs.get(run.task_id)
+        deps = self.deps
+        if run.remote:
+            remotecheck.check_active(self, run, now)
+            return
         started = run.running_at or run.started_at
         if not psinfo.alive_since(run.pane_pid, started):
             sig = self._stop_signature(run)  # the wrapper writes .stop just before it exits
@@ -103,24 +116,26 @@ class Monitor:
             reason = "vanished" if launcher.claimed(deps, run.id) else "never_started"
             self.restart(run, reason, "the agent's pane is gone and it wrote no .stop file")
             return
-        limit = spec.timeout if spec is not None and spec.timeout else lim.run_timeout
-        if now - started > limit:
-            detail = f"ran longer than {limit:g}s"
-            self._end_and_strike(
-                run, "timed_out", "run_timeout", "timeout", detail, {"limit": limit}
-            )
+        if self.past_run_timeout(run, now, started):
             return
         if run.role and getattr(deps.project.config.agents, run.role).prompt_delivery == "paste":
             self._paste_prompt(run)
         run = observe.check_waiting(deps, run)
         self._check_idle(run, now, started)
 
+    def past_run_timeout(self, run: RunRow, now: float, started: float) -> bool:
+        """Past its spec's timeout (else ``run_timeout``): ended ``timed_out`` with a strike."""
+        spec = self.specs.get(run.task_id)
+        limit = spec.timeout if spec is not None and spec.timeout else self.deps.limits.run_timeout
+        if now - started <= limit:
+            return False
+        detail = f"ran longer than {limit:g}s"
+        self._end_and_strike(run, "timed_out", "run_timeout", "timeout", detail, {"limit": limit})
+        return True
+
     def _check_idle(self, run: RunRow, now: float, started: float) -> None:
         deps, lim = self.deps, self.deps.limits
-        try:
-            size = self._path(run.log_path).stat().st_size
-        except FileNotFoundError:
-            size = 0
+        size = self._log_size(run)
         # CPU of the process tree costs a scan of /proc: only when the log says nothing, and at
         # most every 2 s per run
         grew = size != run.log_size
@@ -367,35 +382,10 @@ class Monitor:
     def _reclaim(self, run: RunRow) -> bool:
         """Take back the run's branch and check the refs it must not touch. False when the run
         tampered with them (the task has failed)."""
-        deps = self.deps
-        got = confinement.reclaim(deps, run)
-        with deps.store.tx() as tx:
-            if got.moved:
-                tx.event(
-                    "branch_taken_back",
-                    task_id=run.task_id,
-                    run_id=run.id,
-                    data={"from": got.moved[0], "to": got.moved[1]},
-                )
-            for problem in got.problems:
-                tx.event(
-                    "sandbox_problem", task_id=run.task_id, run_id=run.id, data={"error": problem}
-                )
-            if got.tampered and got.sandboxed:  # not the agent: it cannot write refs
-                tx.event(
-                    "refs_changed_outside",
-                    task_id=run.task_id,
-                    run_id=run.id,
-                    data={"refs": {k: list(v) for k, v in got.tampered.items()}},
-                )
-        if not got.tampered or got.sandboxed:
+        found = reclaimcheck.tampering(reclaimcheck.record(self.deps, run))
+        if found is None:
             return True
-        names = ", ".join(got.tampered)
-        detail = f"the agent changed {names} (restored)"
-        if got.unrestored:
-            detail = f"the agent changed {names}; could not restore: {'; '.join(got.unrestored)}"
-        data = {"refs": {k: list(v) for k, v in got.tampered.items()}, "unrestored": got.unrestored}
-        self._end_and_strike(run, "failed", "ref_tampering", "agent", detail, data)
+        self._end_and_strike(run, "failed", "ref_tampering", "agent", found[0], found[1])
         return False
 
     def _request_or_fail(self, run: RunRow, reason: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hatchctl.engine import launcher
+from hatchctl.engine import launcher, lifecycle
 from hatchctl.engine.deps import Deps
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.tmux import AGENT_SESSION, Pane
@@ -61,7 +61,7 @@ def reconcile(deps: Deps) -> ReconcileReport:
         else:  # another project's agent, or a window a user opened: not ours to touch
             report.foreign_panes.append(f"{p.window_name} ({p.pane_id})")
     by_name: dict[str, Pane] = {p.window_name: p for p in panes if not p.dead}
-    live = store.runs(live_only=True)
+    live = [r for r in store.runs(live_only=True) if not r.remote]  # hosts: remote.reconcile
     for run in live:
         pane = by_name.get(run.window_name)
         if run.state == "starting":
@@ -69,14 +69,7 @@ def reconcile(deps: Deps) -> ReconcileReport:
                 if pane is not None:
                     deps.tmux.kill_pane(pane.pane_id)
                 with store.tx() as tx:
-                    tx.transition_run(
-                        run.id,
-                        "starting",
-                        "crashed",
-                        ended_at=tx.now,
-                        reason="launch_interrupted",
-                        data={"note": "the supervisor stopped mid-launch; relaunching"},
-                    )
+                    lifecycle.launch_interrupted(tx, run.id)
                 report.cancelled.append(run.id)
                 continue
             pid = pane.pid if pane is not None else _claimed_pid(deps, run.id)
@@ -98,6 +91,10 @@ def reconcile(deps: Deps) -> ReconcileReport:
                 with store.tx() as tx:
                     tx.update_run(run.id, pane_id=pane.pane_id, pane_pid=pane.pid)
             report.adopted.append(run.id)
+    if any(r.remote for r in store.runs(live_only=True)):
+        adopted, cancelled = deps.remote.reconcile()
+        report.adopted += adopted
+        report.cancelled += cancelled
     live_names = {r.window_name for r in store.runs(live_only=True)}
     finished = {r.window_name: r for r in store.runs() if r.window_name not in live_names}
     for pane in panes:

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from hatchctl import agents
-from hatchctl.engine import jobs, launcher, lifecycle
+from hatchctl.engine import jobs, launcher, lifecycle, placement
 from hatchctl.engine.breaker import Breaker
 from hatchctl.engine.commands import Commands
 from hatchctl.engine.courier import Courier
@@ -122,6 +122,7 @@ class Supervisor:
             self.disk.prepare()
             self.disk.adopt()
             self.server_pid = deps.tmux.ensure_server(deps.project.root)
+            deps.remote.attach(self.queue)  # a host's watcher wakes the loop like inotify
             reconcile(deps)
             for task in deps.store.tasks():  # a cleanup interrupted by a crash is finished now
                 if task.state == "completed" and deps.project.paths.worktree(task.id).exists():
@@ -149,8 +150,13 @@ class Supervisor:
                 tx.event("supervisor_stopped", data={"down": self.going_down})
             self.lock.release()
             deps.store.flush()  # current_state.json holds the final state when run() returns
-            if self.going_down or (self.until_drained and not deps.store.runs(live_only=True)):
+            finished = self.going_down or (
+                self.until_drained and not deps.store.runs(live_only=True)
+            )
+            if finished:
                 deps.tmux.kill_server()
+            with contextlib.suppress(Exception):
+                deps.remote.shutdown(kill_servers=finished)
             deps.notifier.drain()
 
     def _check_agents(self) -> None:
@@ -323,7 +329,8 @@ class Supervisor:
         self.jobs.collect()
         paused = deps.store.meta("paused") == "1"
         tasks = deps.store.tasks()
-        decision = plan(tasks, deps.store.locks(), deps.limits.max_active, paused)
+        slots = placement.capacity(deps.hosts, down=deps.remote.down)
+        decision = plan(tasks, deps.store.locks(), slots, paused)
         self._apply_plan(decision.start, decision.block, decision.unblock)
         live = {r.task_id for r in deps.store.runs(live_only=True)}
         for task in deps.store.tasks():
@@ -475,9 +482,19 @@ class Supervisor:
             r for r in deps.store.runs(task.id) if r.role == role and r.iteration == task.iteration
         ]
         attempt = max((r.attempt for r in previous), default=0) + 1
+        try:
+            host = placement.for_run(deps, spec, role)
+        except placement.NoHost as exc:  # no host could ever take it: say so, once
+            with deps.store.tx() as tx:
+                lifecycle.fail(deps, tx, task, failure_class="infra", last_error=str(exc))
+            return
+        if host is None:
+            return  # every host it may run on is full (or lost): the next pass tries again
         note = self._resume_note(previous[-1]) if previous else ""
         try:
-            launcher.launch(deps, task, spec, role, task.iteration, attempt, resume_note=note)
+            launcher.launch(
+                deps, task, spec, role, task.iteration, attempt, resume_note=note, host=host
+            )
         except launcher.LaunchFailed as exc:
             self._raise_if_disk_full(exc)
             with deps.store.tx() as tx:

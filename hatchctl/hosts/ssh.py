@@ -227,6 +227,35 @@ class SshHost(Host):
             raise HostUnreachable(f"host {self.name} ({self.address}): no master connection")
         return pid
 
+    def stream(self, argv: list[str], cwd: PurePosixPath | None = None) -> subprocess.Popen[bytes]:
+        """A long-lived command on the host over the master connection (a watcher): its stdout
+        is read by the caller line by line; it ends when the program or the link ends. The
+        caller kills it (its own session: ``os.killpg``) and waits for it."""
+        full = [*self.ssh_argv(), self.remote_command(argv, cwd)]
+        try:
+            return subprocess.Popen(
+                full,
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise HostError(f"host {self.name}: cannot run ssh: {exc.strerror}") from None
+
+    def git_ssh_command(self) -> str:
+        """GIT_SSH_COMMAND riding on this host's master connection (git runs it through a
+        shell: every word quoted)."""
+        return shlex.join(["ssh", *self._options()])
+
+    def git_url(self, path: PurePosixPath) -> str:
+        """The ``ssh://`` URL of a repository at ``path`` on this host (the port is in
+        git_ssh_command's options)."""
+        if not path.is_absolute():
+            raise HostError(f"host {self.name}: {path} is not absolute")
+        return f"ssh://{self.destination}{path}"
+
     def close(self) -> None:
         """Close the master connection (its running calls end with it)."""
         if self.control_path.exists():

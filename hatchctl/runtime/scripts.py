@@ -20,6 +20,9 @@ SCRIPT_NAMES = (
     "git/undo_merge.sh",
     "git/land.sh",
     "git/push_branch.sh",
+    "git/push_to_host.sh",
+    "git/fetch_from_host.sh",
+    "git/host_worktree.sh",
     "mount/mount_readonly.sh",
     "mount/unmount.sh",
     "agent/run_agent.sh",
@@ -59,13 +62,20 @@ class Scripts:
             raise HatchError(f"unknown script {name}")
         return self.root / name
 
-    def run(self, name: str, *args: str, timeout: float | None = None) -> proc.Result:
-        """Run a script; ScriptError (or its timeout) carries exit code, argv and output."""
+    def run(
+        self,
+        name: str,
+        *args: str,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> proc.Result:
+        """Run a script; ScriptError (or its timeout) carries exit code, argv and output.
+        ``env``: variables for this call only (e.g. GIT_SSH_COMMAND for a host's clone)."""
         argv = ["bash", str(self.path(name)), *args]
         limit = timeout or self.timeout
         try:
-            env = {**git_env(), **(self.env or {})}
-            result = proc.run(argv, timeout=limit, env=env, error=ScriptError)
+            full = {**git_env(), **(self.env or {}), **(env or {})}
+            result = proc.run(argv, timeout=limit, env=full, error=ScriptError)
         except CommandTimeout as exc:
             self.log.warning("script_timeout", script=name, args=list(args), timeout=limit)
             raise ScriptError(

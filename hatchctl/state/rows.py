@@ -96,6 +96,11 @@ class RunRow:
     transcript_path: str | None = None
     waiting_since: float | None = None  # the agent waits for input (a prompt, a dialog)
     waiting_reason: str | None = None
+    host: str | None = None  # the [hosts.NAME] it runs on; None: this machine ("local")
+
+    @property
+    def remote(self) -> bool:
+        return self.host is not None and self.host != "local"
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRow:

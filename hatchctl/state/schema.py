@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS runs (
     transcript_path TEXT,
     waiting_since REAL,
     waiting_reason TEXT,
+    host TEXT,
     UNIQUE (task_id, role, iteration, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_task ON runs(task_id);
@@ -156,6 +157,7 @@ ADDED_COLUMNS = {
         "transcript_path": "TEXT",
         "waiting_since": "REAL",
         "waiting_reason": "TEXT",
+        "host": "TEXT",  # the [hosts.NAME] the run was placed on; NULL: this machine
     },
 }
 
@@ -175,7 +177,11 @@ def is_current(conn: sqlite3.Connection) -> bool:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         return False
-    return row is not None and row[0] == str(SCHEMA_VERSION)
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        return False
+    # a column added within this version (runs.host) is added by install() on open
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    return set(ADDED_COLUMNS["runs"]) <= have
 
 
 def install(conn: sqlite3.Connection) -> None:

@@ -41,6 +41,8 @@ class TaskSpec(BaseModel):
     # groups tasks: status and the control room roll each feature up
     feature: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
     sim: SimScript | None = None
+    # placement: only on hosts carrying every one of these labels ([hosts.NAME] labels)
+    host_labels: list[str] = Field(default_factory=list, max_length=32)
     # filled by the loader, not by the front matter
     body: str = Field(default="", max_length=MAX_BODY_BYTES)
     path: str = ""
@@ -68,6 +70,16 @@ class TaskSpec(BaseModel):
             p = PurePosixPath(f)
             if not f or p.is_absolute() or ".." in p.parts:
                 raise ValueError(f"file {f!r} must be a relative path inside the repository")
+        return v
+
+    @field_validator("host_labels")
+    @classmethod
+    def _host_labels(cls, v: list[str]) -> list[str]:
+        from hatchctl.config import LABEL_RE
+
+        bad = [label for label in v if not LABEL_RE.fullmatch(label)]
+        if bad:
+            raise ValueError(f"host label {bad[0]!r} must match {LABEL_RE.pattern}")
         return v
 
     @field_validator("timeout", mode="before")

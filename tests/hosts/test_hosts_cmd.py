@@ -33,7 +33,7 @@ def test_hosts_lists_reachable_and_unreachable(sshd: SshServer, tmp_path: Path) 
     assert out.returncode == 1, out.stderr
     assert out.stderr.strip() == "hatchctl: 1 of 3 hosts not usable: down"
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("local  ok ") and "max_active 2" in lines[0]
+    assert lines[0].startswith("local  ok ") and "active 0/2" in lines[0]
     assert lines[2].startswith("up     ok ") and "labels gpu,big" in lines[2]
     assert f"MB free under {remote}/hatch, tmux " in lines[3] and "git version" in lines[3]
     assert lines[4].startswith("down   unreachable")
@@ -43,6 +43,7 @@ def test_hosts_lists_reachable_and_unreachable(sshd: SshServer, tmp_path: Path) 
     assert list(by_name) == ["local", "up", "down"]
     assert by_name["up"]["reachable"] and by_name["up"]["free_mb"] > 0
     assert by_name["up"]["labels"] == ["gpu", "big"] and by_name["up"]["max_active"] == 4
+    assert by_name["up"]["active"] == 0  # no agent of this project runs there
     assert not by_name["down"]["reachable"] and "Connection refused" in by_name["down"]["error"]
     project = Project.find(repo)
     checks = {c[0]: c for c in doctor_checks(project)}

@@ -1,0 +1,388 @@
+"""Runs on SSH hosts: launch, watch, collect, kill, adopt. See docs/scaling.md.
+
+The controller stays the truth. On a host, the project lives under ``ROOT/<project>-<key>/``
+(SshHost.map_path): ``.hatch/repo.git`` a bare clone, ``.hatch/scripts`` the hatch scripts the
+host runs, and every ``.hatch/`` path of a run (worktree, prompt, exchange directory, log,
+tickets) at the same place relative to it as on the controller.
+
+Launch: the task's branch is pushed to the clone (push_to_host.sh, git over the host's master
+connection), host_worktree.sh makes the worktree there, the spec, prompt and handover are
+copied, and the wrapper run_agent.sh starts in the host's own tmux server (``<socket>-<host>``)
+waiting for its ticket, written last, as locally.
+
+Completion: the host's watcher stream (engine/remotewatch.py) reports the run's ``.stop``;
+``collect`` copies the stop file and the summary back (bounded reads of regular files, the
+summary's mtime kept), fetches the task's branch back into the local worktree
+(fetch_from_host.sh) and mirrors the end of the log, then writes the local ``.stop`` last: from
+there the run is handled as a local one (verification, QA, merge on the controller).
+
+Everything from the host is untrusted: paths are derived from the run's row, never from what
+the host prints; sizes are bounded; the stop file must carry the run's token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shlex
+import time
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from hatchctl.engine import launcher, remoteadopt, remotefiles
+from hatchctl.engine.remotewatch import HostWatch
+from hatchctl.errors import HatchError, HostError, HostUnreachable, ScriptError, TmuxServerDead
+from hatchctl.hosts import build_hosts
+from hatchctl.hosts.attach import host_socket
+from hatchctl.hosts.ssh import SshHost
+from hatchctl.runtime import psinfo
+from hatchctl.runtime.gitrepo import SAFE_GIT_CONFIG
+from hatchctl.runtime.tmux import AGENT_SESSION, Pane, Tmux
+from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.snapshot import write_atomic
+from hatchctl.state.spec import TaskSpec
+from hatchctl.state.summary import MAX_AGENT_FILE
+
+if TYPE_CHECKING:
+    from hatchctl.engine.deps import Deps
+
+HOST_SCRIPTS = ("lib.sh", "git/host_worktree.sh", "agent/run_agent.sh")
+STOP_LIMIT = 64 * 1024
+LOG_TAIL = 256 * 1024  # bytes of a remote run's log mirrored when it stops
+PANES_MAX_AGE = 1.0  # seconds a host's pane list serves the monitor
+UNREACHABLE_RETRY = 2.0  # seconds between probes of a host that did not answer
+
+
+class RemoteRuns:
+    """The SSH hosts of one supervisor (or client) and what it knows about them."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.hosts: dict[str, SshHost] = {
+            h.name: h for h in build_hosts(deps.project) if isinstance(h, SshHost)
+        }
+        self.ready: set[str] = set()
+        self.down: set[str] = set()  # declared lost: nothing is placed there until it answers
+        self.unreachable_since: dict[str, float] = {}
+        self._probe_at: dict[str, float] = {}
+        self._panes: dict[str, dict[str, Pane]] = {}
+        self.collected: dict[int, str] = {}  # run id -> the remote stop's mtime collected
+        self.watches: dict[str, HostWatch] = {}
+        self.sink: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.log = deps.log.bind(component="remote")
+
+    # -- layout ----------------------------------------------------------------------------
+    def host(self, run: RunRow) -> SshHost:
+        host = self.hosts.get(run.host or "")
+        if host is None:
+            raise HostError(f"run {run.id} is on host {run.host!r}, no longer in hatch.toml")
+        return host
+
+    def base(self, host: SshHost) -> PurePosixPath:
+        return host.project_root_on_host(self.deps.project.root)
+
+    def on_host(self, host: SshHost, path: Path) -> PurePosixPath:
+        return host.map_path(self.deps.project.root, path)
+
+    def _hatch(self, host: SshHost) -> PurePosixPath:
+        return self.base(host) / ".hatch"
+
+    def tmux(self, host: SshHost) -> Tmux:
+        """The host's tmux server of this project: its own socket name (on a loopback host the
+        controller's server is a different one)."""
+        deps = self.deps
+        socket = host_socket(deps.tmux.socket, host.name)
+        return host.tmux(socket, timeout=float(deps.limits.tmux_timeout), tag=deps.tmux.tag)
+
+    def _git_env(self, host: SshHost) -> dict[str, str]:
+        return {"GIT_SSH_COMMAND": host.git_ssh_command(), "GIT_TERMINAL_PROMPT": "0"}
+
+    def _timeout(self) -> float:
+        return float(self.deps.limits.script_timeout)
+
+    def _sh(self, host: SshHost, script: str, *args: str, input_text: str | None = None) -> int:
+        return remotefiles.sh(host, script, *args, timeout=self._timeout(), input_text=input_text)
+
+    def put(self, host: SshHost, path: PurePosixPath, text: str, mode: str = "600") -> None:
+        remotefiles.put(host, path, text, timeout=self._timeout(), mode=mode)
+
+    def read(
+        self, host: SshHost, path: PurePosixPath, limit: int, *, end: bool = False
+    ) -> tuple[float, str] | None:
+        return remotefiles.read(host, path, limit, timeout=self._timeout(), end=end)
+
+    def prepare(self, host: SshHost) -> None:
+        """The project's directories, bare clone and scripts on the host (once per process)."""
+        if host.name in self.ready:
+            return
+        if self._sh(host, remotefiles.PREPARE, str(self.base(host))) != 0:
+            raise HostError(f"host {host.name}: cannot prepare {self.base(host)}")
+        scripts = self.deps.scripts
+        for name in HOST_SCRIPTS:
+            text = (scripts.root / name).read_text(encoding="utf-8")
+            self.put(host, self._hatch(host) / "scripts" / name, text, "700")
+        self.ready.add(host.name)
+        self.log.info("host_prepared", host=host.name, base=str(self.base(host)))
+
+    # -- launch ----------------------------------------------------------------------------
+    def launch(
+        self,
+        host: SshHost,
+        run: RunRow,
+        task: TaskRow,
+        spec: TaskSpec,
+        files: dict[str, Path | None],
+    ) -> RunRow:
+        deps, paths, root = self.deps, self.deps.project.paths, self.deps.project.root
+        self.prepare(host)
+        url = host.git_url(self._hatch(host) / "repo.git")
+        deps.scripts.run("git/push_to_host.sh", str(root), url, task.id, env=self._git_env(host))
+        worktree = paths.worktree(task.id)
+        script = self._hatch(host) / "scripts" / "git" / "host_worktree.sh"
+        safe = [f"{k}={v}" for k, v in SAFE_GIT_CONFIG.items()]
+        repo, there = self._hatch(host) / "repo.git", self.on_host(host, worktree)
+        argv = ["env", *safe, "bash", str(script), str(repo), str(there), task.id]
+        host.run(argv, timeout=self._timeout())
+        prompt, delivered, handover = files["prompt"], files["delivered"], files["handover"]
+        assert prompt is not None and delivered is not None
+        spec_file = Path(spec.path) if Path(spec.path).is_absolute() else root / spec.path
+        copies = [spec_file, prompt, delivered] + ([handover] if handover else [])
+        for local in dict.fromkeys(copies):
+            if local.is_file():
+                self.put(host, self.on_host(host, local), local.read_text(encoding="utf-8"))
+        stop = paths.stop_file(task.id, run.role, run.iteration, run.attempt)
+        host.run(["rm", "-f", "--", str(self.on_host(host, stop))], timeout=self._timeout())
+        agent = getattr(deps.project.config.agents, run.role)
+
+        def where(path: Path) -> Path:
+            return Path(self.on_host(host, path))
+
+        env = {
+            **launcher.run_env(
+                deps, run, task, spec, where, files=(worktree, prompt, delivered, handover)
+            ),
+            "HATCH_SANDBOX": "none",
+            **agent.env,
+        }
+        tmux = self.tmux(host)
+        tmux.ensure_server(Path(self.base(host)))
+        log = paths.run_log(task.id, run.role, run.iteration, run.attempt)
+        wrapper = self._hatch(host) / "scripts" / "agent" / "run_agent.sh"
+        pane = tmux.new_window(
+            run.window_name,
+            ["bash", str(wrapper), *agent.command],
+            cwd=where(worktree),
+            env=env,
+            index=run.id,
+            pipe=f"exec cat >> {shlex.quote(str(where(log)))}",
+        )
+        self.watch(host)
+        ticket = f"run_id={run.id} task={task.id} role={run.role}"
+        where_ticket = str(self._hatch(host) / "runs" / str(run.id))
+        if self._sh(host, remotefiles.TICKET, where_ticket, ticket) != 0:
+            tmux.kill_pane(pane.pane_id)
+            raise HostError(f"host {host.name}: launch {run.id} was cancelled")
+        self._panes.pop(host.name, None)
+        # no pane id nor pid in the row: those name this machine's panes and processes (a
+        # message or an attach by pane id would reach a local pane); the host's window is
+        # found by its name
+        data = {"host": host.name, "host_pane_id": pane.pane_id}
+        return launcher.running(deps, run, None, None, data)
+
+    # -- tickets ---------------------------------------------------------------------------
+    def cancel_ticket(self, host: SshHost, run_id: int) -> bool:
+        """Make sure the run never starts on the host; False when its agent claimed it."""
+        return (
+            self._sh(host, remotefiles.CANCEL, str(self._hatch(host) / "runs" / str(run_id))) == 0
+        )
+
+    def claimed(self, host: SshHost, run_id: int) -> bool:
+        path = self._hatch(host) / "runs" / f"{run_id}.claimed"
+        return self.read(host, path, 4096) is not None
+
+    # -- liveness --------------------------------------------------------------------------
+    def panes(self, host: SshHost, now: float) -> dict[str, Pane] | None:
+        """This project's live panes on the host by window name (cached for PANES_MAX_AGE),
+        None while the host does not answer (``unreachable_since`` says since when)."""
+        if host.name in self.unreachable_since:
+            if now - self._probe_at.get(host.name, 0.0) < UNREACHABLE_RETRY:
+                return None
+        elif host.name in self._panes and now - self._probe_at.get(host.name, 0.0) < PANES_MAX_AGE:
+            return self._panes[host.name]
+        self._probe_at[host.name] = now
+        tmux = self.tmux(host)
+        try:
+            listed = tmux.list_panes()
+        except TmuxServerDead:
+            listed = []
+        except HostUnreachable as exc:
+            if host.name not in self.unreachable_since:
+                self.unreachable_since[host.name] = now
+                self.log.warning("host_unreachable", host=host.name, error=str(exc)[:300])
+            self._panes.pop(host.name, None)
+            self.ready.discard(host.name)  # prepared again when it answers (it may be new)
+            return None
+        panes = {
+            p.window_name: p
+            for p in listed
+            if p.tag == tmux.tag and p.session == AGENT_SESSION and not p.dead
+        }
+        if self.unreachable_since.pop(host.name, None) is not None or host.name in self.down:
+            self.log.info("host_reachable", host=host.name)
+            if host.name in self.down:  # its runs ended host_lost: what still runs there goes
+                self.down.discard(host.name)
+                self.close_strays(tmux, panes)
+        self._panes[host.name] = panes
+        return panes
+
+    def close_strays(self, tmux: Tmux, panes: dict[str, Pane]) -> None:
+        """Close the host's panes of runs that are not live (e.g. ended host_lost while the
+        host was away: they must not work beside their task's next run)."""
+        live = {r.window_name for r in self.deps.store.runs(live_only=True)}
+        for name in [n for n in panes if n != "home" and n not in live]:
+            tmux.kill_pane(panes.pop(name).pane_id)
+
+    def forget_panes(self, host: SshHost) -> None:
+        """The next look at the host's panes lists them again."""
+        self._panes.pop(host.name, None)
+
+    def pane_alive(self, run: RunRow, now: float) -> bool | None:
+        """Whether the run's pane lives on its host; None when the host does not answer."""
+        panes = self.panes(self.host(run), now)
+        return None if panes is None else run.window_name in panes
+
+    # -- completion ------------------------------------------------------------------------
+    def _io_rel(self, run: RunRow) -> str:
+        io = self.deps.project.paths.io.relative_to(self.deps.project.root)
+        return str(PurePosixPath(run.stop_path).relative_to(io.as_posix()))
+
+    def stop_reported(self, run: RunRow) -> bool:
+        """The host's watcher listed a stop file of this run not collected yet."""
+        watch = self.watches.get(run.host or "")
+        if watch is None:
+            return False
+        mtime = watch.reported(self._io_rel(run))
+        return mtime is not None and f"{float(mtime):.6f}" != self.collected.get(run.id)
+
+    def log_size(self, run: RunRow) -> int | None:
+        """The size of the run's log on its host, as its watcher last listed it."""
+        watch = self.watches.get(run.host or "")
+        if watch is None:
+            return None
+        logs = self.deps.project.paths.logs.relative_to(self.deps.project.root)
+        return watch.log_size(str(PurePosixPath(run.log_path).relative_to(logs.as_posix())))
+
+    def collect(self, run: RunRow) -> bool:
+        """Bring a stopped run's results back (see the module's docstring). False when the
+        host has no new stop file for it."""
+        deps, paths, root = self.deps, self.deps.project.paths, self.deps.project.root
+        host = self.host(run)
+        local_stop = root / run.stop_path
+        got = self.read(host, self.on_host(host, local_stop), STOP_LIMIT)
+        if got is None:
+            return False
+        mtime, stop_text = got
+        key = f"{mtime:.6f}"
+        if self.collected.get(run.id) == key and local_stop.exists():
+            return False
+        local_summary = root / run.summary_path
+        summary = self.read(host, self.on_host(host, local_summary), MAX_AGENT_FILE + 1)
+        url = host.git_url(self._hatch(host) / "repo.git")
+        worktree = paths.worktree(run.task_id)
+        try:
+            deps.scripts.run(
+                "git/fetch_from_host.sh", str(worktree), url, run.task_id, env=self._git_env(host)
+            )
+        except ScriptError as exc:
+            if not host.master_alive():  # the link, not the repository: again next pass
+                raise HostUnreachable(f"host {host.name}: fetching {url} failed") from None
+            # the host's branch is gone or broken (the agent's doing): the stop goes on, and
+            # the verification finds the commits it claims missing
+            with deps.store.tx() as tx:
+                tx.event(
+                    "remote_fetch_failed",
+                    task_id=run.task_id,
+                    run_id=run.id,
+                    data={"host": host.name, "error": str(exc)[-500:]},
+                )
+        self.mirror_log(host, run)
+        local_stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if summary is not None:
+            write_atomic(local_summary, summary[1].encode())
+            os.utime(local_summary, (summary[0], summary[0]))
+        write_atomic(local_stop, stop_text.encode())  # last: the run is stopped from here on
+        self.collected[run.id] = key
+        with self.deps.store.tx() as tx:
+            tx.event(
+                "remote_stop_collected",
+                task_id=run.task_id,
+                run_id=run.id,
+                data={"host": host.name, "summary": summary is not None},
+            )
+        return True
+
+    def mirror_log(self, host: SshHost, run: RunRow) -> None:
+        """The last LOG_TAIL bytes of the run's log on the host, as its local log."""
+        log = self.deps.project.root / run.log_path
+        tail = self.read(host, self.on_host(host, log), LOG_TAIL, end=True)
+        if tail is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(log, tail[1].encode())
+
+    # -- ending ----------------------------------------------------------------------------
+    def kill(self, run: RunRow) -> psinfo.KillReport:
+        """Close the run's window on its host (tmux hangs up its processes). A host that does
+        not answer is left as it is (its panes are closed when it answers again: reconcile)."""
+        report = psinfo.KillReport()
+        host = self.hosts.get(run.host or "")
+        if host is None or host.name in self.down:
+            return report
+        start = time.monotonic()
+        try:
+            self.cancel_ticket(host, run.id)
+            tmux = self.tmux(host)
+            for pane in tmux.list_panes():
+                if pane.window_name == run.window_name and pane.tag == tmux.tag:
+                    report.found += 1
+                    tmux.kill_pane(pane.pane_id)
+            self.mirror_log(host, run)
+        except TmuxServerDead:
+            pass
+        except HatchError as exc:
+            self.log.warning("remote_kill_failed", run_id=run.id, host=host.name, error=str(exc))
+        self._panes.pop(host.name, None)
+        report.seconds = time.monotonic() - start
+        self.deps.log.info("run_killed", task_id=run.task_id, run_id=run.id, host=host.name)
+        return report
+
+    # -- adoption and watchers ---------------------------------------------------------------
+    def reconcile(self) -> tuple[list[int], list[int]]:
+        """See engine/remoteadopt.py."""
+        return remoteadopt.reconcile(self)
+
+    def watch(self, host: SshHost) -> HostWatch:
+        watch = self.watches.get(host.name)
+        if watch is None:
+            watch = HostWatch(host, self._hatch(host), self.sink)
+            watch.start()
+            self.watches[host.name] = watch
+        return watch
+
+    def attach(self, sink: queue.Queue[tuple[str, str]]) -> None:
+        """Watchers started from now on wake the supervisor through ``sink``."""
+        self.sink = sink
+
+    def shutdown(self, *, kill_servers: bool) -> None:
+        """Stop the watchers; with ``kill_servers`` (nothing runs any more) also the hosts'
+        tmux servers of this project; close every master connection."""
+        touched = self.ready | set(self.watches)
+        for watch in self.watches.values():
+            watch.stop()
+        self.watches.clear()
+        for host in self.hosts.values():
+            if kill_servers and host.name in touched and host.name not in self.unreachable_since:
+                with contextlib.suppress(HatchError):
+                    self.tmux(host).kill_server()
+            with contextlib.suppress(HatchError, OSError):
+                host.close()

@@ -1,0 +1,90 @@
+"""The monitor's checks of a run on an SSH host (the local ones read psutil and the log's size,
+which say nothing about another machine).
+
+A reported stop is collected (engine/remote.py) before anything else; after that the run is
+handled as a local one. While it runs: its run timeout and idle timeout as locally; its pane
+looked up in the host's pane list (one call per host per second at most); a pane gone without
+a stop is ``vanished`` (or ``never_started``), restarted by policy. A host that does not answer is
+waited for: the link is retried (every call opens a new master connection when the old one
+died) and the watcher reconnects by itself, so a live agent is simply found again, same run,
+same attempt. Past ``[limits] host_grace`` the run ends as ``host_lost`` with no strike and no
+restart counted, its task goes back to its role at once, and placement leaves the host out
+until it answers again.
+
+Idleness is the local rule on the size of the log on the host (listed by the host's watcher
+every second): no CPU sample, and no screen (the local copy of the log is written at the stop).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hatchctl.engine import launcher
+from hatchctl.engine.deps import Deps
+from hatchctl.errors import HostUnreachable
+from hatchctl.state.rows import RunRow
+from hatchctl.state.store import Tx
+
+if TYPE_CHECKING:
+    from hatchctl.engine.monitor import Monitor
+
+
+def collect_reported(deps: Deps, run: RunRow) -> None:
+    """Bring back a stop the host's watcher reported; a link down meanwhile: next pass."""
+    if deps.remote.stop_reported(run):
+        try:
+            deps.remote.collect(run)
+        except HostUnreachable as exc:
+            deps.log.warning("remote_collect_deferred", run_id=run.id, error=str(exc)[:300])
+
+
+def check_active(monitor: Monitor, run: RunRow, now: float) -> None:
+    deps, lim = monitor.deps, monitor.deps.limits
+    started = run.running_at or run.started_at
+    if monitor.past_run_timeout(run, now, started):
+        return
+    remote = deps.remote
+    alive = remote.pane_alive(run, now)
+    if alive is None:
+        since = remote.unreachable_since.get(run.host or "", now)
+        if now - since >= lim.host_grace:
+            host_lost(deps, run, now - since)
+        return
+    if alive:  # no output for idle_timeout: as locally (the size is the watcher's)
+        monitor._check_idle(run, now, started)
+        return
+    try:
+        remote.collect(run)  # the wrapper writes .stop just before its pane closes
+        sig = monitor._stop_signature(run)
+        stopped = sig is not None and sig != run.stop_seen
+        claimed = stopped or remote.claimed(remote.host(run), run.id)
+    except HostUnreachable:
+        return  # the pane list was read, then the link dropped: the grace period applies
+    if stopped and sig is not None:
+        monitor.on_stop(run, sig)
+        return
+    reason = "vanished" if claimed else "never_started"
+    detail = f"the agent's pane on host {run.host} is gone and it wrote no .stop file"
+    monitor.restart(run, reason, detail)
+
+
+def host_lost(deps: Deps, run: RunRow, seconds: float) -> None:
+    """The run's host has not answered for ``seconds``: the run ends (no strike, no restart
+    counted) and its task takes the same role again, placed elsewhere."""
+    host = run.host or ""
+    deps.remote.down.add(host)
+    detail = f"host {host} unreachable for {seconds:.1f}s"
+
+    def requeue(tx: Tx) -> None:
+        tx.update_task(
+            run.task_id,
+            phase="backoff",
+            resume_phase=run.role,
+            next_retry_at=tx.now,
+            pane_id=None,
+            last_error=f"host_lost: {detail}",
+        )
+        tx.event("host_lost", task_id=run.task_id, run_id=run.id, data={"host": host})
+
+    launcher.end_run(deps, run, "crashed", "host_lost", data={"detail": detail}, then=requeue)
+    deps.log.warning("host_lost", task_id=run.task_id, run_id=run.id, host=host)

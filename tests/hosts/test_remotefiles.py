@@ -1,0 +1,41 @@
+"""What the controller reads from a host is bounded and never follows a link nor blocks on a
+FIFO (a host's files are written by its agents); what it writes lands atomically, private."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+from hatchctl.engine import remotefiles
+from hatchctl.hosts.ssh import SshHost
+
+
+def test_reads_are_bounded_regular_files_and_writes_are_private(
+    host: SshHost, tmp_path: Path
+) -> None:
+    root = tmp_path / "remote"
+    (root / "big").write_bytes(b"x" * 300_000)
+    (root / "secret").write_text("not for the controller\n")
+    (root / "link").symlink_to(root / "secret")
+    os.mkfifo(root / "fifo")
+    (root / "dir").mkdir()
+
+    def read(name: str, limit: int = 1000, end: bool = False) -> tuple[float, str] | None:
+        return remotefiles.read(host, PurePosixPath(root / name), limit, timeout=20, end=end)
+
+    got = read("big", 4096)
+    assert got is not None and got[1] == "x" * 4096
+    assert abs(got[0] - (root / "big").stat().st_mtime) < 0.01
+    (root / "big").write_bytes(b"a" * 10 + b"z" * 10)
+    tail = read("big", 5, end=True)
+    assert tail is not None and tail[1] == "zzzzz"
+    for name in ("link", "fifo", "dir", "missing"):  # answered at once, nothing read
+        assert read(name) is None, name
+    target = PurePosixPath(root / "new dir" / "it's $(x).txt")
+    remotefiles.put(host, target, "line; $(touch pwned)\n", timeout=20)
+    written = Path(str(target))
+    assert written.read_text() == "line; $(touch pwned)\n"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert stat.S_IMODE(written.parent.stat().st_mode) == 0o700
+    assert not list(root.rglob("pwned")) and not list(root.rglob("*.tmp"))
