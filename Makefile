@@ -12,7 +12,7 @@ demo: bootstrap
 	$(VENV)/hatchctl demo --dir $(DEMO_DIR)
 
 test: bootstrap
-	env -u NO_COLOR $(VENV)/python -m pytest -q -n 4
+	env -u NO_COLOR $(VENV)/python -m pytest -q -n 4 --maxschedchunk 2
 
 check: bootstrap
 	$(VENV)/ruff check hatchctl tests bench

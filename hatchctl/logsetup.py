@@ -12,13 +12,13 @@ import contextlib
 import json
 import logging
 import logging.handlers
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 _LOGGER_NAME = "hatchctl"
+_configured = False  # structlog is imported and configured at the first event (see _structlog)
 
 
 class QuietRotatingFileHandler(logging.handlers.RotatingFileHandler):
@@ -93,20 +93,50 @@ def configure(path: Path | None, *, max_bytes: int = 5_000_000, backups: int = 3
         )
         handler.setFormatter(logging.Formatter("%(message)s"))
         std.addHandler(handler)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=True),
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        cache_logger_on_first_use=False,
-    )
+    global _configured
+    _configured = False
+    if "structlog" in sys.modules:  # already in use in this process: the new settings now
+        _structlog()
+
+
+def _structlog() -> Any:
+    """structlog, configured. Imported only when something is logged: it imports rich (about
+    60 ms), which a short command such as `hatchctl status` never needs."""
+    global _configured
+    import structlog
+
+    if not _configured:
+        _configured = True
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(sort_keys=True),
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+            cache_logger_on_first_use=False,
+        )
+    return structlog
+
+
+class _LazyLogger:
+    """What ``get`` returns: a structlog logger bound on first use (same methods)."""
+
+    __slots__ = ("_context", "_logger")
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self._context = context
+        self._logger: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._logger is None:
+            self._logger = _structlog().get_logger(_LOGGER_NAME).bind(**self._context)
+        return getattr(self._logger, name)
 
 
 def get(**context: Any) -> Any:
     """A bound logger. Loggers are always named 'hatchctl' so configure() governs them."""
-    return structlog.get_logger(_LOGGER_NAME).bind(**context)
+    return _LazyLogger(context)

@@ -23,6 +23,11 @@ from hatchctl.runtime.scripts import Scripts, builtin_root
 from hatchctl.runtime.tmux import Tmux
 
 os.environ.pop("NO_COLOR", None)
+# the venv first on PATH, as if activated: `python3` in acceptance commands is then this venv's
+# interpreter, not a version manager's shim (pyenv's costs ~15 processes and 70 ms per call)
+_VENV_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _VENV_BIN:
+    os.environ["PATH"] = os.pathsep.join([_VENV_BIN, os.environ.get("PATH", "")])
 os.environ.setdefault("GIT_AUTHOR_NAME", "hatchctl tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@hatchctl.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "hatchctl tests")
@@ -32,6 +37,28 @@ logsetup.configure(None)  # structlog's default would print to stdout
 
 TEST_TIME_LIMIT = float(os.environ.get("HATCH_TEST_TIME_LIMIT", "90"))
 HATCHCTL = [sys.executable, "-m", "hatchctl"]
+
+
+# The longest tests start first, so that with xdist no worker is left running one of them alone
+# at the end while the others idle (about 25-50 s each; tests/e2e/test_chaos.py the longest).
+SLOW_FIRST = (
+    "tests/e2e/test_chaos.py",
+    "tests/e2e/test_demo.py",
+    "tests/agents/test_claude_code.py",
+    "tests/agents/test_presets.py",
+    "tests/integration/test_pipeline.py",
+    "tests/hosts/test_remote_run.py",
+    "tests/integration/test_supervision.py",
+    "tests/security/test_symlinks.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
 
 
 @pytest.fixture(autouse=True)
