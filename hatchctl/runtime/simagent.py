@@ -2,7 +2,7 @@
 
 It reads the HATCH_* environment and the spec's ``sim:`` block, writes files, runs the
 acceptance command, commits, and writes its summary; or hangs, crashes, skips or botches its
-summary, or lies, as scripted per role, iteration and attempt (see state/simscript.py).
+summary, or lies, as scripted per role, iteration and attempt (see state/simscript.py; read by state/simsteps.py).
 Interactive mode behaves like Claude Code: at the end of a turn it runs the Stop hooks from
 ``.claude/settings.local.json`` and waits for input (it answers a pasted summary request).
 """
@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hatchctl.state.simscript import SimScript
-from hatchctl.state.spec import TaskSpec, parse_spec
+from hatchctl.state.simsteps import SimSpec, read_sim_spec
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "hatchctl sim-agent",
@@ -63,11 +62,11 @@ class SimAgent:
         self.summary_file = Path(env["HATCH_SUMMARY_FILE"])
         self.base = env.get("HATCH_BASE_SHA", "")
         spec_file = Path(env["HATCH_SPEC_FILE"])
-        parsed = parse_spec(spec_file.read_text(encoding="utf-8"), spec_file)
-        if parsed.spec is None:
-            raise SystemExit(f"sim-agent: cannot read the spec: {parsed.problems[0]}")
-        self.spec: TaskSpec = parsed.spec
-        self.sim = self.spec.sim or SimScript()
+        try:
+            self.spec: SimSpec = read_sim_spec(spec_file)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"sim-agent: cannot read the spec: {exc}") from None
+        self.sim = self.spec.sim
         self.behaviour = self.sim.behaviour(self.role, self.iteration, self.attempt)
         self.interactive = interactive if self.sim.interactive is None else self.sim.interactive
         self.pace = pace_from(env.get("HATCH_SIM_PACE", ""))

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hatchctl.state.simsteps import NOISY_LINES, SLOW_SECONDS, pick
+
 Behaviour = Literal[
     "ok",  # do the work, run acceptance, commit, write an honest summary
     "approve",  # QA: always approve
@@ -38,18 +40,10 @@ class SimScript(BaseModel):
     broken_files: dict[str, str] = Field(default_factory=dict)
     factory: list[Step] = Field(default_factory=lambda: ["ok"])  # type: ignore[arg-type]
     qa: list[Step] = Field(default_factory=lambda: ["ok"])  # type: ignore[arg-type]
-    slow_seconds: float = Field(default=1.0, ge=0)
-    noisy_lines: int = Field(default=200, ge=0)
+    slow_seconds: float = Field(default=SLOW_SECONDS, ge=0)
+    noisy_lines: int = Field(default=NOISY_LINES, ge=0)
     commit_message: str = ""
     interactive: bool | None = None  # None: follow the agent's stop mode
 
     def behaviour(self, role: str, iteration: int, attempt: int) -> Behaviour:
-        steps = self.factory if role == "factory" else self.qa
-        if not steps:
-            return "ok"
-        step = steps[min(max(iteration, 1), len(steps)) - 1]
-        if isinstance(step, list):
-            if not step:
-                return "ok"
-            return step[min(max(attempt, 1), len(step)) - 1]
-        return step
+        return pick(self.factory if role == "factory" else self.qa, iteration, attempt)  # type: ignore[return-value]

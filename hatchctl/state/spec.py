@@ -15,6 +15,7 @@ from hatchctl.errors import SummaryError
 from hatchctl.state.durations import parse_duration
 from hatchctl.state.ids import TASK_ID_PATTERN, is_valid_task_id
 from hatchctl.state.simscript import SimScript
+from hatchctl.state.simsteps import LOC_CAP
 from hatchctl.state.summary import read_agent_file
 
 # bounds: a spec is read by hatchctl and handed to an agent (as one argument by default, which
@@ -35,7 +36,7 @@ class TaskSpec(BaseModel):
     files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
     acceptance: str | list[str] | None = None
     tdd: bool = False
-    loc_cap: int | None = Field(default=500, ge=1, le=10_000_000)
+    loc_cap: int | None = Field(default=LOC_CAP, ge=1, le=10_000_000)
     timeout: float | None = None
     review: Literal["human", "none"] | None = None  # None: the project's [project] review
     # groups tasks: status and the control room roll each feature up
