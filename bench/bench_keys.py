@@ -12,8 +12,13 @@ xterm-256color), driven and read through a tmux control-mode client (`tmux -C`):
 
 Per key: the time from writing `send-keys` to the control client until the `%output`
 notification after which `capture-pane` shows the change (the highlighted row moved; the letter
-is on screen). The targets take turns in blocks of 10 keys, so each sees the same load. Usage:
-bench_keys.py [--agents 50] [--keys 100] [--rate 100] [--only idle|streaming]
+is on screen). The targets take turns in blocks of 10 keys, so each sees the same load. With
+`--before DIR`, a fourth target: the control room from the hatchctl package under DIR (a copy of
+an earlier tree), so before and after are measured under the same load; with `--py-spy FILE`,
+the control room is recorded (raw format, 100 Hz, threads) while the keys of each scenario are
+pressed (FILE-idle, FILE-streaming). Usage:
+bench_keys.py [--agents 50] [--keys 100] [--rate 100] [--only idle|streaming] [--before DIR]
+              [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -367,6 +373,8 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=100, help="per target and scenario")
     parser.add_argument("--rate", type=int, default=100, help="lines/s per agent when streaming")
     parser.add_argument("--only", choices=["idle", "streaming"])
+    parser.add_argument("--before", help="a directory holding an earlier hatchctl package")
+    parser.add_argument("--py-spy", help="record the control room into FILE-<scenario>")
     args = parser.parse_args()
     logsetup.configure(None)
     print(f"# bench_keys · {machine()}")
@@ -385,8 +393,11 @@ def main() -> int:
             while running(root) < args.agents and time.monotonic() < deadline:
                 time.sleep(0.5)
             print(f"{running(root)} agents running after {time.monotonic() - t0:.0f}s")
-            panes = [
-                Pane("hatchctl", [*HATCHCTL, "-C", str(root)], root),
+            panes = [Pane("hatchctl", [*HATCHCTL, "-C", str(root)], root)]
+            if args.before:  # `env` execs python: the pane's pid is the control room's
+                before = ["env", f"PYTHONPATH={args.before}", *HATCHCTL, "-C", str(root)]
+                panes.append(Pane("before", before, root))
+            panes += [
                 Pane("minimal", [sys.executable, "-c", MINIMAL.format(agents=args.agents)], root),
                 Pane("cat", ["cat"], root),
             ]
@@ -400,6 +411,7 @@ def main() -> int:
                 results: dict[str, list[float | None]] = {p.name: [] for p in panes}
                 cpu = {p.name: [0.0, 0.0] for p in panes}  # CPU seconds, wall seconds
                 size0, w0 = log_bytes(root), time.monotonic()
+                spy = py_spy(panes[0].pid, f"{args.py_spy}-{scenario}") if args.py_spy else None
                 for start in range(0, args.keys, 10):
                     for pane in panes:
                         c0, b0 = pane.cpu(), time.monotonic()
@@ -409,6 +421,9 @@ def main() -> int:
                         cpu[pane.name][0] += pane.cpu() - c0
                         cpu[pane.name][1] += time.monotonic() - b0
                 wall = time.monotonic() - w0
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+                    spy.wait(timeout=60)
                 rate = (log_bytes(root) - size0) / wall / LINE_BYTES
                 print(
                     f"keypress -> screen, {args.agents} agents {scenario} (their logs grew "
@@ -427,6 +442,18 @@ def main() -> int:
                 pane.close()
             stop_project(root, name)
     return 0
+
+
+def py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy (beside this python, else on PATH) recording ``pid`` until SIGINT."""
+    spy = Path(sys.executable).with_name("py-spy")
+    found = str(spy) if spy.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("py-spy: not beside this python nor on PATH")
+    argv = [found, "record", "-p", str(pid), "-r", "100", "--threads", "--nonblocking"]
+    return subprocess.Popen(
+        [*argv, "-f", "raw", "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def stop_project(root: Path, name: str) -> None:

@@ -13,10 +13,11 @@ control-mode client). Measured side by side, in turns, in the same run:
 Then the control room's CPU (% of a core, psutil `cpu_times` of its process over `--idle`
 seconds) once it is up, with those tasks and no agent running; and, with `--agents N`, on a
 bench_keys-style project of N idle agents (a real supervisor, no keys pressed), the minimal
-app's CPU beside it.
+app's CPU beside it (`--stream`: the agents print 100 lines/s each, as bench_keys' streaming).
 
 Usage: bench_ui_scale.py [--tasks 10000] [--events 100000] [--reps 3] [--idle 10]
-       [--agents 50] [--only start|idle|agents] [--py-spy FILE --py-spy-for start|idle]
+       [--agents 50] [--agents-wait 2] [--stream] [--only start|idle|agents]
+       [--py-spy FILE --py-spy-for start|idle|agents]
 """
 
 from __future__ import annotations
@@ -160,8 +161,11 @@ def cpu_percent(pid: int, seconds: float) -> float:
 
 
 def py_spy(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:
-    spy = Path(sys.executable).with_name("py-spy")
-    argv = [str(spy), "record", "-p", str(pid), "-d", str(seconds), "-r", "100"]
+    spy = Path(sys.executable).with_name("py-spy")  # else the one on PATH (e.g. a /tmp venv's)
+    found = str(spy) if spy.exists() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("py-spy: not beside this python nor on PATH")
+    argv = [found, "record", "-p", str(pid), "-d", str(seconds), "-r", "100", "--threads"]
     return subprocess.Popen(
         [*argv, "-f", "raw", "--nonblocking", "-o", out],
         stdout=subprocess.DEVNULL,
@@ -238,11 +242,20 @@ def idle_cpu(root: Path, tasks: int, seconds: float, spy: str | None, before: st
             pane.close()
 
 
-def agents_cpu(tmp: Path, agents: int, seconds: float, spy: str | None, before: str | None) -> None:
+def agents_cpu(
+    tmp: Path,
+    agents: int,
+    seconds: float,
+    spy: str | None,
+    before: str | None,
+    wait: float,
+    stream: bool = False,
+) -> None:
     """bench_keys' project of ``agents`` idle agents under a real supervisor; the control
-    room's CPU with no key pressed, and the minimal app's (as many rows) beside it."""
+    room's CPU with no key pressed, and the minimal app's (as many rows) beside it, ``wait``
+    seconds after the targets are up (past 60 s: the agents' clocks tick once a minute)."""
     root, mode = tmp / "agents", tmp / "mode"
-    mode.write_text("idle")
+    mode.write_text("stream" if stream else "idle")  # streaming: 100 lines/s each
     name = f"buia{os.getpid()}"
     make_agents_project(root, name, agents, 100, mode)
     panes: list[Pane] = []
@@ -259,13 +272,15 @@ def agents_cpu(tmp: Path, agents: int, seconds: float, spy: str | None, before: 
         targets.append(("minimal", minimal_argv(agents), "M00000"))
         for target, argv, want in targets:
             panes.append(start(target, argv, root, want)[0])
-        time.sleep(2.0)  # past the first refreshes
+        time.sleep(wait)  # past the first refreshes (or the first minute)
         profiler = py_spy(panes[0].pid, spy, int(seconds)) if spy else None
         used = [(pane.name, cpu_percent(pane.pid, seconds)) for pane in panes]
         if profiler is not None:
             profiler.wait(timeout=seconds + 60)
         print(
-            f"idle CPU, {agents} idle agents, no key pressed ({seconds:g} s each, in turn; load "
+            f"idle CPU, {agents} {'streaming' if stream else 'idle'} agents, no key pressed, "
+            f"from {wait:g} s after the start "
+            f"({seconds:g} s each, in turn; load "
             f"{load_average()}): " + ", ".join(f"{n} {p:.1f} %" for n, p in used) + " of a core"
         )
     finally:
@@ -283,6 +298,10 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds per CPU figure")
     parser.add_argument("--agents", type=int, default=50, help="0: skip the agents' CPU")
     parser.add_argument("--only", choices=["start", "idle", "agents"])
+    parser.add_argument("--stream", action="store_true", help="the agents print 100 lines/s")
+    parser.add_argument(
+        "--agents-wait", type=float, default=2.0, help="seconds before the agents' CPU figure"
+    )
     parser.add_argument("--py-spy", help="record the control room (raw format) into this file")
     parser.add_argument("--py-spy-for", choices=["start", "idle", "agents"], default="idle")
     parser.add_argument(
@@ -314,7 +333,7 @@ def main() -> int:
             idle_cpu(roots[args.tasks], args.tasks, args.idle, spy, args.before)
         if args.only in (None, "agents") and args.agents:
             spy = args.py_spy if args.py_spy_for == "agents" else None
-            agents_cpu(tmp, args.agents, args.idle, spy, args.before)
+            agents_cpu(tmp, args.agents, args.idle, spy, args.before, args.agents_wait, args.stream)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -86,7 +86,7 @@ class Dashboard(App[None]):
         text = self.attention.strip()
         if not same(text, self.attention_shown):  # a Static redraws on every update
             self.attention_shown = text
-            strip.update(text)
+            strip.update(text, layout=False)  # one line high
         if strip.display != bool(self.attention.items):
             strip.display = bool(self.attention.items)
             self.refresh_bindings()  # d (dismiss) applies while there is an item
@@ -96,7 +96,7 @@ class Dashboard(App[None]):
         old = self.texts.get(selector)
         if old is None or not same(old, text):
             self.texts[selector] = text
-            self.query_one(selector, Static).update(text)
+            self.query_one(selector, Static).update(text, layout=False)  # one line high
 
     def _show_features(self, snap: Snapshot) -> None:
         """The feature roll-ups over the table, only when a task has a feature (as a diff)."""
@@ -158,8 +158,8 @@ class Dashboard(App[None]):
         at = self.query_one("#tasks", TaskTable).cursor_row
         hit = (hits.index(at) + 1 if at in hits else 0, len(hits)) if self.nav.search else None
         line = self.nav.indicator(len(views), total, hit)
+        self._update("#nav-status", line)
         status = self.query_one("#nav-status", Static)
-        status.update(line)
         status.display = bool(line.plain)
 
     def _current(self) -> TaskView | None:

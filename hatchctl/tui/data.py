@@ -3,8 +3,9 @@
 The data source reads the store (a client never writes state, only commands), the tail of each
 live agent's log, and /proc for CPU. A refresh costs what changed, not the store's size: only rows
 changed since the last one are read (state/store.py RowCache), a TaskView is rebuilt only when its
-rows changed or it shows a clock (a live run, a retry countdown), else the very object is reused,
-so the control room redraws only what changed. A finished run's last line is read once: when its
+rows changed or it shows a clock (a live run, a retry countdown; kept too if it shows the same,
+see ``clock``), else the very object is reused, so the control room redraws only what changed on
+screen: an idle agent's row once a minute. A finished run's last line is read once: when its
 row is on screen, or while every line is wanted (a text filter, a search, the LAST LINE sort),
 a bounded amount per refresh. Nothing here imports Textual."""
 
@@ -33,7 +34,7 @@ from hatchctl.state.transitions import RUN_LIVE
 BARS = " ▁▂▃▄▅▆▇█"
 DELIVERY = ("delivered", "delivery_failed")
 NEW_EVENTS = 1000  # read per refresh at most (the newest): a burst may skip older ones
-CPU_INTERVAL = 2.0  # seconds between two CPU samples of the agents
+CPU_INTERVAL = 5.0  # seconds between two CPU samples of the agents (a pass over all of /proc)
 TIMELINE_EVENTS = ("strike", "restart_scheduled", "merged")  # and every task_* event
 STATES = ("pending", "active", "blocked", "completed", "failed")
 SCREEN = 60  # finished runs' last lines read at once while the rows on screen are unknown
@@ -53,6 +54,19 @@ def sparkline(values: list[float], width: int = 10) -> str:
     )
 
 
+def clock(seconds: float | None) -> str:
+    """A clock cell (RUNTIME, IDLE): ``45s`` under a minute, then ``3m``, ``2h04m``: past a
+    minute it changes once a minute, not every second (each change is a redraw)."""
+    if seconds is None:
+        return "-"
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
 @dataclass
 class TaskView:
     task: TaskRow
@@ -69,6 +83,15 @@ class TaskView:
     @property
     def role(self) -> str:
         return self.run.role if self.run else "-"
+
+    @property
+    def cpu_text(self) -> str:
+        return f"{self.cpu:.0f}%" if self.cpu is not None else "-"
+
+    def face(self) -> tuple[str, ...]:
+        """What the row shows that a clock or a sample changes (the task and run rows aside)."""
+        shown = (clock(self.runtime), clock(self.idle), self.cpu_text, self.activity, self.usage)
+        return (*shown, self.last_line, self.status)
 
     @cached_property
     def haystack(self) -> str:
@@ -186,6 +209,8 @@ class DataSource:
         self.counts: dict[str, int] = {}
         self.features: dict[str, dict[str, Any]] = {}
         self.paused = ("", "")
+        self.last: Snapshot | None = None  # what the last load returned
+        self.fresh = False  # a view was rebuilt during this load
 
     def _timeline_events(self) -> list[EventRow]:
         """The events the timeline draws (strikes, restarts, merges, task state changes): only
@@ -299,7 +324,8 @@ class DataSource:
             for n, t in enumerate(tasks):
                 self.spent[t.id] = metrics.total([r.metrics for r in runs.get(t.id, [])])
                 views.append(self._view(t, current_run(runs.get(t.id, [])), now, n < SCREEN))
-            snap = self._snapshot(now, views, {})
+            lock = probe(self.project.paths.supervisor_lock)
+            snap = self._snapshot(now, views, {}, lock.pid if lock.held else None)
             snap.counts, snap.partial = {k: counts.get(k, 0) for k in STATES}, True
             return snap
 
@@ -342,11 +368,15 @@ class DataSource:
             usage=metrics.short(spent),
             usage_tokens=sum(int(spent.get(k) or 0) for k in metrics.TOKEN_KEYS),
         )
+        old = self.views.get(t.id)
+        if old is not None and old.task is t and old.run is run and old.face() == view.face():
+            return old  # shows the same: the control room has nothing to redraw for it
         self.views[t.id] = view
+        self.fresh = True
         return view
 
     def _load(self) -> Snapshot:
-        now = self.clock()
+        now, self.fresh = self.clock(), False
         synced = self._sync()
         dirty = synced or set()
         deliveries = self._deliveries() if synced is not None else []
@@ -361,16 +391,22 @@ class DataSource:
             if time.monotonic() > deadline:
                 break
             self._view(self.tasks[tid], self._run(tid), now, read=True)
-        snap = self._snapshot(now, [self.views[tid] for tid in self.order], dict(self.views))
-        snap.deliveries = deliveries
+        lock, last = probe(self.project.paths.supervisor_lock), self.last
+        pid = lock.pid if lock.held else None
+        quiet = synced is None and not self.fresh and not self.want_timeline
+        if quiet and last is not None and last.supervisor_pid == pid:
+            return last  # nothing new: the very snapshot again (the control room draws nothing)
+        snap = self._snapshot(now, [self.views[tid] for tid in self.order], dict(self.views), pid)
+        snap.deliveries, self.last = deliveries, snap
         return snap
 
-    def _snapshot(self, now: float, views: list[TaskView], by_id: dict[str, TaskView]) -> Snapshot:
-        lock = probe(self.project.paths.supervisor_lock)
+    def _snapshot(
+        self, now: float, views: list[TaskView], by_id: dict[str, TaskView], pid: int | None
+    ) -> Snapshot:
         lim = self.project.config.limits
         return Snapshot(
             project=self.project.name,
-            supervisor_pid=lock.pid if lock.held else None,
+            supervisor_pid=pid,
             paused=self.paused[0] == "1",
             pause_reason=self.paused[1],
             counts=dict(self.counts),

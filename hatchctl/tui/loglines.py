@@ -130,7 +130,11 @@ class LogLines(ScrollView, can_focus=True):
                 row += max(1, -(-_cells(line) // width))
                 starts.append(row)
             rows = starts[-1]
-        self.virtual_size = Size(width if self.wrap else self._widest, rows)
+        size = Size(width if self.wrap else self._widest, rows)
+        if size != self.virtual_size:  # no layout of the screen (a streaming log grows 4 times a
+            # second): only the scrollbars change; one appearing or going asks for a layout
+            self.set_reactive(LogLines.virtual_size, size)
+            self._scroll_update(size)
         self.refresh()
 
     def _strip(self, line: str) -> Strip:

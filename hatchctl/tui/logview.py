@@ -26,7 +26,8 @@ from hatchctl.tui.loglines import LogLines as LogLines  # re-exported (the tests
 
 MAX_LINES = 20_000  # kept while following (older lines are dropped as new ones come)
 MAX_PAGED = 250_000  # kept once paged back
-START_BYTES = 256 << 10  # the tail rendered first (~4 000 lines): the last screen, fast
+START_BYTES = 64 << 10  # the tail rendered first (~1 000 lines; older ones page in): on every
+# move of the cursor to another task, so it is kept small (was 256 KiB, ~4 000 lines)
 POLL_SECONDS = 0.25
 
 
@@ -79,6 +80,7 @@ class LogView(Vertical):
         self.older = 0  # bytes before lines[0] that paging back can still read
         self.cap = MAX_LINES  # lines kept (more once paged back)
         self._paging = False
+        self.badge = ""  # what the badge under the lines shows
 
     def compose(self) -> ComposeResult:
         yield Input(id="log-filter")
@@ -221,7 +223,10 @@ class LogView(Vertical):
             parts.append("filter " + ("NOT " if self.invert else "") + f"/{self.pattern}/")
         if self.wrap:
             parts.append("wrap")
-        self.query_one("#log-badge", Static).update("  ".join(parts))
+        text = "  ".join(parts)
+        if text != self.badge:  # one line high: no layout (it was redone 4 times a second)
+            self.badge = text
+            self.query_one("#log-badge", Static).update(text, layout=False)
 
     # -- actions ---------------------------------------------------------------------------
     def action_filter(self) -> None:

@@ -8,7 +8,7 @@ what changed, not the number of tasks."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, overload
@@ -16,12 +16,12 @@ from typing import Any, overload
 from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.cache import LRUCache
+from textual.geometry import Region, Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from hatchctl.state.durations import format_duration
-from hatchctl.tui.data import Snapshot, TaskView
+from hatchctl.tui.data import Snapshot, TaskView, clock
 
 # name, widest cell, drop rank (0: never dropped; the highest is dropped first). A task id is at
 # most 64 characters: never cut.
@@ -80,9 +80,9 @@ def cell_values(v: TaskView, snap: Snapshot) -> dict[str, tuple[str, str]]:
         "ITER": (str(t.iteration), ""),
         "RESTARTS": (f"{t.restarts}/{snap.max_restarts}", "yellow" if t.restarts else ""),
         "STRIKES": (f"{t.strikes}/{snap.max_strikes}", "red" if t.strikes else ""),
-        "RUNTIME": (format_duration(v.runtime), ""),
-        "IDLE": (format_duration(v.idle), ""),
-        "CPU": (f"{v.cpu:.0f}%" if v.cpu is not None else "-", ""),
+        "RUNTIME": (clock(v.runtime), ""),
+        "IDLE": (clock(v.idle), ""),
+        "CPU": (v.cpu_text, ""),
         "ACTIVITY": (v.activity, "green"),
         "USAGE": (v.usage or "-", ""),
         LAST: last,
@@ -204,6 +204,13 @@ def cells(
     return out
 
 
+def drop(cache: LRUCache[Any, Any], gone: Callable[[Any], bool]) -> None:
+    """Discard the entries of one of DataTable's render caches whose key ``gone`` picks."""
+    keys = cache.keys()
+    for key in [k for k in keys if gone(k)]:
+        cache.discard(key)
+
+
 def same(a: Text, b: Text) -> bool:
     """Text's own == ignores its base style (a state's colour)."""
     return a.plain == b.plain and a.style == b.style and a.spans == b.spans
@@ -290,13 +297,48 @@ class TaskTable(DataTable[Text]):
 
     def update_rows(self, columns: Layout, rows: list[tuple[str, list[Text]]]) -> None:
         """New cells for rows the table shows (their order and the columns unchanged)."""
+        changes: dict[str, list[tuple[str, Text]]] = {}
         for key, values in rows:
             given = self.given[key]
             if given is not values:
-                for (name, _), old, new in zip(columns, given, values, strict=True):
-                    if not same(old, new):
-                        self.update_cell(key, name, new)
+                changes[key] = [
+                    (name, new)
+                    for (name, _), old, new in zip(columns, given, values, strict=True)
+                    if not same(old, new)
+                ]
                 self.given[key] = values
+        self.set_cells(changes)
+
+    def set_cells(self, changes: dict[str, list[tuple[str, Text]]]) -> None:
+        """New values for cells (row key -> (column, value)); only the renders of those cells
+        and of their rows are dropped, and only their lines redrawn. DataTable.update_cell
+        drops every render of the table for each cell, so a clock in each row re-rendered every
+        cell on screen every second."""
+        cells: set[tuple[str | None, str | None]] = set()
+        lines: set[int] = set()
+        top = self.header_height if self.show_header else 0
+        for key, values in changes.items():
+            row_key = RowKey(key)
+            data = self._data[row_key]
+            for name, value in values:
+                data[ColumnKey(name)] = value
+                cells.add((key, name))
+            index = self._row_locations.get(row_key)
+            if values and index is not None:
+                lines.add(top + index)
+        if not lines:
+            return
+        rows = {key for key, _ in cells}
+        indices = {y - top for y in lines}
+        drop(self._cell_render_cache, lambda k: (k[0].value, k[1].value) in cells)
+        drop(self._row_render_cache, lambda k: k[0].value in rows)
+        drop(self._row_renderable_cache, lambda k: k[1] in indices)
+        drop(self._line_cache, lambda k: k[0] in lines)
+        scroll_y = self.scroll_offset.y
+        width, height = self.size
+        for y in lines:  # a row's line on screen (the header stays on top)
+            if top <= y - scroll_y < height:
+                self.refresh(Region(0, y - scroll_y, width, 1))
 
     def show(
         self,
@@ -326,15 +368,23 @@ class TaskTable(DataTable[Text]):
         for key in [k for k in self.keys if k not in wanted]:
             self.remove_row(key)
             del self.given[key]
+        changes: dict[str, list[tuple[str, Text]]] = {}
         for key, values in rows:
             given = self.given.get(key)
             if given is None:
                 self.add_row(*values, key=key)
-            elif given is not values or resized:
+            elif resized:  # widths are set, never measured; every render is dropped
                 for (name, _), old, new in zip(columns, given, values, strict=True):
                     if name in resized or not same(old, new):
-                        self.update_cell(key, name, new)  # widths are set, never measured
+                        self.update_cell(key, name, new)
+            elif given is not values:
+                changes[key] = [
+                    (name, new)
+                    for (name, _), old, new in zip(columns, given, values, strict=True)
+                    if not same(old, new)
+                ]
             self.given[key] = values
+        self.set_cells(changes)
         order = [key for key, _ in rows]
         before = set(self.keys)
         if [k for k in self.keys if k in wanted] + [k for k in order if k not in before] != order:

@@ -146,7 +146,7 @@ async def test_rows_states_and_log_tail(tmp_path: Path) -> None:
         assert row == {
             "STATE": "factory:running",
             "RESTARTS": "1/5",
-            "RUNTIME": "2m05s",
+            "RUNTIME": "2m",
             "IDLE": "4s",
         }
         assert str(table.get_cell("DB-1", "STRIKES")) == "3/3"
