@@ -20,8 +20,8 @@ from textual.widgets import DataTable, Header, Input, ProgressBar, Static
 
 from hatchctl.demo import NARRATION, is_demo
 from hatchctl.errors import HatchError
+from hatchctl.hosts.attach import attach_argv
 from hatchctl.project import Project
-from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.rows import EventRow
 from hatchctl.state.store import Store
 from hatchctl.tui import keys
@@ -393,9 +393,11 @@ class HatchApp(TaskKeys):
         if view is None or view.run is None or view.run.state not in ATTACHABLE:
             self.notify("no live agent pane for this task", severity="warning")
             return
-        argv = Tmux(self.project.tmux_socket).attach_argv(
-            view.run.pane_id or "", read_only=self.read_only
-        )
+        try:  # a run on an SSH host: `ssh -t` to the host's tmux server (hosts/attach.py)
+            argv = attach_argv(self.project, view.run, read_only=self.read_only)
+        except HatchError as exc:
+            self.notify(f"cannot attach: {exc}", severity="warning", markup=False)
+            return
         try:
             with self.suspend():
                 subprocess.run(argv, check=False, timeout=None)  # the user detaches when done

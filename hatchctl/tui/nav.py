@@ -75,6 +75,7 @@ SORT_KEYS: dict[str, Callable[[TaskView], Any]] = {
     "ID": lambda v: _natural(v.task.id),
     "TITLE": lambda v: v.task.title.casefold(),
     "ROLE": lambda v: None if v.run is None else v.role,
+    "HOST": lambda v: None if v.run is None else v.run.host or "local",
     "STATE": _state_rank,
     "ITER": lambda v: v.task.iteration,
     "RESTARTS": lambda v: v.task.restarts,

@@ -29,6 +29,7 @@ COLUMNS: tuple[tuple[str, int, int], ...] = (
     ("ID", 64, 0),
     ("TITLE", 24, 4),
     ("ROLE", 8, 6),
+    ("HOST", 12, 12),  # the run's [hosts.NAME]; only when a run is on one, dropped first
     ("STATE", 20, 0),
     ("ITER", 4, 8),
     ("RESTARTS", 8, 7),
@@ -40,6 +41,7 @@ COLUMNS: tuple[tuple[str, int, int], ...] = (
     ("USAGE", 16, 11),
     ("LAST LINE", 0, 3),
 )
+WHEN_USED = frozenset({"HOST"})  # shown only when a row has a value (a run on an SSH host)
 NAMES = tuple(name for name, _, _ in COLUMNS)
 SIZED = tuple((name, cap) for name, cap, _ in COLUMNS if name != "LAST LINE")
 LAST = "LAST LINE"
@@ -76,6 +78,7 @@ def cell_values(v: TaskView, snap: Snapshot) -> dict[str, tuple[str, str]]:
         "ID": (t.id, ""),
         "TITLE": (t.title, ""),
         "ROLE": (v.role, ""),
+        "HOST": ("" if v.run is None or v.run.host is None else v.run.host, ""),
         "STATE": (v.status, style),
         "ITER": (str(t.iteration), ""),
         "RESTARTS": (f"{t.restarts}/{snap.max_restarts}", "yellow" if t.restarts else ""),
@@ -112,8 +115,11 @@ def fit(width: int, content: list[int], labels: dict[str, str], keep: str | None
         name: max(cell_len(labels.get(name, name)), most)
         for (name, _), most in zip(SIZED, content, strict=True)
     }
-    shown = [name for name, _, _ in COLUMNS]
-    droppable = sorted((c for c in COLUMNS if c[2] and c[0] != keep), key=lambda c: -c[2])
+    used = dict(zip((n for n, _ in SIZED), content, strict=True))
+    shown = [name for name, _, _ in COLUMNS if name not in WHEN_USED or used[name] or name == keep]
+    droppable = sorted(
+        (c for c in COLUMNS if c[2] and c[0] in shown and c[0] != keep), key=lambda c: -c[2]
+    )
     for name, _, _ in droppable:
         fixed = sum(widths[n] + PAD for n in shown if n != LAST)
         if fixed + (MIN_LAST + PAD if LAST in shown else 0) <= width:
