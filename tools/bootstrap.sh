@@ -21,6 +21,9 @@ fi
 if [[ ! -x /usr/sbin/sshd ]] && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing+=(openssh-server)  # a throwaway sshd on 127.0.0.1 for the hosts tests (skipped without it)
 fi
+if ! command -v inotifywait >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  missing+=(inotify-tools)  # a host's .stop files as they happen (without it the watcher polls)
+fi
 if ! command -v bwrap >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     missing+=(bubblewrap)

@@ -13,8 +13,12 @@ waiting for its ticket, written last, as locally.
 Completion: the host's watcher stream (engine/remotewatch.py) reports the run's ``.stop``;
 ``collect`` copies the stop file and the summary back (bounded reads of regular files, the
 summary's mtime kept), fetches the task's branch back into the local worktree
-(fetch_from_host.sh) and mirrors the end of the log, then writes the local ``.stop`` last: from
+(fetch_from_host.sh) and copies the rest of the log, then writes the local ``.stop`` last: from
 there the run is handled as a local one (verification, QA, merge on the controller).
+
+Logs: while a run lives, its log on the host is copied to its local log as it grows (the
+watcher lists the sizes once a second; remotefiles.LogMirror appends what is new, bounded), so
+``hatchctl logs`` and the control room's live tail show a remote agent's output as it runs.
 
 Everything from the host is untrusted: paths are derived from the run's row, never from what
 the host prints; sizes are bounded; the stop file must carry the run's token.
@@ -23,16 +27,16 @@ the host prints; sizes are bounded; the stop file must carry the run's token.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import shlex
 import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher, remoteadopt, remotefiles
+from hatchctl.engine import launcher, remoteadopt, remotecheck, remotefiles
+from hatchctl.engine.remotefiles import LogMirror
 from hatchctl.engine.remotewatch import HostWatch
-from hatchctl.errors import HatchError, HostError, HostUnreachable, ScriptError, TmuxServerDead
+from hatchctl.errors import HatchError, HostError, HostUnreachable, TmuxServerDead
 from hatchctl.hosts import build_hosts
 from hatchctl.hosts.attach import host_socket
 from hatchctl.hosts.ssh import SshHost
@@ -40,16 +44,12 @@ from hatchctl.runtime import psinfo
 from hatchctl.runtime.gitrepo import SAFE_GIT_CONFIG
 from hatchctl.runtime.tmux import AGENT_SESSION, Pane, Tmux
 from hatchctl.state.rows import RunRow, TaskRow
-from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.spec import TaskSpec
-from hatchctl.state.summary import MAX_AGENT_FILE
 
 if TYPE_CHECKING:
     from hatchctl.engine.deps import Deps
 
 HOST_SCRIPTS = ("lib.sh", "git/host_worktree.sh", "agent/run_agent.sh")
-STOP_LIMIT = 64 * 1024
-LOG_TAIL = 256 * 1024  # bytes of a remote run's log mirrored when it stops
 PANES_MAX_AGE = 1.0  # seconds a host's pane list serves the monitor
 UNREACHABLE_RETRY = 2.0  # seconds between probes of a host that did not answer
 
@@ -69,6 +69,7 @@ class RemoteRuns:
         self._panes: dict[str, dict[str, Pane]] = {}
         self.collected: dict[int, str] = {}  # run id -> the remote stop's mtime collected
         self.watches: dict[str, HostWatch] = {}
+        self.mirrors = {n: LogMirror(h, timeout=self._timeout()) for n, h in self.hosts.items()}
         self.sink: queue.Queue[tuple[str, str]] = queue.Queue()
         self.log = deps.log.bind(component="remote")
 
@@ -85,7 +86,7 @@ class RemoteRuns:
     def on_host(self, host: SshHost, path: Path) -> PurePosixPath:
         return host.map_path(self.deps.project.root, path)
 
-    def _hatch(self, host: SshHost) -> PurePosixPath:
+    def hatch_dir(self, host: SshHost) -> PurePosixPath:
         return self.base(host) / ".hatch"
 
     def tmux(self, host: SshHost) -> Tmux:
@@ -95,7 +96,7 @@ class RemoteRuns:
         socket = host_socket(deps.tmux.socket, host.name)
         return host.tmux(socket, timeout=float(deps.limits.tmux_timeout), tag=deps.tmux.tag)
 
-    def _git_env(self, host: SshHost) -> dict[str, str]:
+    def git_env(self, host: SshHost) -> dict[str, str]:
         return {"GIT_SSH_COMMAND": host.git_ssh_command(), "GIT_TERMINAL_PROMPT": "0"}
 
     def _timeout(self) -> float:
@@ -121,7 +122,7 @@ class RemoteRuns:
         scripts = self.deps.scripts
         for name in HOST_SCRIPTS:
             text = (scripts.root / name).read_text(encoding="utf-8")
-            self.put(host, self._hatch(host) / "scripts" / name, text, "700")
+            self.put(host, self.hatch_dir(host) / "scripts" / name, text, "700")
         self.ready.add(host.name)
         self.log.info("host_prepared", host=host.name, base=str(self.base(host)))
 
@@ -136,12 +137,12 @@ class RemoteRuns:
     ) -> RunRow:
         deps, paths, root = self.deps, self.deps.project.paths, self.deps.project.root
         self.prepare(host)
-        url = host.git_url(self._hatch(host) / "repo.git")
-        deps.scripts.run("git/push_to_host.sh", str(root), url, task.id, env=self._git_env(host))
+        url = host.git_url(self.hatch_dir(host) / "repo.git")
+        deps.scripts.run("git/push_to_host.sh", str(root), url, task.id, env=self.git_env(host))
         worktree = paths.worktree(task.id)
-        script = self._hatch(host) / "scripts" / "git" / "host_worktree.sh"
+        script = self.hatch_dir(host) / "scripts" / "git" / "host_worktree.sh"
         safe = [f"{k}={v}" for k, v in SAFE_GIT_CONFIG.items()]
-        repo, there = self._hatch(host) / "repo.git", self.on_host(host, worktree)
+        repo, there = self.hatch_dir(host) / "repo.git", self.on_host(host, worktree)
         argv = ["env", *safe, "bash", str(script), str(repo), str(there), task.id]
         host.run(argv, timeout=self._timeout())
         prompt, delivered, handover = files["prompt"], files["delivered"], files["handover"]
@@ -152,7 +153,12 @@ class RemoteRuns:
             if local.is_file():
                 self.put(host, self.on_host(host, local), local.read_text(encoding="utf-8"))
         stop = paths.stop_file(task.id, run.role, run.iteration, run.attempt)
-        host.run(["rm", "-f", "--", str(self.on_host(host, stop))], timeout=self._timeout())
+        # its exchange directory made now (the wrapper writes the stop there; a watch on it
+        # is in place long before), the last attempt's stop removed
+        fresh = 'umask 077 && mkdir -p -- "${1%/*}" && rm -f -- "$1"'
+        host.run(
+            ["sh", "-c", fresh, "hatch-io", str(self.on_host(host, stop))], timeout=self._timeout()
+        )
         agent = getattr(deps.project.config.agents, run.role)
 
         def where(path: Path) -> Path:
@@ -168,7 +174,7 @@ class RemoteRuns:
         tmux = self.tmux(host)
         tmux.ensure_server(Path(self.base(host)))
         log = paths.run_log(task.id, run.role, run.iteration, run.attempt)
-        wrapper = self._hatch(host) / "scripts" / "agent" / "run_agent.sh"
+        wrapper = self.hatch_dir(host) / "scripts" / "agent" / "run_agent.sh"
         pane = tmux.new_window(
             run.window_name,
             ["bash", str(wrapper), *agent.command],
@@ -178,8 +184,9 @@ class RemoteRuns:
             pipe=f"exec cat >> {shlex.quote(str(where(log)))}",
         )
         self.watch(host)
+        self.follow_log(host, run)
         ticket = f"run_id={run.id} task={task.id} role={run.role}"
-        where_ticket = str(self._hatch(host) / "runs" / str(run.id))
+        where_ticket = str(self.hatch_dir(host) / "runs" / str(run.id))
         if self._sh(host, remotefiles.TICKET, where_ticket, ticket) != 0:
             tmux.kill_pane(pane.pane_id)
             raise HostError(f"host {host.name}: launch {run.id} was cancelled")
@@ -194,11 +201,12 @@ class RemoteRuns:
     def cancel_ticket(self, host: SshHost, run_id: int) -> bool:
         """Make sure the run never starts on the host; False when its agent claimed it."""
         return (
-            self._sh(host, remotefiles.CANCEL, str(self._hatch(host) / "runs" / str(run_id))) == 0
+            self._sh(host, remotefiles.CANCEL, str(self.hatch_dir(host) / "runs" / str(run_id)))
+            == 0
         )
 
     def claimed(self, host: SshHost, run_id: int) -> bool:
-        path = self._hatch(host) / "runs" / f"{run_id}.claimed"
+        path = self.hatch_dir(host) / "runs" / f"{run_id}.claimed"
         return self.read(host, path, 4096) is not None
 
     # -- liveness --------------------------------------------------------------------------
@@ -274,61 +282,23 @@ class RemoteRuns:
         return watch.log_size(str(PurePosixPath(run.log_path).relative_to(logs.as_posix())))
 
     def collect(self, run: RunRow) -> bool:
-        """Bring a stopped run's results back (see the module's docstring). False when the
-        host has no new stop file for it."""
-        deps, paths, root = self.deps, self.deps.project.paths, self.deps.project.root
-        host = self.host(run)
-        local_stop = root / run.stop_path
-        got = self.read(host, self.on_host(host, local_stop), STOP_LIMIT)
-        if got is None:
-            return False
-        mtime, stop_text = got
-        key = f"{mtime:.6f}"
-        if self.collected.get(run.id) == key and local_stop.exists():
-            return False
-        local_summary = root / run.summary_path
-        summary = self.read(host, self.on_host(host, local_summary), MAX_AGENT_FILE + 1)
-        url = host.git_url(self._hatch(host) / "repo.git")
-        worktree = paths.worktree(run.task_id)
-        try:
-            deps.scripts.run(
-                "git/fetch_from_host.sh", str(worktree), url, run.task_id, env=self._git_env(host)
-            )
-        except ScriptError as exc:
-            if not host.master_alive():  # the link, not the repository: again next pass
-                raise HostUnreachable(f"host {host.name}: fetching {url} failed") from None
-            # the host's branch is gone or broken (the agent's doing): the stop goes on, and
-            # the verification finds the commits it claims missing
-            with deps.store.tx() as tx:
-                tx.event(
-                    "remote_fetch_failed",
-                    task_id=run.task_id,
-                    run_id=run.id,
-                    data={"host": host.name, "error": str(exc)[-500:]},
-                )
-        self.mirror_log(host, run)
-        local_stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if summary is not None:
-            write_atomic(local_summary, summary[1].encode())
-            os.utime(local_summary, (summary[0], summary[0]))
-        write_atomic(local_stop, stop_text.encode())  # last: the run is stopped from here on
-        self.collected[run.id] = key
-        with self.deps.store.tx() as tx:
-            tx.event(
-                "remote_stop_collected",
-                task_id=run.task_id,
-                run_id=run.id,
-                data={"host": host.name, "summary": summary is not None},
-            )
-        return True
+        """Bring a stopped run's results back (see the module's docstring and
+        remotecheck.collect). False when the host has no new stop file for it."""
+        return remotecheck.collect(self, run)
+
+    def _log_where(self, host: SshHost, run: RunRow) -> tuple[str, PurePosixPath, Path]:
+        """(path relative to .hatch/logs, on the host, here) of the run's log."""
+        here = self.deps.project.root / run.log_path
+        rel = here.relative_to(self.deps.project.paths.logs).as_posix()
+        return rel, self.on_host(host, here), here
+
+    def follow_log(self, host: SshHost, run: RunRow) -> None:
+        """Copy the run's log here as it grows on the host (launch, adoption)."""
+        self.mirrors[host.name].follow(*self._log_where(host, run))
 
     def mirror_log(self, host: SshHost, run: RunRow) -> None:
-        """The last LOG_TAIL bytes of the run's log on the host, as its local log."""
-        log = self.deps.project.root / run.log_path
-        tail = self.read(host, self.on_host(host, log), LOG_TAIL, end=True)
-        if tail is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(log, tail[1].encode())
+        """The rest of the run's log on the host (bounded), appended to its local log."""
+        self.mirrors[host.name].finish(*self._log_where(host, run))
 
     # -- ending ----------------------------------------------------------------------------
     def kill(self, run: RunRow) -> psinfo.KillReport:
@@ -364,7 +334,14 @@ class RemoteRuns:
     def watch(self, host: SshHost) -> HostWatch:
         watch = self.watches.get(host.name)
         if watch is None:
-            watch = HostWatch(host, self._hatch(host), self.sink)
+            paths = self.deps.project.paths
+            watch = HostWatch(
+                host,
+                self.hatch_dir(host),
+                self.sink,
+                mirror=self.mirrors[host.name],
+                local_io=paths.io,
+            )
             watch.start()
             self.watches[host.name] = watch
         return watch

@@ -1,6 +1,7 @@
 """A supervisor starting: the live runs on each SSH host against the host's pane list, as
 engine/reconcile.py does for this machine's panes. A live agent is adopted (same run, same
-attempt); an unclaimed launch is cancelled there and relaunched; a pane of a run that is not
+attempt; its log copied here again as it grows, from what the last supervisor copied); an
+unclaimed launch is cancelled there and relaunched; a pane of a run that is not
 live is closed. A host that does not answer is left to the monitor (its grace period)."""
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def _host(
                     data={"note": "adopted a launch on host " + host.name},
                 )
             adopted.append(run.id)
+            remote.follow_log(host, run)
         elif pane is not None:
             adopted.append(run.id)
+            remote.follow_log(host, run)
     remote.close_strays(tmux, dict(panes))  # a pane outliving its run
     remote.forget_panes(host)

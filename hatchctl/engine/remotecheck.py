@@ -12,21 +12,30 @@ restart counted, its task goes back to its role at once, and placement leaves th
 until it answers again.
 
 Idleness is the local rule on the size of the log on the host (listed by the host's watcher
-every second): no CPU sample, and no screen (the local copy of the log is written at the stop).
+every second): no CPU sample, and no screen check (the local log is a copy that follows the
+host's about once a second).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from hatchctl.engine import launcher
 from hatchctl.engine.deps import Deps
-from hatchctl.errors import HostUnreachable
+from hatchctl.errors import HatchError, HostUnreachable, ScriptError
 from hatchctl.state.rows import RunRow
+from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.store import Tx
+from hatchctl.state.summary import MAX_AGENT_FILE
 
 if TYPE_CHECKING:
     from hatchctl.engine.monitor import Monitor
+    from hatchctl.engine.remote import RemoteRuns
+
+STOP_LIMIT = 64 * 1024
 
 
 def collect_reported(deps: Deps, run: RunRow) -> None:
@@ -88,3 +97,91 @@ def host_lost(deps: Deps, run: RunRow, seconds: float) -> None:
 
     launcher.end_run(deps, run, "crashed", "host_lost", data={"detail": detail}, then=requeue)
     deps.log.warning("host_lost", task_id=run.task_id, run_id=run.id, host=host)
+
+
+def collect(remote: RemoteRuns, run: RunRow) -> bool:
+    """Bring a stopped run's results back: the stop file and the summary (bounded reads of
+    regular files, the summary's mtime kept), the task's branch fetched into the local worktree
+    (while the summary and the rest of the log are read), the local ``.stop`` written last.
+    False when the host has no new stop file for it."""
+    deps, root = remote.deps, remote.deps.project.root
+    host = remote.host(run)
+    local_stop = root / run.stop_path
+    start = time.monotonic()
+    got = remote.read(host, remote.on_host(host, local_stop), STOP_LIMIT)
+    if got is None:
+        return False
+    mtime, stop_text = got
+    key = f"{mtime:.6f}"
+    if remote.collected.get(run.id) == key and local_stop.exists():
+        return False
+    ms = {"stop": time.monotonic() - start}
+    fetch = _Fetch(remote, run)
+    fetch.start()
+    try:
+        local_summary = root / run.summary_path
+        summary = remote.read(host, remote.on_host(host, local_summary), MAX_AGENT_FILE + 1)
+        ms["summary"] = time.monotonic() - start - sum(ms.values())
+        remote.mirror_log(host, run)
+        ms["log"] = time.monotonic() - start - sum(ms.values())
+    finally:
+        fetch.join()
+    ms["fetch"] = fetch.seconds
+    if isinstance(fetch.error, ScriptError):
+        if not host.master_alive():  # the link, not the repository: again next pass
+            raise HostUnreachable(f"host {host.name}: fetching {fetch.url} failed") from None
+        # the host's branch is gone or broken (the agent's doing): the stop goes on, and
+        # the verification finds the commits it claims missing
+        with deps.store.tx() as tx:
+            tx.event(
+                "remote_fetch_failed",
+                task_id=run.task_id,
+                run_id=run.id,
+                data={"host": host.name, "error": str(fetch.error)[-500:]},
+            )
+    elif fetch.error is not None:
+        raise fetch.error
+    local_stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if summary is not None:
+        write_atomic(local_summary, summary[1].encode())
+        os.utime(local_summary, (summary[0], summary[0]))
+    write_atomic(local_stop, stop_text.encode())  # last: the run is stopped from here on
+    remote.collected[run.id] = key
+    with remote.deps.store.tx() as tx:
+        tx.event(
+            "remote_stop_collected",
+            task_id=run.task_id,
+            run_id=run.id,
+            data={
+                "host": host.name,
+                "summary": summary is not None,
+                "ms": {k: round(v * 1000, 1) for k, v in ms.items()},  # the time each part took
+            },
+        )
+    return True
+
+
+class _Fetch(threading.Thread):
+    """fetch_from_host.sh (a git fetch over the host's master connection into the task's
+    worktree) beside the other copies of a collect: its own process, waited for."""
+
+    def __init__(self, remote: RemoteRuns, run: RunRow) -> None:
+        super().__init__(name=f"fetch-{run.id}", daemon=True)
+        self.remote, self.run_row = remote, run
+        host = remote.host(run)
+        self.url = host.git_url(remote.hatch_dir(host) / "repo.git")
+        self.env = remote.git_env(host)
+        self.error: HatchError | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        deps, task_id = self.remote.deps, self.run_row.task_id
+        worktree = deps.project.paths.worktree(task_id)
+        try:
+            deps.scripts.run(
+                "git/fetch_from_host.sh", str(worktree), self.url, task_id, env=self.env
+            )
+        except HatchError as exc:
+            self.error = exc
+        self.seconds = time.monotonic() - start

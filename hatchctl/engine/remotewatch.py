@@ -1,13 +1,24 @@
 """One long-lived command per SSH host, over its master connection, that reports the ``.stop``
 files of the host's runs as they appear: the remote side of the supervisor's inotify watcher.
 
-The host runs a POSIX sh loop (no program to install) that lists ``*.stop`` under the project's
-exchange directory there every 0.2 s and prints the listing when it changed (``MTIME RELPATH``
-per line, then ``.``), and a ``.`` every few seconds (a heartbeat: the loop ends on the first
-write after the link is gone). The controller reads the lines in a thread, keeps the newest
-mtime per path, and wakes the supervisor (``("remote", HOST)`` on its queue). When the stream
-ends (the link dropped, the master was killed) it is started again with a capped backoff: a
-new listing reports every stop written meanwhile.
+When the host has ``inotifywait`` (inotify-tools) and bash, the stream is a bash loop reading
+``inotifywait -m -r -e close_write,moved_to`` over the exchange directory: each ``.stop``
+written there is printed at once (``MTIME RELPATH`` then ``.``), so the controller has it
+within a few ms plus the round trip. Without them (or with ``HATCH_REMOTE_WATCH=poll`` in the
+controller's environment) the stream is a POSIX sh loop (nothing to install) that lists
+``*.stop`` every 0.2 s and prints the listing when it changed. Either way the stream's first
+line says which (``W inotify`` or ``W poll REASON``: log event ``remote_watch_mode``); the
+inotify loop also lists the stops every 2 s (a missed event costs 2 s, not the run), falls
+back to polling when inotifywait fails (too many watches), and kills its inotifywait when it
+ends. Both list the logs changed in the last 30 minutes once a second (``L SIZE PATH``), and
+print a ``.`` every second (inotify) or 3 s (poll) and at once when they start (a heartbeat: the
+loop ends on the first write after the link is gone).
+
+The controller reads the lines in a thread, keeps the newest mtime per path, and wakes the
+supervisor (``("remote", HOST)`` on its queue). A second thread copies the logs of the host's
+live runs that grew (engine/remotefiles.LogMirror). When the stream ends (the link dropped,
+the master was killed) it is started again with a capped backoff: a new listing reports every
+stop written meanwhile.
 
 Lines are untrusted: a line longer than 512 bytes, a path that is not ``TASK/ROLE.iN/NAME.stop``
 made of safe characters, or a mtime that is not a number is ignored, and at most MAX_PATHS
@@ -23,14 +34,17 @@ import re
 import signal
 import subprocess
 import threading
-from pathlib import PurePosixPath
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 
 from hatchctl import logsetup
+from hatchctl.engine.remotefiles import LogMirror
 from hatchctl.errors import HatchError
 from hatchctl.hosts.ssh import SshHost
 
-WATCH_SCRIPT = r"""
-io=$1; logs=$2; prev=; prevl=; n=0; beat=0
+MODE_ENV = "HATCH_REMOTE_WATCH"  # "poll": never inotify (tests, benchmarks); default "auto"
+POLL_SCRIPT = r"""
+io=$1; logs=$2; prev=; prevl=; n=0; beat=15
 while :; do
   out=
   cur=$(find "$io" -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null | sort)
@@ -49,12 +63,61 @@ $curl"; prevl=$curl; fi
   sleep 0.2
 done
 """
+# bash: $1 io, $2 logs, $3 the poll script (the fallback)
+INOTIFY_SCRIPT = r"""
+io=$1; logs=$2; poll=$3; ipid=
+fallback() { printf 'W poll %s\n' "$1" || exit 0; ipid=; exec sh -c "$poll" hatch-watch "$io" "$logs"; }
+cd -- "$io" 2>/dev/null || fallback no_io_dir
+trap 'exit 0' PIPE HUP TERM INT
+trap '[ -n "$ipid" ] && kill "$ipid" 2>/dev/null' EXIT
+exec 3< <(exec inotifywait -m -r -e close_write,moved_to --format '%w%f' . 2>&1)
+ipid=$!
+ok=
+while IFS= read -r -t 10 line <&3; do
+  [ "$line" = "Watches established." ] && { ok=1; break; }
+done
+[ -n "$ok" ] || { kill "$ipid" 2>/dev/null; fallback inotifywait_failed; }
+printf 'W inotify\n' || exit 0
+prev=; prevl=; last=; n=1
+while :; do
+  if [ "$SECONDS" != "$last" ]; then
+    last=$SECONDS; out=; n=$((n+1))
+    if [ "$n" -ge 2 ]; then
+      n=0
+      cur=$(find . -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null | sort)
+      if [ "$cur" != "$prev" ]; then out=$cur; prev=$cur; fi
+    fi
+    curl=$(find "$logs" -name '*.log' -type f -mmin -30 -printf 'L %s %P\n' 2>/dev/null | sort)
+    if [ "$curl" != "$prevl" ]; then out="$out
+$curl"; prevl=$curl; fi
+    printf '%s\n.\n' "$out" || exit 0
+  fi
+  if IFS= read -r -t 1 line <&3; then
+    rel=${line#./}
+    case $rel in
+      [A-Za-z0-9]*/*/*.stop) find "$rel" -maxdepth 0 -type f -printf '%T@ %p\n.\n' 2>/dev/null ;;
+    esac
+  elif [ $? -le 128 ]; then
+    fallback inotifywait_ended
+  fi
+done
+"""
+# sh: $1 io, $2 logs, $3 mode, $4 the inotify script, $5 the poll script
+WATCH_SCRIPT = r"""
+if [ "$3" != poll ] && command -v inotifywait >/dev/null 2>&1 && command -v bash >/dev/null 2>&1
+then exec bash -c "$4" hatch-watch "$1" "$2" "$5"
+fi
+[ "$3" = poll ] && why=forced || why=no_inotifywait
+printf 'W poll %s\n' "$why" || exit 0
+exec sh -c "$5" hatch-watch "$1" "$2"
+"""
 MAX_LINE = 512
 MAX_PATHS = 20_000
 _PATH_RE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/(factory|qa)\.i[0-9]{1,6}/[A-Za-z0-9._-]{1,128}\.stop$"
 )
 _MTIME_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,10})?$")
+_MODE_RE = re.compile(r"^W (inotify|poll)(?: ([a-z_]{1,40}))?$")
 _LOG_RE = re.compile(r"^L ([0-9]{1,15}) ((?:factory|qa)/[A-Za-z0-9][A-Za-z0-9._-]{0,160}\.log)$")
 
 
@@ -75,31 +138,49 @@ def parse_line(line: str) -> tuple[str, str] | None:
 
 
 class HostWatch:
-    """The stop-file stream of one host, restarted until ``stop()``."""
+    """The stop-file stream of one host, restarted until ``stop()``, and its log mirror."""
 
     def __init__(
-        self, host: SshHost, hatch_dir: PurePosixPath, sink: queue.Queue[tuple[str, str]]
+        self,
+        host: SshHost,
+        hatch_dir: PurePosixPath,
+        sink: queue.Queue[tuple[str, str]],
+        *,
+        mirror: LogMirror | None = None,
+        local_io: Path | None = None,
     ) -> None:
         self.host = host
         self.hatch_dir = hatch_dir
         self.sink = sink
+        self.mirror = mirror
+        self.local_io = local_io  # a reported stop wakes the supervisor for its run at once
         self.stops: dict[str, str] = {}  # relative path -> mtime, as last listed
         self.logs: dict[str, int] = {}  # path relative to .hatch/logs -> size, as last listed
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.connected = threading.Event()  # a listing arrived on the current stream
         self.streams = 0  # how many streams were started (1 + reconnects)
+        self.mode = ""  # "inotify" or "poll", as the current stream said
+        self._grew = threading.Event()  # a listed log size changed: the mirror looks
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch-{host.name}", daemon=True)
+        self._mirror_thread = threading.Thread(
+            target=self._mirror, name=f"mirror-{host.name}", daemon=True
+        )
         self.log = logsetup.get(component="remote_watch", host=host.name)
 
     def start(self) -> None:
         self._thread.start()
+        if self.mirror is not None:
+            self._mirror_thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
+        self._grew.set()
         self._kill()
         self._thread.join(timeout=10)
+        if self._mirror_thread.is_alive():
+            self._mirror_thread.join(timeout=10)
 
     def reported(self, rel: str) -> str | None:
         with self.lock:
@@ -115,13 +196,17 @@ class HostWatch:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
 
+    def argv(self) -> list[str]:
+        io, logs = self.hatch_dir / "io", self.hatch_dir / "logs"
+        mode = "poll" if os.environ.get(MODE_ENV, "auto") == "poll" else "auto"
+        scripts = [INOTIFY_SCRIPT, POLL_SCRIPT]
+        return ["sh", "-c", WATCH_SCRIPT, "hatch-watch", str(io), str(logs), mode, *scripts]
+
     def _run(self) -> None:
         backoff = 0.2
         while not self.stopping.is_set():
-            io, logs = self.hatch_dir / "io", self.hatch_dir / "logs"
-            argv = ["sh", "-c", WATCH_SCRIPT, "hatch-watch", str(io), str(logs)]
             try:
-                proc = self.host.stream(argv)
+                proc = self.host.stream(self.argv())
             except HatchError as exc:
                 self.log.warning("remote_watch_failed", error=str(exc))
                 self.stopping.wait(backoff)
@@ -143,15 +228,37 @@ class HostWatch:
             self.stopping.wait(backoff)
             backoff = min(backoff * 2, 5.0)
 
-    def _read(self, proc: subprocess.Popen[bytes]) -> bool:
+    def _mirror(self) -> None:
+        """Copy the followed logs that grew, on each listing of their sizes (about 1/s)."""
+        assert self.mirror is not None
+        while not self.stopping.is_set():
+            self._grew.wait(5.0)
+            self._grew.clear()
+            if self.stopping.is_set():
+                return
+            with self.lock:
+                sizes = dict(self.logs)
+            self.mirror.catch_up(sizes)
+
+    def _lines(self, proc: subprocess.Popen[bytes]) -> Iterator[str]:
+        """The stream's lines; a line over MAX_LINE bytes is skipped without being held."""
         assert proc.stdout is not None
+        skipping = False
+        while raw := proc.stdout.readline(MAX_LINE + 1):
+            whole = raw.endswith(b"\n")
+            if skipping or (not whole and len(raw) > MAX_LINE):
+                skipping = not whole
+                continue
+            yield raw.decode("utf-8", errors="replace").rstrip("\n")
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> bool:
         listing: dict[str, str] = {}
         sizes: dict[str, int] = {}
         got = False
-        for raw in proc.stdout:
-            if len(raw) > MAX_LINE:
+        for line in self._lines(proc):
+            if line.startswith("W "):
+                self._mode(line)
                 continue
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
             if line != ".":
                 parsed = parse_line(line)
                 if parsed is not None and len(listing) < MAX_PATHS:
@@ -161,17 +268,33 @@ class HostWatch:
                     sizes[log[0]] = log[1]
                 continue
             got = True
-            changed = False
+            changed: list[str] = []
+            grew = False
             with self.lock:
                 for rel, mtime in listing.items():
                     if self.stops.get(rel) != mtime and len(self.stops) < MAX_PATHS:
                         self.stops[rel] = mtime
-                        changed = True
+                        changed.append(rel)
                 for rel, size in sizes.items():
                     if rel in self.logs or len(self.logs) < MAX_PATHS:
+                        grew = grew or self.logs.get(rel) != size
                         self.logs[rel] = size
             listing, sizes = {}, {}
             self.connected.set()
+            if grew:
+                self._grew.set()
+            if changed and self.local_io is not None:
+                for rel in changed[:64]:  # the supervisor checks these runs first
+                    self.sink.put(("stop", str(self.local_io / rel)))
             if changed:
                 self.sink.put(("remote", self.host.name))
         return got
+
+    def _mode(self, line: str) -> None:
+        found = _MODE_RE.fullmatch(line)
+        if found is None:
+            return
+        mode, why = found.group(1), found.group(2) or ""
+        if mode != self.mode:
+            self.log.info("remote_watch_mode", mode=mode, reason=why, streams=self.streams)
+        self.mode = mode

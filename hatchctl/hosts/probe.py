@@ -1,5 +1,6 @@
 """A host's health in one bounded round trip: reachable, load, free disk under its root, tmux and
-git versions, and which agent programs it has. Used by `hatchctl hosts` and `hatchctl doctor`."""
+git versions, whether its runs' stops are reported as they happen (inotifywait) or polled every
+0.2 s, and which agent programs it has. Used by `hatchctl hosts` and `hatchctl doctor`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from hatchctl import logsetup
 from hatchctl.errors import HatchError, HostUnreachable
 from hatchctl.hosts.base import Host
+from hatchctl.hosts.ssh import SshHost
 
 # POSIX sh, argv: ROOT PROGRAM...; one `key=value` per line. The root may not exist yet: the
 # free space is that of its nearest existing parent.
@@ -18,12 +20,15 @@ root=$1; shift
 echo "load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 echo "tmux=$(tmux -V 2>/dev/null)"
 echo "git=$(git --version 2>/dev/null)"
+echo "inotifywait=$(command -v inotifywait 2>/dev/null)"
 d=$root
 while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done
 echo "disk_dir=$d"
 echo "free_kb=$(df -Pk -- "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
 for p in "$@"; do echo "program=$p=$(command -v -- "$p" 2>/dev/null)"; done
 """
+
+POLLED = "no inotifywait: stops polled every 0.2 s"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Health:
     tmux: str = ""
     git: str = ""
     programs: dict[str, str] = field(default_factory=dict)  # name -> path ("" = not found)
+    watch: str = ""  # an SSH host's stops: "inotify" (as they happen) or "poll" (every 0.2 s)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,6 +70,8 @@ def probe(host: Host, *, timeout: float, programs: tuple[str, ...] = ()) -> Heal
         if key == "program":
             prog, _, path = value.partition("=")
             health.programs[prog] = path
+        elif key == "inotifywait" and isinstance(host, SshHost):
+            health.watch = "inotify" if value.strip() else "poll"
         elif key in ("load", "tmux", "git"):
             setattr(health, key, value.strip())
         elif key == "free_kb" and value.strip().isdigit():
@@ -90,6 +98,8 @@ def problems(health: Health, *, min_free_mb: int = 0) -> list[tuple[str, str]]:
     if health.free_mb is not None and health.free_mb < min_free_mb:
         out.append(("fail", f"{health.free_mb} MB free under {health.root}"))
     out += [("warn", f"{p} not found") for p, path in health.programs.items() if not path]
+    if health.watch == "poll":
+        out.append(("warn", f"{POLLED}; apt-get install inotify-tools there"))
     return out
 
 
@@ -100,4 +110,6 @@ def summary(health: Health) -> str:
     free = f"{health.free_mb} MB free" if health.free_mb is not None else "free disk unknown"
     parts = [f"load {health.load or '?'}", f"{free} under {health.root}"]
     parts += [health.tmux or "no tmux", health.git or "no git"]
+    if health.watch:
+        parts.append("stops by inotify" if health.watch == "inotify" else POLLED)
     return ", ".join(parts)

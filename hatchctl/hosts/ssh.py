@@ -19,7 +19,6 @@ the host is unreachable (HostUnreachable), a live one means the program's own st
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
 import re
@@ -69,11 +68,16 @@ def control_socket(state_dir: Path, key: str) -> Path:
 
 
 def _run_client(
-    argv: list[str], timeout: float, input_text: str | None, env: dict[str, str]
-) -> proc.Result:
-    """proc.run for an ssh client, which hands its stdin, stdout and stderr to the master
-    connection: after a timeout the client is killed and the pipes closed without waiting for
-    their end (the master holds them until the remote program ends)."""
+    argv: list[str],
+    timeout: float,
+    input_text: str | None,
+    env: dict[str, str],
+    *,
+    text: bool = True,
+) -> tuple[int, str | bytes, str | bytes, float]:
+    """Run an ssh client, which hands its stdin, stdout and stderr to the master connection:
+    after a timeout the client is killed and the pipes closed without waiting for their end
+    (the master holds them until the remote program ends). (status, out, err, seconds)."""
     start = time.monotonic()
     child = subprocess.Popen(
         argv,
@@ -81,8 +85,8 @@ def _run_client(
         stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
+        text=text,
+        errors="replace" if text else None,
         start_new_session=True,
     )
     try:
@@ -96,7 +100,8 @@ def _run_client(
                     pipe.close()
         child.wait()
         raise
-    return proc.Result(argv, child.returncode, out or "", err or "", time.monotonic() - start)
+    empty: str | bytes = "" if text else b""
+    return child.returncode, out or empty, err or empty, time.monotonic() - start
 
 
 class SshHost(Host):
@@ -176,9 +181,34 @@ class SshHost(Host):
         check: bool = True,
         cwd: PurePosixPath | None = None,
     ) -> proc.Result:
+        code, out, err, seconds = self._call(argv, timeout, input_text, cwd, text=True)
+        assert isinstance(out, str) and isinstance(err, str)
+        res = proc.Result(list(argv), code, out, err, seconds)
+        if check and res.returncode != 0:
+            message = f"{argv[0]} on host {self.name} exited with {res.returncode}"
+            raise CommandError(
+                list(argv), res.returncode, res.output, with_tail(message, res.output)
+            )
+        return res
+
+    def run_bytes(self, argv: list[str], *, timeout: float) -> tuple[int, bytes]:
+        """``run`` for a program whose output is bytes (a log): (exit status, stdout)."""
+        code, out, _err, _seconds = self._call(argv, timeout, None, None, text=False)
+        assert isinstance(out, bytes)
+        return code, out
+
+    def _call(
+        self,
+        argv: list[str],
+        timeout: float,
+        input_text: str | None,
+        cwd: PurePosixPath | None,
+        *,
+        text: bool,
+    ) -> tuple[int, str | bytes, str | bytes, float]:
         full = [*self.ssh_argv(), self.remote_command(argv, cwd)]
         try:
-            res = _run_client(full, timeout, input_text, self._env())
+            got = _run_client(full, timeout, input_text, self._env(), text=text)
         except subprocess.TimeoutExpired:
             if not self.master_alive():
                 self.log.warning("host_unreachable", reason="timeout", timeout=timeout)
@@ -188,18 +218,13 @@ class SshHost(Host):
             raise CommandTimeout(list(argv), timeout, "") from None
         except OSError as exc:  # ssh itself missing or not executable
             raise HostError(f"host {self.name}: cannot run ssh: {exc.strerror}") from None
-        if res.returncode == 255 and not self.master_alive():
-            self.log.warning("host_unreachable", reason=res.stderr.strip()[-300:])
+        if got[0] == 255 and not self.master_alive():
+            err = got[2] if isinstance(got[2], str) else got[2].decode("utf-8", "replace")
+            self.log.warning("host_unreachable", reason=err.strip()[-300:])
             raise HostUnreachable(
-                with_tail(f"host {self.name} ({self.address}) is unreachable", res.stderr)
+                with_tail(f"host {self.name} ({self.address}) is unreachable", err)
             )
-        res = dataclasses.replace(res, argv=list(argv))
-        if check and res.returncode != 0:
-            message = f"{argv[0]} on host {self.name} exited with {res.returncode}"
-            raise CommandError(
-                list(argv), res.returncode, res.output, with_tail(message, res.output)
-            )
-        return res
+        return got
 
     def _control(self, operation: str) -> proc.Result | None:
         argv = ["ssh", *self._options(), "-O", operation, "--", self.destination]

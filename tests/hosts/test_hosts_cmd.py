@@ -4,6 +4,7 @@ that refuses connections; [hosts.NAME] validation; path mapping."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -36,6 +37,8 @@ def test_hosts_lists_reachable_and_unreachable(sshd: SshServer, tmp_path: Path) 
     assert lines[0].startswith("local  ok ") and "active 0/2" in lines[0]
     assert lines[2].startswith("up     ok ") and "labels gpu,big" in lines[2]
     assert f"MB free under {remote}/hatch, tmux " in lines[3] and "git version" in lines[3]
+    inotify = shutil.which("inotifywait") is not None  # the loopback host is this machine
+    assert lines[3].endswith(", stops by inotify" if inotify else "stops polled every 0.2 s")
     assert lines[4].startswith("down   unreachable")
     assert "host down" in lines[5] and "Connection refused" in lines[5]
     doc = json.loads(hatchctl("hosts", "--json", cwd=repo, timeout=60).stdout)
@@ -44,11 +47,15 @@ def test_hosts_lists_reachable_and_unreachable(sshd: SshServer, tmp_path: Path) 
     assert by_name["up"]["reachable"] and by_name["up"]["free_mb"] > 0
     assert by_name["up"]["labels"] == ["gpu", "big"] and by_name["up"]["max_active"] == 4
     assert by_name["up"]["active"] == 0  # no agent of this project runs there
+    assert by_name["up"]["watch"] == ("inotify" if inotify else "poll")
+    assert by_name["local"]["watch"] == ""  # this machine's stops: the supervisor's inotify
     assert not by_name["down"]["reachable"] and "Connection refused" in by_name["down"]["error"]
     project = Project.find(repo)
     checks = {c[0]: c for c in doctor_checks(project)}
     # the agent CLI (here `hatchctl sim-agent`) is not on the host's PATH: a warning for now
-    assert checks["host up"][1:] == ("warn", "hatchctl not found")
+    polled = "" if inotify else "; no inotifywait: stops polled every 0.2 s; apt-get install "
+    polled += "" if inotify else "inotify-tools there"
+    assert checks["host up"][1:] == ("warn", "hatchctl not found" + polled)
     assert checks["host down"][1] == "fail" and "Connection refused" in checks["host down"][2]
     for host in build_hosts(project):  # the master `up` keeps for the next command
         host.close()

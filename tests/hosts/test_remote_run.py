@@ -7,7 +7,9 @@ strike."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -19,6 +21,7 @@ import psutil
 import pytest
 
 from hatchctl.config import HostSection
+from hatchctl.engine.remotewatch import MODE_ENV
 from hatchctl.hosts.attach import attach_argv
 from hatchctl.hosts.base import project_dir_name
 from hatchctl.hosts.ssh import SshHost
@@ -88,6 +91,8 @@ def test_a_task_runs_factory_qa_merged_on_the_host(
     hung = spec(factory=[["hang", "ok"]])  # attempt 1 hangs (no output, no CPU), 2 works
     project = projects.make({"T-1": {**hung, "host_labels": ["gpu"]}}, config=config)
     seen: list[str] = []  # what the host's tmux server runs while the task is under way
+    hung_log = project.paths.run_log("T-1", "factory", 1, 1)
+    live_copy: list[str] = []  # the hung agent's log here while it still runs there
 
     def look() -> None:
         for _ in range(2000):
@@ -95,6 +100,9 @@ def test_a_task_runs_factory_qa_merged_on_the_host(
                 for pane in Tmux(host_socket(project)).list_panes():
                     if pane.window_name.startswith("T-1.") and pane.window_name not in seen:
                         seen.append(pane.window_name)
+                    hung = pane.window_name == "T-1.factory.i1.a1" and not live_copy
+                    if hung and hung_log.is_file() and hung_log.stat().st_size:
+                        live_copy.append(hung_log.read_text())
             if len(seen) >= 3 or stop.is_set():
                 return
             stop.wait(0.02)
@@ -118,6 +126,7 @@ def test_a_task_runs_factory_qa_merged_on_the_host(
     assert all(r.pane_id is None and r.pane_pid is None for r in runs)  # no local pane or pid
     # in the host's server, not ours
     assert seen == ["T-1.factory.i1.a1", "T-1.factory.i1.a2", "T-1.qa.i1.a1"]
+    assert "sim-agent" in live_copy[0]  # copied here while the agent ran there
     # the work was done in the host's worktree under its root, and merged here
     there = remote_root / project_dir_name(project.root) / ".hatch"
     head = git(there / "worktrees" / "T-1", "rev-parse", "HEAD")
@@ -126,12 +135,25 @@ def test_a_task_runs_factory_qa_merged_on_the_host(
     assert (there / "io" / "T-1" / "factory.i1" / "summary.json").is_file()
     assert not (project.paths.worktree("T-1")).exists()  # cleaned up after the merge, as ever
     assert kinds(deps, "T-1").count("remote_stop_collected") == 2
-    for run in runs:  # the end of each log, mirrored here (the hung one when it was killed)
-        assert "sim-agent" in (project.root / run.log_path).read_text()
+    for run in runs:  # each log, copied here (the rest of it when it stopped or was killed)
+        there_log = there / "logs" / run.log_path.split("/logs/", 1)[1]
+        assert (project.root / run.log_path).read_bytes() == there_log.read_bytes()
+    mode = "inotify" if shutil.which("inotifywait") else "poll"  # stops as they happen, or polled
+    assert watch_modes(project) == [mode]
     assert (tasks["T-1"].strikes, tasks["T-1"].restarts) == (0, 1)
     # the supervisor drained: the host's tmux server and every ssh process of it are gone
     assert Tmux(host_socket(project)).server_pid() is None
     assert ssh_processes(deps.remote.hosts["loop"]) == []
+
+
+def watch_modes(project: Project) -> list[str]:
+    """How the host's watcher streams said they watch (``remote_watch_mode`` log lines)."""
+    found = []
+    for line in project.paths.orchestrator_log.read_text().splitlines():
+        if '"remote_watch_mode"' in line:
+            doc = json.loads(line)
+            found.append(f"{doc['mode']} {doc['reason']}".strip())
+    return found
 
 
 def ssh_processes(host: SshHost) -> list[int]:
@@ -159,8 +181,9 @@ def running_on(project: Project, role: str, host: str | None) -> RunRow | None:
 
 
 def test_the_link_cut_mid_run_and_a_new_supervisor_find_the_run_again(
-    projects: Projects, sshd: SshServer, remote_root: Path
+    projects: Projects, sshd: SshServer, remote_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(MODE_ENV, "poll")  # the 0.2 s poll of a host without inotifywait
     slow = spec(factory=["slow"], qa=["slow"], slow_seconds=2.5)
     project = projects.make(
         {"T-1": {**slow, "host_labels": ["gpu"]}}, config=host_config(sshd, remote_root)
@@ -207,6 +230,7 @@ def test_the_link_cut_mid_run_and_a_new_supervisor_find_the_run_again(
     assert ssh_processes(host) == []
     log = project.paths.orchestrator_log.read_text()
     assert '"remote_watch_ended"' in log  # the watcher saw its stream end, and reconnected
+    assert set(watch_modes(project)) == {"poll forced"}
 
 
 def test_a_host_gone_for_good_its_task_finishes_here_without_a_strike(
