@@ -19,6 +19,7 @@ def main() -> int:
         "bench_store_scale.py",
         "bench_status_scale.py",
         "bench_ssh.py",
+        "bench_remote_stop.py",
         "bench_logtail.py",
         "bench_biglog.py",
         "bench_demo.py",
