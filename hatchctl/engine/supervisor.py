@@ -77,6 +77,7 @@ class Supervisor:
         self.breaker = Breaker(lim.breaker.threshold, lim.breaker.window)
         self.disk = DiskGuard(deps)
         self.reconcile_due = False
+        self.specs_pending = False  # a spec change seen while stops were drained mid-pass
         self.lock = SupervisorLock(deps.project.paths.supervisor_lock)
         self.stop_requested = False
         self.going_down = False
@@ -247,7 +248,8 @@ class Supervisor:
                 break
             wait = tick if deadline is None else max(0.0, min(tick, deadline - self.deps.clock()))
             changed, new_stops = self._wait(wait)
-            specs_changed, stops = specs_changed or changed, stops | new_stops
+            specs_changed = specs_changed or changed or self.specs_pending
+            stops, self.specs_pending = stops | new_stops, False
             if self.stop_requested:
                 break
             if not self.disk.pass_allowed(on_return=self._space_returned):
@@ -311,6 +313,15 @@ class Supervisor:
             if str(root / run.stop_path) in stops:
                 self._guard(run.task_id, self.monitor.check, run, self.deps.clock())
 
+    def _stops_between(self) -> None:
+        """Between two tasks' work (a launch takes tmux and git calls): a stop file written
+        meanwhile is handled now, not after the rest of the pass. A stop missed here (a full
+        disk, an error) is still found by the next pass's check of every live run."""
+        changed, stops = self._wait(0)
+        self.specs_pending = self.specs_pending or changed
+        if stops:
+            self._on_stop_files(stops)
+
     def step(self) -> bool:
         """One pass. Returns True when nothing can make progress any more."""
         deps = self.deps
@@ -336,6 +347,7 @@ class Supervisor:
         for task in deps.store.tasks():
             if task.state == "active":
                 self._guard(task.id, self._advance, task, task.id in live, paused)
+                self._stops_between()
             elif task.state == "failed" and task.id not in self.released:
                 self.released.add(task.id)
                 if task.id not in self.jobs and task.id not in live:
