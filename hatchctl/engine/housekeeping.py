@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hatchctl.engine import remotecleanup
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.jobs import INTEGRATION_DIR
 from hatchctl.errors import HatchError, ScriptError
@@ -56,6 +57,9 @@ def forget(deps: Deps, task_id: str) -> str:
     worktree = deps.project.paths.worktree(task_id)
     if worktree.is_symlink() or worktree.exists():
         _remove_worktree(deps, worktree)
+    hosts = {r.host for r in deps.store.runs(task_id) if r.host}
+    if hosts:  # its worktrees on the hosts it ran on (a host that fails is logged, left)
+        remotecleanup.remove_worktrees(deps.remote, task_id, hosts)
     with deps.store.tx() as tx:
         tx.delete_task(task_id)
         tx.event(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from hatchctl.engine import jobs, lifecycle
+from hatchctl.engine import jobs, lifecycle, remotecleanup
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import HatchError, UnsafePath
 from hatchctl.state.rows import TaskRow
@@ -167,6 +167,10 @@ class JobRunner:
                         reason=result.reason,
                         detail=result.detail,
                     )
+            hosts = sorted({r.host for r in deps.store.runs(task.id) if r.host})
+            if result.ok and hosts:  # its worktrees on the hosts it ran on (the branch is kept)
+                rm = remotecleanup.remove_worktrees
+                self.submit(task.id, "cleanup", rm, deps.remote, task.id, hosts)
 
     def _finished_elsewhere(self, task_id: str, kind: str, future: Future[Any]) -> None:
         """A job whose task is no longer active (or a cleanup): only its failure is recorded."""

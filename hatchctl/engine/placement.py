@@ -1,7 +1,11 @@
 """Where a run goes when it launches: the hosts whose labels include every one of the spec's
 ``host_labels``, then the one with the most free slots (``max_active`` minus its live runs),
-then the lowest load, then hatch.toml's order (``local`` first). A host declared lost (past
-``[limits] host_grace`` unreachable) gets nothing until it answers again. No free slot
+then the lowest 1-minute load average per core (when every host so tied has a sample: see
+engine/remotehealth.py), then hatch.toml's order (``local`` first). A host declared lost (past
+``[limits] host_grace`` unreachable) gets nothing until it answers again; a drained one (it
+kept failing) nothing until its cool-down is over. An SSH host chosen is prepared first (once per
+process: its directories, clone and scripts); when that fails the failure counts against it and
+the next host is chosen, so a broken host costs no run a restart. No free slot
 anywhere: the run waits for the next pass. See docs/scaling.md."""
 
 from __future__ import annotations
@@ -63,11 +67,12 @@ def choose(
     ]
     if not free:
         return None
+    most = max(h.max_active - live.get(h.name, 0) for h in free)
+    tied = [h for h in free if h.max_active - live.get(h.name, 0) == most]
     load = loads or {}
-    return min(
-        free,
-        key=lambda h: (live.get(h.name, 0) - h.max_active, load.get(h.name, 0.0), order[h.name]),
-    )
+    if len(tied) > 1 and all(h.name in load for h in tied):  # a host not sampled yet: no guess
+        return min(tied, key=lambda h: (load[h.name], order[h.name]))
+    return min(tied, key=lambda h: order[h.name])
 
 
 def capacity(hosts: Sequence[Host], *, down: Collection[str] = ()) -> int:
@@ -89,4 +94,13 @@ def for_run(deps: Deps, spec: TaskSpec, role: str) -> Host | None:
             "only on this machine)"
         )
     live = live_counts(deps.store.runs(live_only=True))
-    return choose(deps.hosts, spec.host_labels, live, down=deps.remote.down, remote_ok=remote_ok)
+    remote = deps.remote
+    left_out = remote.health.excluded(remote.down)  # lost or drained
+    loads = remote.health.load_of()
+    while True:  # an SSH host that cannot even be prepared is passed over (and counted)
+        host = choose(
+            deps.hosts, spec.host_labels, live, down=left_out, loads=loads, remote_ok=remote_ok
+        )
+        if host is None or host.name not in remote.hosts or remote.usable(remote.hosts[host.name]):
+            return host
+        left_out.add(host.name)

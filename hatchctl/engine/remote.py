@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from hatchctl.engine import launcher, remoteadopt, remotecheck, remotefiles
 from hatchctl.engine.remotefiles import LogMirror
+from hatchctl.engine.remotehealth import HostHealth
 from hatchctl.engine.remotewatch import HostWatch
 from hatchctl.errors import HatchError, HostError, HostUnreachable, TmuxServerDead
 from hatchctl.hosts import build_hosts
@@ -49,7 +50,12 @@ from hatchctl.state.spec import TaskSpec
 if TYPE_CHECKING:
     from hatchctl.engine.deps import Deps
 
-HOST_SCRIPTS = ("lib.sh", "git/host_worktree.sh", "agent/run_agent.sh")
+HOST_SCRIPTS = (
+    "lib.sh",
+    "agent/run_agent.sh",
+    "git/host_worktree.sh",
+    "git/host_remove_worktree.sh",
+)
 PANES_MAX_AGE = 1.0  # seconds a host's pane list serves the monitor
 UNREACHABLE_RETRY = 2.0  # seconds between probes of a host that did not answer
 
@@ -72,6 +78,7 @@ class RemoteRuns:
         self.mirrors = {n: LogMirror(h, timeout=self._timeout()) for n, h in self.hosts.items()}
         self.sink: queue.Queue[tuple[str, str]] = queue.Queue()
         self.log = deps.log.bind(component="remote")
+        self.health = HostHealth(deps, self.hosts)  # drains and load (engine/remotehealth.py)
 
     # -- layout ----------------------------------------------------------------------------
     def host(self, run: RunRow) -> SshHost:
@@ -126,8 +133,29 @@ class RemoteRuns:
         self.ready.add(host.name)
         self.log.info("host_prepared", host=host.name, base=str(self.base(host)))
 
+    def usable(self, host: SshHost) -> bool:
+        """``host`` prepared, or its failure counted against it (engine/remotehealth.py)."""
+        return self.health.usable(host, self.prepare)
+
     # -- launch ----------------------------------------------------------------------------
     def launch(
+        self,
+        host: SshHost,
+        run: RunRow,
+        task: TaskRow,
+        spec: TaskSpec,
+        files: dict[str, Path | None],
+    ) -> RunRow:
+        """Start the run on ``host``; a failure counts against the host (remotehealth.py)."""
+        try:
+            row = self._launch(host, run, task, spec, files)
+        except HatchError as exc:
+            self.health.failed(host.name, f"launch {run.window_name}: {exc}")
+            raise
+        self.health.used.add(host.name)
+        return row
+
+    def _launch(
         self,
         host: SshHost,
         run: RunRow,
@@ -228,6 +256,7 @@ class RemoteRuns:
             if host.name not in self.unreachable_since:
                 self.unreachable_since[host.name] = now
                 self.log.warning("host_unreachable", host=host.name, error=str(exc)[:300])
+                self.health.failed(host.name, f"unreachable: {exc}")
             self._panes.pop(host.name, None)
             self.ready.discard(host.name)  # prepared again when it answers (it may be new)
             return None
@@ -347,13 +376,17 @@ class RemoteRuns:
         return watch
 
     def attach(self, sink: queue.Queue[tuple[str, str]]) -> None:
-        """Watchers started from now on wake the supervisor through ``sink``."""
+        """Watchers started from now on wake the supervisor through ``sink``; the drains a
+        previous supervisor left are kept, and the hosts' load is sampled from now on."""
         self.sink = sink
+        self.health.load_drains()
+        self.health.start()
 
     def shutdown(self, *, kill_servers: bool) -> None:
         """Stop the watchers; with ``kill_servers`` (nothing runs any more) also the hosts'
         tmux servers of this project; close every master connection."""
         touched = self.ready | set(self.watches)
+        self.health.stop()
         for watch in self.watches.values():
             watch.stop()
         self.watches.clear()

@@ -340,7 +340,7 @@ class Supervisor:
         self.jobs.collect()
         paused = deps.store.meta("paused") == "1"
         tasks = deps.store.tasks()
-        slots = placement.capacity(deps.hosts, down=deps.remote.down)
+        slots = placement.capacity(deps.hosts, down=deps.remote.health.excluded(deps.remote.down))
         decision = plan(tasks, deps.store.locks(), slots, paused)
         self._apply_plan(decision.start, decision.block, decision.unblock)
         live = {r.task_id for r in deps.store.runs(live_only=True)}
@@ -509,6 +509,18 @@ class Supervisor:
             )
         except launcher.LaunchFailed as exc:
             self._raise_if_disk_full(exc)
+            if host.name in deps.remote.hosts:  # the host's failure: counted against it (drained
+                with deps.store.tx() as tx:  # when it keeps failing), not against the task
+                    tx.update_task(
+                        task.id,
+                        phase="backoff",
+                        resume_phase=role,
+                        next_retry_at=tx.now + 1.0,
+                        pane_id=None,
+                        last_error=f"launch_failed: {exc}"[:500],
+                    )
+                    tx.event("host_launch_failed", task_id=task.id, data={"host": host.name})
+                return
             with deps.store.tx() as tx:
                 lifecycle.schedule_restart(
                     deps,

@@ -18,6 +18,7 @@ from hatchctl.hosts.ssh import SshHost
 PROBE_SCRIPT = r"""
 root=$1; shift
 echo "load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"
 echo "tmux=$(tmux -V 2>/dev/null)"
 echo "git=$(git --version 2>/dev/null)"
 echo "inotifywait=$(command -v inotifywait 2>/dev/null)"
@@ -41,6 +42,7 @@ class Health:
     reachable: bool = False
     error: str = ""
     load: str = ""
+    cpus: int | None = None
     free_mb: int | None = None
     tmux: str = ""
     git: str = ""
@@ -74,6 +76,8 @@ def probe(host: Host, *, timeout: float, programs: tuple[str, ...] = ()) -> Heal
             health.watch = "inotify" if value.strip() else "poll"
         elif key in ("load", "tmux", "git"):
             setattr(health, key, value.strip())
+        elif key == "cpus" and value.strip().isdigit():
+            health.cpus = int(value)
         elif key == "free_kb" and value.strip().isdigit():
             health.free_mb = int(value) // 1024
     logsetup.get(component="host", host=host.name).info(

@@ -39,8 +39,19 @@ def test_labels_then_free_slots_then_load_then_order(tmp_path: Path) -> None:
     assert names(placement.eligible(hs, [], remote_ok=False)) == ["local"]
     assert choose(hs, [], {}).name == "b"  # type: ignore[union-attr]  # 3 free slots
     assert choose(hs, [], {"b": 2}).name == "a"  # type: ignore[union-attr]  # 2 free against 1
-    assert choose(hs, ["gpu"], {"b": 1}, loads={"a": 3.0}).name == "b"  # type: ignore[union-attr]
-    assert choose(hs, ["gpu"], {"b": 1}).name == "a"  # type: ignore[union-attr]  # tie: order
+
+    # equal free slots: the lower load per core wins, once every host so tied has a sample
+    def pick(live: dict[str, int], loads: dict[str, float], labels: tuple[str, ...] = ()) -> str:
+        found = choose(hs, labels, live, loads=loads)
+        assert found is not None
+        return found.name
+
+    loads = {"local": 0.9, "a": 3.0, "b": 1.5}
+    assert pick({"b": 1}, loads, ("gpu",)) == "b"  # a and b 2 free each: b's load is lower
+    assert pick({"b": 1}, {"a": 3.0}, ("gpu",)) == "a"  # b not sampled yet: hatch.toml's order
+    assert pick({"a": 1, "b": 2}, loads) == "local"  # one free slot each
+    assert pick({"a": 1, "b": 2}, {**loads, "b": 0.5}) == "b"
+    assert pick({"b": 3}, {**loads, "local": 0.0}) == "a"  # free slots first: 2 against 1
     assert choose(hs, ["gpu"], {"a": 2, "b": 3}) is None  # full: the run waits
     assert choose(hs, ["gpu"], {}, down=["a", "b"]) is None  # lost hosts get nothing
     assert choose(hs, ["big"], {}, remote_ok=False) is None

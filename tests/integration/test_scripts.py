@@ -33,7 +33,7 @@ def script(
 
 def test_every_script_is_strict_documented_and_dry_runnable() -> None:
     scripts = sorted(p for p in SCRIPTS.rglob("*.sh") if p.name != "lib.sh")
-    assert len(scripts) == 15
+    assert len(scripts) == 16
     for path in scripts:
         text = path.read_text()
         assert text.startswith("#!/usr/bin/env bash\n# "), path
