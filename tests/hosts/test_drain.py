@@ -36,7 +36,11 @@ def test_a_host_that_keeps_failing_is_drained_and_the_tasks_complete_here(
     runs = deps.store.runs()
     assert {(r.host, r.attempt, r.state) for r in runs} == {(None, 1, "succeeded")}
     # no run was made for the host: it failed when chosen, the next host was taken at once
-    assert all((t.strikes, t.restarts) == (0, 0) for t in tasks.values())
+    assert all((t.strikes, t.restarts) == (0, 0) for t in tasks.values()), [
+        (e.kind, e.task_id, e.data)
+        for e in deps.store.events()
+        if e.kind in ("restart_scheduled", "strike", "job_failed")
+    ]
     drained = [e for e in deps.store.events() if e.kind == "host_drained"]
     assert len(drained) == 1 and drained[0].data["host"] == "loop"
     reason = drained[0].data["reason"]
