@@ -225,9 +225,13 @@ def test_the_link_cut_mid_run_and_a_new_supervisor_find_the_run_again(
     assert task is not None and task.state == "completed"
     assert (task.strikes, task.restarts) == (0, 0)
     store = project.open_store()
-    reconciled = [e.data for e in store.events() if e.kind == "reconciled"]
+    last = [e for e in store.events() if e.kind == "reconciled"][-1]
     store.close()
-    assert reconciled[-1]["adopted"] == [runs[1].id]  # the new supervisor took QA over
+    # the new supervisor took the running QA over; at load 8 QA may have finished on the host
+    # before the new supervisor listed its panes: then its stop is collected (no second run)
+    stop_there = remote_root / project_dir_name(project.root) / runs[1].stop_path
+    adopted = last.data["adopted"]
+    assert adopted == [runs[1].id] or (adopted == [] and stop_there.stat().st_mtime < last.at)
     assert ssh_processes(host) == []
     log = project.paths.orchestrator_log.read_text()
     assert '"remote_watch_ended"' in log  # the watcher saw its stream end, and reconnected
