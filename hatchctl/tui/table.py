@@ -210,6 +210,15 @@ def cells(
     return out
 
 
+def changed_cells(columns: Layout, old: list[Text], new: list[Text]) -> list[tuple[str, Text]]:
+    """The (column, value) of each cell of a row whose text or style changed."""
+    return [
+        (name, cell)
+        for (name, _), was, cell in zip(columns, old, new, strict=True)
+        if not same(was, cell)
+    ]
+
+
 def drop(cache: LRUCache[Any, Any], gone: Callable[[Any], bool]) -> None:
     """Discard the entries of one of DataTable's render caches whose key ``gone`` picks."""
     keys = cache.keys()
@@ -307,11 +316,7 @@ class TaskTable(DataTable[Text]):
         for key, values in rows:
             given = self.given[key]
             if given is not values:
-                changes[key] = [
-                    (name, new)
-                    for (name, _), old, new in zip(columns, given, values, strict=True)
-                    if not same(old, new)
-                ]
+                changes[key] = changed_cells(columns, given, values)
                 self.given[key] = values
         self.set_cells(changes)
 
@@ -384,11 +389,7 @@ class TaskTable(DataTable[Text]):
                     if name in resized or not same(old, new):
                         self.update_cell(key, name, new)
             elif given is not values:
-                changes[key] = [
-                    (name, new)
-                    for (name, _), old, new in zip(columns, given, values, strict=True)
-                    if not same(old, new)
-                ]
+                changes[key] = changed_cells(columns, given, values)
             self.given[key] = values
         self.set_cells(changes)
         order = [key for key, _ in rows]
