@@ -53,13 +53,13 @@ def _parse(value: object) -> float:
     return total
 
 
-def format_duration(seconds: float | None) -> str:
-    """Compact human form: ``45s``, ``3m05s``, ``2h04m``."""
+def format_duration(seconds: float | None, *, whole_minutes: bool = False) -> str:
+    """Compact human form: ``45s``, ``3m05s`` (``3m`` with ``whole_minutes``), ``2h04m``."""
     if seconds is None:
         return "-"
     s = int(max(0.0, seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
+        return f"{s // 60}m" if whole_minutes else f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"

@@ -57,14 +57,7 @@ def sparkline(values: list[float], width: int = 10) -> str:
 def clock(seconds: float | None) -> str:
     """A clock cell (RUNTIME, IDLE): ``45s`` under a minute, then ``3m``, ``2h04m``: past a
     minute it changes once a minute, not every second (each change is a redraw)."""
-    if seconds is None:
-        return "-"
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return format_duration(seconds, whole_minutes=True)
 
 
 @dataclass
