@@ -163,6 +163,16 @@ class LogSection(_Strict):
 
 
 LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def check_labels(labels: list[str], what: str) -> list[str]:
+    """``labels`` when each matches LABEL_RE, else ValueError naming the first that does not."""
+    bad = [label for label in labels if not LABEL_RE.fullmatch(label)]
+    if bad:
+        raise ValueError(f"{what} {bad[0]!r} must match {LABEL_RE.pattern}")
+    return labels
+
+
 LOCAL_HOST = "local"  # the controlling machine: the implicit host, configured by [limits]
 
 
@@ -207,10 +217,7 @@ class HostSection(_Strict):
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: list[str]) -> list[str]:
-        bad = [label for label in v if not LABEL_RE.fullmatch(label)]
-        if bad:
-            raise ValueError(f"label {bad[0]!r} must match {LABEL_RE.pattern}")
-        return v
+        return check_labels(v, "label")
 
 
 class HatchConfig(_Strict):

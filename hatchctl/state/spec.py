@@ -76,12 +76,9 @@ class TaskSpec(BaseModel):
     @field_validator("host_labels")
     @classmethod
     def _host_labels(cls, v: list[str]) -> list[str]:
-        from hatchctl.config import LABEL_RE
+        from hatchctl.config import check_labels
 
-        bad = [label for label in v if not LABEL_RE.fullmatch(label)]
-        if bad:
-            raise ValueError(f"host label {bad[0]!r} must match {LABEL_RE.pattern}")
-        return v
+        return check_labels(v, "host label")
 
     @field_validator("timeout", mode="before")
     @classmethod
