@@ -380,7 +380,8 @@ class RemoteRuns:
         previous supervisor left are kept, and the hosts' load is sampled from now on."""
         self.sink = sink
         self.health.load_drains()
-        self.health.start()
+        if self.hosts:  # no thread at all in a project without SSH hosts
+            self.health.start()
 
     def shutdown(self, *, kill_servers: bool) -> None:
         """Stop the watchers; with ``kill_servers`` (nothing runs any more) also the hosts'
