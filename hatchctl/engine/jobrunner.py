@@ -29,6 +29,8 @@ class JobRunner:
         self.guard = guard
         self.infra_failure = infra_failure
         self.jobs: dict[str, Future[Any]] = {}
+        # launch jobs (engine/launching.py) are handed back whatever their task's state
+        self.on_launch: Callable[[str, Future[Any]], None] | None = None
         self.pool = ThreadPoolExecutor(
             max_workers=max(2, deps.limits.max_active), thread_name_prefix="job"
         )
@@ -54,6 +56,9 @@ class JobRunner:
                 continue
             del self.jobs[task_id]
             kind: str = future.kind  # type: ignore[attr-defined]
+            if kind == "launch" and self.on_launch is not None:
+                self.guard(task_id, self.on_launch, task_id, future)
+                continue
             task = self.deps.store.task(task_id)
             if kind == "cleanup" or task is None or task.state != "active":
                 self._finished_elsewhere(task_id, kind, future)

@@ -16,6 +16,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,29 @@ def _delivered_prompt(prompt: Path, text: str, shown: Path | None = None) -> Pat
     return pointer
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A run committed in state ``starting`` whose pane is still to open (``open_pane``)."""
+
+    run: RunRow
+    task: TaskRow
+    spec: TaskSpec
+    worktree: Path
+    prompt: Path
+    delivered: Path
+    handover: Path | None
+    host: SshHost | None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The run's pane, open, its wrapper waiting for the ticket."""
+
+    pane_id: str
+    pane_pid: int | None
+    mode: str  # the sandbox: bwrap | none
+
+
 def launch(
     deps: Deps,
     task: TaskRow,
@@ -76,8 +100,36 @@ def launch(
     resume_note: str = "",
     host: Host | None = None,
 ) -> RunRow:
-    """Launch the run on ``host`` (placement's choice; None or ``local``: this machine). On an
-    SSH host the prompt names the host's paths and engine/remote.py starts the pane there."""
+    """Launch the run on ``host`` (placement's choice; None or ``local``: this machine), all in
+    this thread. On an SSH host the prompt names the host's paths and engine/remote.py starts the
+    pane there. The supervisor opens local panes in a job instead (``begin``, ``open_pane`` in
+    a worker thread, then ``finish``), so its loop handles stops meanwhile."""
+    pending = begin(deps, task, spec, role, iteration, attempt, resume_note=resume_note, host=host)
+    if pending.host is not None:
+        return launch_remote(deps, pending)
+    try:
+        opened = open_pane(deps, pending)
+    except LaunchFailed as exc:
+        failed(deps, pending.run.id, str(exc))
+        raise
+    run = finish(deps, pending, opened)
+    if run is None:
+        raise LaunchFailed(f"{pending.run.window_name} ended while its pane opened")
+    return run
+
+
+def begin(
+    deps: Deps,
+    task: TaskRow,
+    spec: TaskSpec,
+    role: str,
+    iteration: int,
+    attempt: int,
+    *,
+    resume_note: str = "",
+    host: Host | None = None,
+) -> Pending:
+    """The run's prompt written and its row committed in state ``starting``."""
     project, paths = deps.project, deps.project.paths
     agent = getattr(project.config.agents, role)
     worktree = Path(task.worktree or paths.worktree(task.id))
@@ -135,33 +187,48 @@ def launch(
                 run_id=run.id,
                 data={"bytes": len(text.encode()), "limit": PROMPT_INLINE_MAX},
             )
-    if ssh is not None:
-        files = {"prompt": prompt, "delivered": delivered, "handover": handover}
-        try:
-            return deps.remote.launch(ssh, run, task, spec, files)
-        except HatchError as exc:
-            _launch_failed(deps, run.id, str(exc))
-            raise LaunchFailed(f"could not launch {name} on host {ssh.name}: {exc}") from None
+    return Pending(run, task, spec, worktree, prompt, delivered, handover, ssh)
+
+
+def launch_remote(deps: Deps, p: Pending) -> RunRow:
+    assert p.host is not None
+    files = {"prompt": p.prompt, "delivered": p.delivered, "handover": p.handover}
+    try:
+        return deps.remote.launch(p.host, p.run, p.task, p.spec, files)
+    except HatchError as exc:
+        failed(deps, p.run.id, str(exc))
+        raise LaunchFailed(
+            f"could not launch {p.run.window_name} on host {p.host.name}: {exc}"
+        ) from None
+
+
+def open_pane(deps: Deps, p: Pending) -> Opened:
+    """Sandbox, preset checks and the tmux window of a local run, its wrapper left waiting for
+    the ticket. Touches no store (it runs in a job's thread); a failure is LaunchFailed, its
+    pane closed."""
+    run, task, worktree, name = p.run, p.task, p.worktree, p.run.window_name
+    paths = deps.project.paths
+    agent = getattr(deps.project.config.agents, run.role)
+    stop = paths.stop_file(task.id, run.role, run.iteration, run.attempt)
     try:
         plan = confinement.prepare(
             deps,
             task_id=task.id,
-            role=role,
+            role=run.role,
             run_id=run.id,
             worktree=worktree,
             io_dir=stop.parent,
-            readable=[prompt, delivered, *([handover] if handover else [])],
+            readable=[p.prompt, p.delivered, *([p.handover] if p.handover else [])],
         )
     except (HatchError, OSError) as exc:
-        _launch_failed(deps, run.id, f"cannot confine the agent: {exc}")
-        raise LaunchFailed(f"could not launch {name}: {exc}") from None
+        raise LaunchFailed(f"could not launch {name}: cannot confine the agent: {exc}") from None
     preset = agents.for_agent(agent)
     ctx = agents.LaunchContext(
         sandbox=plan.mode,
         env=agents.agent_env(agent),
         command=tuple(agent.command),
         worktree=worktree,
-        role=role,
+        role=run.role,
     )
     try:
         refusal = preset.preflight(ctx)  # e.g. aider without a key would wait for a browser
@@ -170,10 +237,11 @@ def launch(
     except (HatchError, OSError) as exc:
         refusal = f"cannot prepare the worktree for {preset.name}: {exc}"
     if refusal is not None:
-        _launch_failed(deps, run.id, refusal)
         raise LaunchFailed(f"could not launch {name}: {refusal}")
     env = {
-        **run_env(deps, run, task, spec, where, files=(worktree, prompt, delivered, handover)),
+        **run_env(
+            deps, run, task, p.spec, _here, files=(worktree, p.prompt, p.delivered, p.handover)
+        ),
         "HATCH_SANDBOX": plan.mode,
         # run_agent.sh puts this first on PATH so the agent finds this hatchctl (`hatchctl
         # sim-agent`); tmux itself overrides PATH given with -e by the client's PATH
@@ -182,6 +250,7 @@ def launch(
         **agent.env,
     }
     argv = ["bash", str(deps.scripts.path("agent/run_agent.sh")), *plan.prefix, *agent.command]
+    log = paths.run_log(task.id, run.role, run.iteration, run.attempt)
     pane = None
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -193,13 +262,29 @@ def launch(
             index=run.id,  # one tmux call: window, tag and log pipe
             pipe=f"exec cat >> {shlex.quote(str(log))}",
         )
-    except TmuxError as exc:
+    except (TmuxError, OSError) as exc:
         if pane is not None:
-            deps.tmux.kill_pane(pane.pane_id)
-        _launch_failed(deps, run.id, str(exc))
+            with contextlib.suppress(TmuxError):
+                deps.tmux.kill_pane(pane.pane_id)
         raise LaunchFailed(f"could not launch {name}: {exc}") from None
-    write_atomic(paths.ticket(run.id), f"run_id={run.id} task={task.id} role={role}\n".encode())
-    return running(deps, run, pane.pane_id, pane.pid, {"sandbox": plan.mode})
+    return Opened(pane.pane_id, pane.pid, plan.mode)
+
+
+def _here(path: Path) -> Path:
+    return path
+
+
+def finish(deps: Deps, p: Pending, opened: Opened) -> RunRow | None:
+    """The ticket written (the wrapper starts the agent) and the run ``running``; None, its pane
+    closed, when the run ended while its pane opened (a kill, ``down``)."""
+    current = deps.store.run(p.run.id)
+    if current is None or current.state != "starting":
+        with contextlib.suppress(TmuxError):
+            deps.tmux.kill_pane(opened.pane_id)
+        return None
+    ticket = f"run_id={p.run.id} task={p.task.id} role={p.run.role}\n"
+    write_atomic(deps.project.paths.ticket(p.run.id), ticket.encode())
+    return running(deps, p.run, opened.pane_id, opened.pane_pid, {"sandbox": opened.mode})
 
 
 def run_env(
@@ -272,9 +357,13 @@ def running(
     return run
 
 
-def _launch_failed(deps: Deps, run_id: int, error: str) -> None:
+def failed(deps: Deps, run_id: int, error: str) -> None:
+    """A launch that failed: its ticket cancelled, the run (if still starting) crashed."""
     cancel_ticket(deps, run_id)
     with deps.store.tx() as tx:
+        current = tx.run(run_id)
+        if current is None or current.state != "starting":
+            return
         tx.transition_run(
             run_id,
             "starting",

@@ -23,21 +23,20 @@ from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.diskguard import DiskGuard
 from hatchctl.engine.jobrunner import JobRunner
+from hatchctl.engine.launching import Launches
 from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
 from hatchctl.engine.reconcile import reconcile
-from hatchctl.errors import ConfigError, HatchError, SpecError, StoreBusyError, SummaryError
+from hatchctl.errors import ConfigError, HatchError, SpecError, StoreBusyError
 from hatchctl.runtime import psinfo, sandbox
 from hatchctl.runtime.acceptance import Confine
 from hatchctl.runtime.agentpath import find_agent
 from hatchctl.runtime.gitrepo import check_repository
-from hatchctl.runtime.logfile import tail_lines
 from hatchctl.runtime.watcher import Watcher
 from hatchctl.state.lockfile import SupervisorLock
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
 from hatchctl.state.store import Tx
-from hatchctl.state.summary import read_agent_file
 from hatchctl.state.sync import sync_specs
 
 
@@ -92,6 +91,12 @@ class Supervisor:
             confine=_confiner(deps),
         )
         self.jobs = JobRunner(deps, self.job_env, self.queue, self._guard, self._infra_failure)
+        self.launches = Launches(
+            deps,
+            self.jobs,
+            infra_failure=self._infra_failure,
+            raise_if_disk_full=self._raise_if_disk_full,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -475,7 +480,7 @@ class Supervisor:
             if not (view.exists() or view.is_symlink()):  # released by `down`: mount it again
                 self.jobs.submit(task.id, "remount", jobs.mount_view, self.job_env, task.id)
                 return
-            self._launch(task, spec, task.phase)
+            self.launches.start(task, spec, task.phase)
         elif task.phase == "verify":
             self.jobs.submit(
                 task.id, "verify", jobs.verify, self.job_env, spec, task.iteration, task.base_sha
@@ -487,67 +492,6 @@ class Supervisor:
                 if t.state == "completed" and t.id in self.specs and t.id != task.id
             ]
             self.jobs.submit(task.id, "merge", jobs.merge, self.job_env, spec, done)
-
-    def _launch(self, task: TaskRow, spec: TaskSpec, role: str) -> None:
-        deps = self.deps
-        previous = [
-            r for r in deps.store.runs(task.id) if r.role == role and r.iteration == task.iteration
-        ]
-        attempt = max((r.attempt for r in previous), default=0) + 1
-        try:
-            host = placement.for_run(deps, spec, role)
-        except placement.NoHost as exc:  # no host could ever take it: say so, once
-            with deps.store.tx() as tx:
-                lifecycle.fail(deps, tx, task, failure_class="infra", last_error=str(exc))
-            return
-        if host is None:
-            return  # every host it may run on is full (or lost): the next pass tries again
-        note = self._resume_note(previous[-1]) if previous else ""
-        try:
-            launcher.launch(
-                deps, task, spec, role, task.iteration, attempt, resume_note=note, host=host
-            )
-        except launcher.LaunchFailed as exc:
-            self._raise_if_disk_full(exc)
-            if host.name in deps.remote.hosts:  # the host's failure: counted against it (drained
-                with deps.store.tx() as tx:  # when it keeps failing), not against the task
-                    tx.update_task(
-                        task.id,
-                        phase="backoff",
-                        resume_phase=role,
-                        next_retry_at=tx.now + 1.0,
-                        pane_id=None,
-                        last_error=f"launch_failed: {exc}"[:500],
-                    )
-                    tx.event("host_launch_failed", task_id=task.id, data={"host": host.name})
-                return
-            with deps.store.tx() as tx:
-                lifecycle.schedule_restart(
-                    deps,
-                    tx,
-                    task,
-                    role=role,
-                    reason="launch_failed",
-                    detail=str(exc),
-                    run_id=None,
-                    failure_class="infra",
-                )
-            self._infra_failure(task.id, str(exc))
-
-    def _resume_note(self, run: RunRow) -> str:
-        root = self.deps.project.root
-        try:  # the agent wrote it: never read through a link, a FIFO or a huge file
-            raw: bytes | None = read_agent_file(root / run.summary_path, "summary")
-        except SummaryError:
-            raw = None
-        if raw is not None:
-            text = raw[:4000].decode("utf-8", errors="replace")
-            return f"A previous attempt ({run.attempt}) ended ({run.reason}). Its summary:\n{text}"
-        tail = "\n".join(tail_lines(root / run.log_path, 40))
-        return (
-            f"A previous attempt ({run.attempt}) ended ({run.reason}); your partial work is in the "
-            f"worktree. The end of its output:\n{tail}"
-        )
 
     # -- jobs ------------------------------------------------------------------------------
     # -- down --------------------------------------------------------------------------------
