@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_cmd("hosts:hosts"))
 
+    s = sub.add_parser(
+        "undrain", help="place agents on a host the supervisor drained again (it is fixed)"
+    )
+    s.add_argument("host", help="the [hosts.NAME] it drained")
+    s.set_defaults(func=_cmd("hosts:undrain"))
+
     s = sub.add_parser("demo", help="write the demo project and run it")
     s.add_argument("--dir", type=Path, default=None, help="where (default: ./demo-project)")
     s.add_argument("--headless", action="store_true", help="no UI, progress on stdout")

@@ -1,4 +1,4 @@
-"""Commands written by clients (``hatchctl kill|restart|retry|pause|resume|down``) into the
+"""Commands written by clients (``hatchctl kill|restart|retry|pause|resume|down|undrain``) into the
 commands table, applied by the supervisor. Each ends as done or failed with a result line."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ KINDS = (
     "cancel",
     "approve",
     "reject",
+    "undrain",
 )
 MAX_NOTE = 20_000  # characters of a reviewer's note
 MAX_MESSAGE = 64 * 1024  # bytes: a message to an agent is pasted, like a prompt
@@ -82,6 +83,8 @@ class Commands:
             return self.down()
         if cmd.kind == "clean":
             return housekeeping.clean(self.deps, str(cmd.args.get("scope", "failed")))
+        if cmd.kind == "undrain":
+            return self.deps.remote.health.undrain(str(cmd.args.get("host", "")))
         if cmd.kind == "forget":
             task_id = cmd.task_id or ""
             return housekeeping.forget(self.deps, task_id)

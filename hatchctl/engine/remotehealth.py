@@ -37,6 +37,7 @@ from hatchctl.hosts.ssh import SshHost
 
 if TYPE_CHECKING:
     from hatchctl.engine.deps import Deps
+    from hatchctl.state.store import Store, Tx
 
 HOST_DRAIN_THRESHOLD = 3  # failures of one host within [limits.breaker] window drain it
 LOAD_EVERY = 30.0  # seconds between two load samples of a host
@@ -54,6 +55,21 @@ def drained_from_meta(value: str | None, now: float) -> str | None:
     except (ValueError, KeyError, TypeError):
         return None
     return reason if now < until else None
+
+
+def drains(store: Store, names: Iterable[str], now: float) -> dict[str, str]:
+    """The hosts among ``names`` whose drain is not over, with its reason."""
+    found = {n: drained_from_meta(store.meta(META_PREFIX + n), now) for n in names}
+    return {n: why for n, why in found.items() if why is not None}
+
+
+def clear_drain(tx: Tx, name: str, *, by: str, drained: bool) -> str:
+    """End host ``name``'s drain in the project's meta (``drained``: the caller knows it is on)."""
+    if not drained:
+        raise HatchError(f"host {name} is not drained")
+    tx.set_meta(META_PREFIX + name, "")
+    tx.event("host_undrained", data={"host": name, "by": by})
+    return f"host {name} is no longer drained: agents are placed there again"
 
 
 def per_core(load: str, cpus: int | None) -> float | None:
@@ -108,6 +124,17 @@ class HostHealth:
             tx.event("host_drained", data={"host": name, "reason": reason, "until": until})
         self.deps.log.warning("host_drained", host=name, reason=reason, seconds=self.window)
         return reason
+
+    def undrain(self, name: str, by: str = "user") -> str:
+        """A person's word that the host is fixed: placement uses it again at once, its
+        failures counted afresh. HatchError when there is no such host or it is not drained."""
+        if name not in self.hosts:
+            raise HatchError(f"no host {name!r} in hatch.toml [hosts]")
+        drained = self.is_drained(name)
+        self.drained.pop(name, None)
+        self.breakers.pop(name, None)
+        with self.deps.store.tx() as tx:
+            return clear_drain(tx, name, by=by, drained=drained)
 
     def is_drained(self, name: str) -> bool:
         entry = self.drained.get(name)
