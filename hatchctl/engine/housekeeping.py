@@ -1,4 +1,5 @@
-"""``hatchctl forget ID`` and ``hatchctl clean``: remove what a night left behind, safely.
+"""``hatchctl forget ID`` and ``hatchctl clean``: remove what a night left behind, safely; and
+``hatchctl down``'s work inside the supervisor.
 
 Both run inside the supervisor (as commands) when one runs, else in the client holding the
 supervisor lock, so nothing starts the task meanwhile. Worktrees are removed by
@@ -9,14 +10,16 @@ Branches are kept: they hold the work.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from hatchctl.engine import remotecleanup
+from hatchctl.engine import jobs, launcher, remotecleanup
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.jobs import INTEGRATION_DIR
 from hatchctl.errors import HatchError, ScriptError
 from hatchctl.state.ids import check_task_id
-from hatchctl.state.rows import TaskRow
+from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.store import Tx
 
 CLEAN_SCOPES = {
     "failed": ("failed",),
@@ -110,3 +113,24 @@ def clean(deps: Deps, scope: str) -> str:
     if kept_active:
         out += f"; kept {len(kept_active)} of active tasks"
     return out
+
+
+def down(deps: Deps, env: jobs.JobEnv) -> None:
+    """Stop every agent (they are relaunched, without penalty, by the next supervisor), and
+    release every planning view: no mount outlives the agents (the next supervisor mounts
+    them again)."""
+    for run in deps.store.runs(live_only=True):
+        launcher.end_run(deps, run, "killed", "down", then=partial(_resume_later, run))
+    for task in deps.store.tasks():
+        if task.state == "active":
+            try:
+                jobs.release_view(env, task.id)
+            except HatchError as exc:
+                deps.log.warning("view_not_released", task_id=task.id, error=str(exc))
+
+
+def _resume_later(run: RunRow, tx: Tx) -> None:
+    """After `down`: the next supervisor relaunches the role at once, with no restart counted."""
+    tx.update_task(
+        run.task_id, phase="backoff", resume_phase=run.role, next_retry_at=tx.now, pane_id=None
+    )

@@ -12,11 +12,9 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from hatchctl import agents
-from hatchctl.engine import jobs, launcher, lifecycle, placement
+from hatchctl.engine import housekeeping, jobs, lifecycle, placement, startchecks
 from hatchctl.engine.breaker import Breaker
 from hatchctl.engine.commands import Commands
 from hatchctl.engine.courier import Courier
@@ -27,26 +25,14 @@ from hatchctl.engine.launching import Launches
 from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
 from hatchctl.engine.reconcile import reconcile
-from hatchctl.errors import ConfigError, HatchError, SpecError, StoreBusyError
-from hatchctl.runtime import psinfo, sandbox
-from hatchctl.runtime.acceptance import Confine
-from hatchctl.runtime.agentpath import find_agent
+from hatchctl.errors import HatchError, SpecError, StoreBusyError
+from hatchctl.runtime import psinfo
 from hatchctl.runtime.gitrepo import check_repository
 from hatchctl.runtime.watcher import Watcher
 from hatchctl.state.lockfile import SupervisorLock
-from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.rows import TaskRow
 from hatchctl.state.spec import TaskSpec
-from hatchctl.state.store import Tx
 from hatchctl.state.sync import sync_specs
-
-
-def _confiner(deps: Deps) -> Confine | None:
-    """Acceptance and regression commands run agent-written code: in a sandbox where the
-    factory's sandbox is on."""
-    if sandbox.resolve_mode(deps.project.config.agents.factory.sandbox) != "bwrap":
-        return None
-    visible = sandbox.default_visible(deps.project.root, deps.scripts.root)
-    return sandbox.confiner(deps.project.paths.hatch, visible)
 
 
 class Supervisor:
@@ -88,7 +74,7 @@ class Supervisor:
             config=deps.project.config,
             scripts=deps.scripts,
             planning_dir=deps.project.planning_dir,
-            confine=_confiner(deps),
+            confine=startchecks.confiner(deps),
         )
         self.jobs = JobRunner(deps, self.job_env, self.queue, self._guard, self._infra_failure)
         self.launches = Launches(
@@ -115,7 +101,7 @@ class Supervisor:
             check_repository(
                 deps.project.root, deps.project.config.project, deps.limits.git_timeout
             )
-            self._check_agents()
+            startchecks.check_agents(self.deps)
             with deps.store.tx() as tx:
                 tx.event(
                     "supervisor_started",
@@ -164,43 +150,6 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 deps.remote.shutdown(kill_servers=finished)
             deps.notifier.drain()
-
-    def _check_agents(self) -> None:
-        """Refuse to start with an agent command that cannot run (one clear line, not 3 strikes)
-        or with a required sandbox this machine cannot make."""
-        for role in ("factory", "qa"):
-            wanted = getattr(self.deps.project.config.agents, role).sandbox
-            problem = sandbox.probe() if wanted != "none" else None
-            if wanted == "bwrap" and problem:
-                raise ConfigError(
-                    f'[agents.{role}] sandbox = "bwrap", but {problem} '
-                    '(or set sandbox = "none" and read docs/security.md)'
-                )
-            self.deps.log.info(
-                "sandbox_mode",
-                role=role,
-                wanted=wanted,
-                mode=sandbox.resolve_mode(wanted),
-                problem=problem,
-            )
-            agent = getattr(self.deps.project.config.agents, role)
-            ctx = agents.LaunchContext(
-                sandbox=sandbox.resolve_mode(wanted),
-                env=agents.agent_env(agent),
-                command=tuple(agent.command),
-                worktree=self.deps.project.root,
-                role=role,
-            )
-            refusal = agents.for_agent(agent).preflight(ctx)
-            if refusal:
-                raise ConfigError(f"[agents.{role}] {refusal}")
-            exe = agent.command[0]
-            found = find_agent(exe, self.deps.project.root)
-            if not found:
-                raise ConfigError(
-                    f"the {role} agent command {exe!r} is not installed, not on PATH or not "
-                    f"executable (hatch.toml [agents.{role}] command)"
-                )
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -496,22 +445,5 @@ class Supervisor:
     # -- jobs ------------------------------------------------------------------------------
     # -- down --------------------------------------------------------------------------------
     def _down(self) -> None:
-        """Stop every agent (they are relaunched, without penalty, by the next supervisor)."""
-        deps = self.deps
         self.going_down = True
-        for run in deps.store.runs(live_only=True):
-            launcher.end_run(deps, run, "killed", "down", then=partial(_resume_later, run))
-        # no mount outlives the agents: the next supervisor mounts the views again
-        for task in deps.store.tasks():
-            if task.state == "active":
-                try:
-                    jobs.release_view(self.job_env, task.id)
-                except HatchError as exc:
-                    deps.log.warning("view_not_released", task_id=task.id, error=str(exc))
-
-
-def _resume_later(run: RunRow, tx: Tx) -> None:
-    """After `down`: the next supervisor relaunches the role at once, with no restart counted."""
-    tx.update_task(
-        run.task_id, phase="backoff", resume_phase=run.role, next_retry_at=tx.now, pane_id=None
-    )
+        housekeeping.down(self.deps, self.job_env)
