@@ -1,0 +1,106 @@
+"""Is a live run doing anything? Its log growing, else its process tree's CPU (sampled at most
+every 2 s per run, from one /proc pass for all runs); quiet for ``stall_seconds``: stalled (and
+its screen looked at for a prompt it waits at or a known failure); quiet for ``idle_timeout``:
+ended and restarted. An agent that prints in a loop it cannot leave is caught by its screen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hatchctl.engine import launcher, lifecycle, observe
+from hatchctl.runtime import psinfo
+from hatchctl.state.rows import RunRow
+
+if TYPE_CHECKING:
+    from hatchctl.engine.monitor import Monitor
+
+
+class Activity:
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.deps = monitor.deps
+        self.cpu_at: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
+        self.screen_at: dict[int, float] = {}  # run id -> when its screen was last looked at
+        self.failing_since: dict[int, float] = {}  # run id -> since when a failure shows
+        self.cpu_table = psinfo.CpuTable(max_age=0.5)  # one /proc pass serves a whole pass
+
+    def check_idle(self, run: RunRow, now: float, started: float) -> None:
+        deps, lim = self.deps, self.deps.limits
+        size = self.monitor._log_size(run)
+        # CPU of the process tree costs a scan of /proc: only when the log says nothing, and at
+        # most every 2 s per run
+        grew = size != run.log_size
+        previous = self.cpu.get(run.id)
+        cpu = previous
+        if not grew and run.pane_pid and now - self.cpu_at.get(run.id, -1e9) >= 2.0:
+            cpu = self.cpu_table.seconds(run.pane_pid)
+            self.cpu[run.id], self.cpu_at[run.id] = cpu, now
+        busy = grew or (previous is not None and cpu is not None and cpu - previous > 0.02)
+        last = run.last_activity_at or started
+        if busy:
+            if run.waiting_since is not None and size != run.log_size:
+                run = observe.clear_waiting(deps, run, "output")
+            if run.state == "stalled":
+                with deps.store.tx() as tx:
+                    tx.transition_run(
+                        run.id,
+                        "stalled",
+                        "running",
+                        last_activity_at=now,
+                        log_size=size,
+                        data={"note": "activity resumed"},
+                    )
+            elif now - last >= 1.0 or size != run.log_size:
+                with deps.store.tx() as tx:  # at most about once a second per run
+                    tx.update_run(run.id, last_activity_at=now, log_size=size)
+            self._check_busy_failure(run, now)
+            return
+        idle = now - last
+        if idle >= lim.idle_timeout and run.state == "stalled":  # always shown stalled first
+            # an agent at a prompt or dialog is not hung: its own reason, with what it asked
+            reason = "waiting_for_input" if run.waiting_since is not None else "idle_timeout"
+            detail = f"no output and no CPU for {idle:.1f}s"
+            if run.waiting_reason:
+                detail = f"waited for input for {idle:.1f}s: {run.waiting_reason}"
+            launcher.end_run(
+                deps,
+                run,
+                "timed_out",
+                reason,
+                data={"idle": round(idle, 2)},
+                then=lambda tx: lifecycle.schedule_restart(
+                    deps,
+                    tx,
+                    self.monitor._task(run),
+                    role=run.role,
+                    reason=reason,
+                    detail=detail,
+                    run_id=run.id,
+                    stable_for=last - started,
+                    failure_class="timeout",
+                ),
+            )
+        elif idle >= min(lim.stall_seconds, lim.idle_timeout) and run.state == "running":
+            with deps.store.tx() as tx:
+                tx.transition_run(run.id, "running", "stalled", data={"idle": round(idle, 2)})
+            known = observe.check_screen(deps, run)  # a prompt it waits at, or a known failure
+            if known is not None:
+                self.monitor._end_and_strike(run, "failed", known.reason, "infra", known.detail, {})
+
+    def _check_busy_failure(self, run: RunRow, now: float) -> None:
+        """An agent printing in a loop it cannot leave (codex reconnecting forever) is never
+        idle: its screen is looked at every idle_timeout / 2 while it prints, and a known
+        ``while_busy`` failure shown for longer than idle_timeout ends the run."""
+        window = self.deps.limits.idle_timeout
+        if now - self.screen_at.get(run.id, -1e9) < window / 2:
+            return
+        self.screen_at[run.id] = now
+        found = observe.busy_failure(self.deps, run)
+        if found is None:
+            self.failing_since.pop(run.id, None)
+            return
+        since = self.failing_since.setdefault(run.id, now)
+        if now - since >= window:
+            detail = f"{found.detail} (on its screen for {now - since:.0f}s)"
+            self.monitor._end_and_strike(run, "failed", found.reason, "infra", detail, {})
