@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Bring a task's branch back from the clone on an SSH host into the task's local worktree.
 # Usage: fetch_from_host.sh [--dry-run] WORKTREE URL TASK_ID
-#   Fetches refs/heads/hatch/TASK_ID of URL (ssh://DEST/PATH, over GIT_SSH_COMMAND) into the
-#   worktree's own FETCH_HEAD (no ref is created), then moves the worktree's branch there:
+#   Fetches refs/heads/hatch/TASK_ID, and nothing else, of URL (ssh://DEST/PATH, over
+#   GIT_SSH_COMMAND: the task's own repository there, tasks/TASK_ID.git, made by
+#   host_worktree.sh) into the worktree's own FETCH_HEAD (no ref is created; what was fetched
+#   is verified on this machine before any merge), then moves the worktree's branch there:
 #   nothing to do when equal, a fast-forward when it is ahead, else a hard reset (the agent
 #   rewrote its own branch on the host, as it may locally). Untracked files are kept.
 # Prints the commit the worktree is at. Exit codes: 0 ok, 2 usage, 3 git failed,

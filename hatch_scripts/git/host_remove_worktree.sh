@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# On an SSH host: remove a task's worktree from the host's clone once the task is done with (the
-# branch hatch/TASK_ID is kept in the clone). Nothing is mounted in a worktree on a host.
+# On an SSH host: remove a task's worktree from the host once the task is done with (its own
+# repository tasks/TASK_ID.git beside REPO, and so the branch hatch/TASK_ID, is kept; see
+# host_worktree.sh). Nothing is mounted in a worktree on a host.
 # Usage: host_remove_worktree.sh [--dry-run] REPO WORKTREE TASK_ID
 # Symbolic links are removed, never followed: a link at WORKTREE (an agent's doing) is deleted
 # itself and nothing it points to is touched; links inside it are removed as links.
@@ -11,15 +12,19 @@ source "$(dirname "$0")/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 3 ]] || die 2 "usage: host_remove_worktree.sh [--dry-run] REPO WORKTREE TASK_ID"
-repo=$1 worktree=${2%/} task=$3
+repo=${1%/} worktree=${2%/} task=$3
 require_dir "$repo"
 check_id "$task"
 check_parent "$worktree"
 [[ $(basename -- "$worktree") == "$task" ]] || die 7 "unsafe path: $worktree is not $task's worktree"
+gitdir=${repo%/*}/tasks/$task.git
 if [[ -L $worktree ]]; then
   printf '%s: %s is a symbolic link: removing the link only\n' "$HATCH_SCRIPT_NAME" "$worktree" >&2
   run rm -f -- "$worktree"
 elif [[ -e $worktree ]]; then
-  run git -C "$repo" worktree remove --force "$worktree" 2>/dev/null || run rm -rf -- "$worktree"
+  run rm -rf -- "$worktree"
 fi
-run git -C "$repo" worktree prune || die 3 "git worktree prune failed"
+if [[ -d $gitdir && ! -L $gitdir ]]; then  # its index describes the worktree just removed
+  run rm -f -- "$gitdir/index"
+fi
+run git -C "$repo" worktree prune || die 3 "git worktree prune failed"  # the older layout's

@@ -83,15 +83,14 @@ def capacity(hosts: Sequence[Host], *, down: Collection[str] = ()) -> int:
 def for_run(deps: Deps, spec: TaskSpec, role: str) -> Host | None:
     """The host for a new run of ``role`` of ``spec``'s task, None while every eligible host is
     full or lost. An agent reached only through its pane here (Claude's Stop hook, pasted
-    prompts) or whose sandbox is required (hosts do not confine it yet) runs only here."""
+    prompts) runs only here; one whose sandbox is required runs only where bwrap works (a host
+    without it is passed over, and counted against it)."""
     agent = getattr(deps.project.config.agents, role)
     remote_ok = agent.stop == "exit" and agent.prompt_delivery == "argument"
-    remote_ok = remote_ok and agent.sandbox != "bwrap"
     if not eligible(deps.hosts, spec.host_labels, remote_ok=remote_ok):
         raise NoHost(
             f"no host can run its {role}: host_labels {spec.host_labels} (a host needs every "
-            "label; an agent with stop = claude-hook, paste prompts or sandbox = bwrap runs "
-            "only on this machine)"
+            "label; an agent with stop = claude-hook or paste prompts runs only on this machine)"
         )
     live = live_counts(deps.store.runs(live_only=True))
     remote = deps.remote
@@ -101,6 +100,10 @@ def for_run(deps: Deps, spec: TaskSpec, role: str) -> Host | None:
         host = choose(
             deps.hosts, spec.host_labels, live, down=left_out, loads=loads, remote_ok=remote_ok
         )
-        if host is None or host.name not in remote.hosts or remote.usable(remote.hosts[host.name]):
+        if (
+            host is None
+            or host.name not in remote.hosts
+            or remote.usable(remote.hosts[host.name], role)
+        ):
             return host
         left_out.add(host.name)

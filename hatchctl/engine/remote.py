@@ -1,14 +1,16 @@
 """Runs on SSH hosts: launch, watch, collect, kill, adopt. See docs/scaling.md.
 
 The controller stays the truth. On a host, the project lives under ``ROOT/<project>-<key>/``
-(SshHost.map_path): ``.hatch/repo.git`` a bare clone, ``.hatch/scripts`` the hatch scripts the
-host runs, and every ``.hatch/`` path of a run (worktree, prompt, exchange directory, log,
-tickets) at the same place relative to it as on the controller.
+(SshHost.map_path): ``.hatch/repo.git`` a bare clone, ``tasks/<ID>.git`` each task's own
+repository (its objects borrowed from the clone), ``.hatch/scripts`` the scripts, and every
+``.hatch/`` path of a run (worktree, prompt, exchange directory, log, tickets) at the same place
+relative to it as on the controller.
 
 Launch: the task's branch is pushed to the clone (push_to_host.sh, git over the host's master
-connection), host_worktree.sh makes the worktree there, the spec, prompt and handover are
-copied, and the wrapper run_agent.sh starts in the host's own tmux server (``<socket>-<host>``)
-waiting for its ticket, written last, as locally.
+connection), host_worktree.sh makes the task's own repository and worktree there, the spec,
+prompt and handover are copied, and the wrapper run_agent.sh starts in the host's own tmux server
+(``<socket>-<host>``) waiting for its ticket, written last, as locally; the agent under bwrap
+there when ``[agents.<role>] sandbox`` and the host allow (engine/remotesandbox.py).
 
 Completion: the host's watcher stream (engine/remotewatch.py) reports the run's ``.stop``;
 ``collect`` copies the stop file and the summary back (bounded reads of regular files, the
@@ -33,7 +35,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher, remoteadopt, remotecheck, remotefiles
+from hatchctl.engine import launcher, remoteadopt, remotecheck, remotefiles, remotesandbox
 from hatchctl.engine.remotefiles import LogMirror
 from hatchctl.engine.remotehealth import HostHealth
 from hatchctl.engine.remotewatch import HostWatch
@@ -42,7 +44,6 @@ from hatchctl.hosts import build_hosts
 from hatchctl.hosts.attach import host_socket
 from hatchctl.hosts.ssh import SshHost
 from hatchctl.runtime import psinfo
-from hatchctl.runtime.gitrepo import SAFE_GIT_CONFIG
 from hatchctl.runtime.tmux import AGENT_SESSION, Pane, Tmux
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
@@ -79,6 +80,7 @@ class RemoteRuns:
         self.sink: queue.Queue[tuple[str, str]] = queue.Queue()
         self.log = deps.log.bind(component="remote")
         self.health = HostHealth(deps, self.hosts)  # drains and load (engine/remotehealth.py)
+        self.sandboxes = remotesandbox.HostSandboxes(self)  # bwrap there (remotesandbox.py)
 
     # -- layout ----------------------------------------------------------------------------
     def host(self, run: RunRow) -> SshHost:
@@ -131,11 +133,13 @@ class RemoteRuns:
             text = (scripts.root / name).read_text(encoding="utf-8")
             self.put(host, self.hatch_dir(host) / "scripts" / name, text, "700")
         self.ready.add(host.name)
+        self.sandboxes.forget(host.name)  # asked again: the host may be another machine now
         self.log.info("host_prepared", host=host.name, base=str(self.base(host)))
 
-    def usable(self, host: SshHost) -> bool:
-        """``host`` prepared, or its failure counted against it (engine/remotehealth.py)."""
-        return self.health.usable(host, self.prepare)
+    def usable(self, host: SshHost, role: str | None = None) -> bool:
+        """``host`` prepared (and able to make the sandbox ``role``'s agent requires), or its
+        failure counted against it (engine/remotehealth.py, remotesandbox.py)."""
+        return self.health.usable(host, self.sandboxes.preparer(role))
 
     # -- launch ----------------------------------------------------------------------------
     def launch(
@@ -165,27 +169,27 @@ class RemoteRuns:
     ) -> RunRow:
         deps, paths, root = self.deps, self.deps.project.paths, self.deps.project.root
         self.prepare(host)
+        mode = self.sandboxes.mode(host, run.role)  # HostError when it must and cannot
         url = host.git_url(self.hatch_dir(host) / "repo.git")
         deps.scripts.run("git/push_to_host.sh", str(root), url, task.id, env=self.git_env(host))
-        worktree = paths.worktree(task.id)
-        script = self.hatch_dir(host) / "scripts" / "git" / "host_worktree.sh"
-        safe = [f"{k}={v}" for k, v in SAFE_GIT_CONFIG.items()]
-        repo, there = self.hatch_dir(host) / "repo.git", self.on_host(host, worktree)
-        argv = ["env", *safe, "bash", str(script), str(repo), str(there), task.id]
-        host.run(argv, timeout=self._timeout())
+        worktree, hatch = paths.worktree(task.id), self.hatch_dir(host)
+        there = [str(hatch / "repo.git"), str(self.on_host(host, worktree)), task.id]
+        remotefiles.script(host, hatch, "git/host_worktree.sh", *there, timeout=self._timeout())
         prompt, delivered, handover = files["prompt"], files["delivered"], files["handover"]
         assert prompt is not None and delivered is not None
         spec_file = Path(spec.path) if Path(spec.path).is_absolute() else root / spec.path
         copies = [spec_file, prompt, delivered] + ([handover] if handover else [])
-        for local in dict.fromkeys(copies):
-            if local.is_file():
-                self.put(host, self.on_host(host, local), local.read_text(encoding="utf-8"))
+        copied = [local for local in dict.fromkeys(copies) if local.is_file()]
+        for local in copied:
+            self.put(host, self.on_host(host, local), local.read_text(encoding="utf-8"))
         stop = paths.stop_file(task.id, run.role, run.iteration, run.attempt)
         # its exchange directory made now (the wrapper writes the stop there; a watch on it
-        # is in place long before), the last attempt's stop removed
-        fresh = 'umask 077 && mkdir -p -- "${1%/*}" && rm -f -- "$1"'
+        # is in place long before), the last attempt's stop removed, sandbox_writable made
+        extra = self.sandboxes.writable(host, run.role) if mode == "bwrap" else []
+        fresh = 'umask 077 && mkdir -p -- "${1%/*}" "${@:2}" && rm -f -- "$1"'
+        where_stop = str(self.on_host(host, stop))
         host.run(
-            ["sh", "-c", fresh, "hatch-io", str(self.on_host(host, stop))], timeout=self._timeout()
+            ["bash", "-c", fresh, "hatch-io", where_stop, *map(str, extra)], timeout=self._timeout()
         )
         agent = getattr(deps.project.config.agents, run.role)
 
@@ -196,16 +200,17 @@ class RemoteRuns:
             **launcher.run_env(
                 deps, run, task, spec, where, files=(worktree, prompt, delivered, handover)
             ),
-            "HATCH_SANDBOX": "none",
+            **self.sandboxes.env(host, run, mode),  # HATCH_SANDBOX, e.g. IS_SANDBOX=1
             **agent.env,
         }
+        box = self.sandboxes.argv(host, run, copied, extra) if mode == "bwrap" else []
         tmux = self.tmux(host)
         tmux.ensure_server(Path(self.base(host)))
         log = paths.run_log(task.id, run.role, run.iteration, run.attempt)
         wrapper = self.hatch_dir(host) / "scripts" / "agent" / "run_agent.sh"
         pane = tmux.new_window(
             run.window_name,
-            ["bash", str(wrapper), *agent.command],
+            ["bash", str(wrapper), *box, *agent.command],
             cwd=where(worktree),
             env=env,
             index=run.id,
@@ -222,7 +227,7 @@ class RemoteRuns:
         # no pane id nor pid in the row: those name this machine's panes and processes (a
         # message or an attach by pane id would reach a local pane); the host's window is
         # found by its name
-        data = {"host": host.name, "host_pane_id": pane.pane_id}
+        data = {"host": host.name, "host_pane_id": pane.pane_id, "sandbox": mode}
         return launcher.running(deps, run, None, None, data)
 
     # -- tickets ---------------------------------------------------------------------------

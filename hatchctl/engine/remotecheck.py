@@ -23,7 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher
+from hatchctl.engine import launcher, remotesandbox
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import HatchError, HostUnreachable, ScriptError
 from hatchctl.state.rows import RunRow
@@ -169,7 +169,8 @@ class _Fetch(threading.Thread):
         super().__init__(name=f"fetch-{run.id}", daemon=True)
         self.remote, self.run_row = remote, run
         host = remote.host(run)
-        self.url = host.git_url(remote.hatch_dir(host) / "repo.git")
+        # the task's own repository there: the one its agent could write (remotesandbox.py)
+        self.url = host.git_url(remotesandbox.task_repo(remote, host, run.task_id))
         self.env = remote.git_env(host)
         self.error: HatchError | None = None
         self.seconds = 0.0

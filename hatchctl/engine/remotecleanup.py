@@ -1,16 +1,17 @@
 """A task's worktrees on the SSH hosts its runs used, removed once the task is done with them
 (merged, forgotten, cleaned): ``git/host_remove_worktree.sh`` run there over the master
-connection (a link at the worktree is removed, never followed; the host's clone keeps the
-task's branch). Blocking and bounded (``script_timeout`` per host): meant for a job thread, so it
-never touches the store; the caller names the hosts (the ``host`` of the task's runs)."""
+connection (a link at the worktree is removed, never followed; the task's own repository there,
+``tasks/<ID>.git``, keeps its branch). Blocking and bounded (``script_timeout`` per host): meant
+for a job thread, so it never touches the store; the caller names the hosts (the ``host`` of the
+task's runs)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from hatchctl.engine import remotefiles
 from hatchctl.errors import HatchError
-from hatchctl.runtime.gitrepo import SAFE_GIT_CONFIG
 
 if TYPE_CHECKING:
     from hatchctl.engine.remote import RemoteRuns
@@ -28,11 +29,10 @@ def remove_worktrees(remote: RemoteRuns, task_id: str, hosts: Iterable[str]) -> 
             continue
         try:
             remote.prepare(host)  # the script is there (once per process)
-            script = remote.hatch_dir(host) / "scripts" / "git" / "host_remove_worktree.sh"
-            repo, there = remote.hatch_dir(host) / "repo.git", remote.on_host(host, worktree)
-            safe = [f"{k}={v}" for k, v in SAFE_GIT_CONFIG.items()]
-            argv = ["env", *safe, "bash", str(script), str(repo), str(there), task_id]
-            host.run(argv, timeout=float(remote.deps.limits.script_timeout))
+            hatch = remote.hatch_dir(host)
+            there = [str(hatch / "repo.git"), str(remote.on_host(host, worktree)), task_id]
+            timeout = float(remote.deps.limits.script_timeout)
+            remotefiles.script(host, hatch, "git/host_remove_worktree.sh", *there, timeout=timeout)
         except HatchError as exc:
             remote.log.warning(
                 "remote_worktree_kept", task_id=task_id, host=name, error=str(exc)[:300]

@@ -20,6 +20,8 @@ from pathlib import Path, PurePosixPath
 from hatchctl import logsetup
 from hatchctl.errors import HatchError, HostError, HostUnreachable
 from hatchctl.hosts.ssh import SshHost
+from hatchctl.runtime import proc
+from hatchctl.runtime.gitrepo import SAFE_GIT_CONFIG
 
 CHUNK = 256 * 1024  # bytes of a host's log per call
 LOG_TAIL = 256 * 1024  # what is kept of a log that ran ahead by more than SKIP_AFTER
@@ -77,6 +79,16 @@ def sh(
     if res.returncode not in (0, 3, 4):
         raise HostError(f"host {host.name}: {res.output.strip()[-300:] or 'failed'}")
     return res.returncode
+
+
+def script(
+    host: SshHost, hatch_dir: PurePosixPath, name: str, *args: str, timeout: float
+) -> proc.Result:
+    """Run the hatch script ``name`` the host was given (``.hatch/scripts/NAME``) with ``args``,
+    git's hooks and fsmonitor off (a CommandError when it fails)."""
+    safe = [f"{k}={v}" for k, v in SAFE_GIT_CONFIG.items()]
+    argv = ["env", *safe, "bash", str(hatch_dir / "scripts" / name), *args]
+    return host.run(argv, timeout=timeout)
 
 
 def put(

@@ -90,20 +90,25 @@ def program_roots(program: Path) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def argv(profile: Profile, command: Sequence[str]) -> list[str]:
-    """The bwrap command line that runs ``command`` under ``profile``."""
+def argv(profile: Profile, command: Sequence[str], *, elsewhere: bool = False) -> list[str]:
+    """The bwrap command line that runs ``command`` under ``profile``. ``elsewhere``: the
+    profile names the paths of another machine (an SSH host, engine/remotesandbox.py), so
+    nothing of this one is looked at (no TMUX_TMPDIR, no existence check): the visible paths
+    under /tmp are bound with ``--ro-bind-try`` (one missing there is skipped)."""
     p = profile
     out = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc"]
     out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    tmux_dir = os.environ.get("TMUX_TMPDIR")
+    tmux_dir = None if elsewhere else os.environ.get("TMUX_TMPDIR")
     hidden = [*p.extra_hidden]
     if tmux_dir and not _under(Path(tmux_dir), Path("/tmp")):
         hidden.append(Path(tmux_dir))
     for h in hidden:
         out += ["--tmpfs", str(h)]
-    tmp = Path("/tmp")
-    for v in _outermost(v for v in p.visible if _under(v, tmp) and v != tmp and v.exists()):
-        out += ["--ro-bind", str(v), str(v)]
+    tmp, bind_visible = Path("/tmp"), "--ro-bind-try" if elsewhere else "--ro-bind"
+    for v in _outermost(
+        v for v in p.visible if _under(v, tmp) and v != tmp and (elsewhere or v.exists())
+    ):
+        out += [bind_visible, str(v), str(v)]
     inside = [w for w in (p.workdir, *p.writable) if _under(w, p.hatch_dir)]
     outside = sorted(
         (w for w in p.writable if not _under(w, p.hatch_dir)), key=lambda w: len(w.parts)

@@ -123,7 +123,9 @@ class SshServer:
         return len(psutil.Process(self.proc.pid).children())
 
 
-def make_server(directory: Path) -> SshServer:
+def make_server(directory: Path, env: dict[str, str] | None = None) -> SshServer:
+    """A server in ``directory``; ``env``: variables every session gets (e.g. a PATH without
+    some program, to play a host that lacks it)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     host_pub = _keygen(directory / "host_key")
     client_pub = _keygen(directory / "client_key")
@@ -140,7 +142,7 @@ def make_server(directory: Path) -> SshServer:
         f"AllowUsers {user}\nMaxSessions 64\nMaxStartups 64\nLogLevel ERROR\n"
         # bash runs ~/.bashrc for a command started by sshd unless it is a nested shell: this
         # machine's .bashrc (pyenv init) must not time every call of the tests
-        "SetEnv SHLVL=1\n"
+        "SetEnv SHLVL=1" + "".join(f" {k}={v}" for k, v in (env or {}).items()) + "\n"
     )
     (directory / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
     (directory / "ssh_config").write_text(

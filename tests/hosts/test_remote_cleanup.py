@@ -1,6 +1,6 @@
 """A task's worktree on a host removed there (engine/remotecleanup.py, the loopback sshd): the
-host's clone keeps the branch; a link inside the worktree, or at its place, is removed and
-never followed."""
+task's own repository there keeps the branch, and the worktree is made again from it; a link
+inside the worktree, or at its place, is removed and never followed."""
 
 from __future__ import annotations
 
@@ -51,9 +51,17 @@ def test_a_tasks_worktree_on_its_host_is_removed_and_its_branch_kept(
         assert remotecleanup.remove_worktrees(remote, "T-2", ["loop"]) == ["loop"]
         assert not (there / "worktrees" / "T-2").is_symlink()
         assert (outside / "keep.txt").read_text() == "not the worktree's\n"  # never followed
+        own = there / "tasks" / "T-1.git"  # the task's own repository there, kept
+        assert git(own, "rev-parse", "hatch/T-1") == git(project.root, "rev-parse", "main")
+        assert not (own / "index").exists()  # it described the worktree removed
         clone = there / "repo.git"
-        assert git(clone, "rev-parse", "hatch/T-1") == git(project.root, "rev-parse", "main")
         assert git(clone, "worktree", "list", "--porcelain").count("worktree ") == 1  # bare only
+        # made again at the branch (a later run of the task there)
+        host.run([*argv, str(there / "worktrees" / "T-1"), "T-1"], timeout=30)
+        assert git(there / "worktrees" / "T-1", "rev-parse", "HEAD") == git(
+            own, "rev-parse", "HEAD"
+        )
+        assert git(there / "worktrees" / "T-1", "status", "--porcelain") == ""
     finally:
         remote.shutdown(kill_servers=False)
         deps.store.close()

@@ -129,8 +129,9 @@ def test_a_task_runs_factory_qa_merged_on_the_host(
     assert "sim-agent" in live_copy[0]  # copied here while the agent ran there
     # the work was done in the host's worktree under its root, and merged here
     there = remote_root / project_dir_name(project.root) / ".hatch"
-    head = git(there / "repo.git", "rev-parse", "hatch/T-1")  # the host's clone keeps it
-    assert git(there / "repo.git", "show", "hatch/T-1:hello.txt") == "hi"
+    head = git(there / "tasks" / "T-1.git", "rev-parse", "hatch/T-1")  # the task's repo keeps it
+    assert git(there / "tasks" / "T-1.git", "show", "hatch/T-1:hello.txt") == "hi"
+    assert git(there / "repo.git", "for-each-ref", "refs/heads") == ""  # the shared clone: none
     assert not (there / "worktrees" / "T-1").exists()  # removed there after the merge
     assert git(project.root, "merge-base", "--is-ancestor", head, "hatch/integration") == ""
     assert (there / "io" / "T-1" / "factory.i1" / "summary.json").is_file()
