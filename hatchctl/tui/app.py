@@ -155,6 +155,8 @@ class HatchApp(TaskKeys):
         self._fill_table(snap, None if snap.partial else self.changed)
 
     def _follow_selection(self) -> None:
+        if self._dashboard_gone():  # the app closes: a RowHighlighted may follow its widgets
+            return
         view = self._current()
         task_id = view.task.id if view else None
         log = self.query_one("#tail", LogView)
