@@ -63,6 +63,7 @@ class Supervisor:
         self.disk = DiskGuard(deps)
         self.reconcile_due = False
         self.specs_pending = False  # a spec change seen while stops were drained mid-pass
+        self.specs_prefix = str(deps.project.specs_dir)  # (resolved once: _wait runs per event)
         self.lock = SupervisorLock(deps.project.paths.supervisor_lock)
         self.stop_requested = False
         self.going_down = False
@@ -245,7 +246,7 @@ class Supervisor:
     def _wait(self, tick: float) -> tuple[bool, set[str]]:
         """Wait for the watcher (or ``tick``): whether specs changed, and the stop files
         written meanwhile."""
-        specs_dir = str(self.deps.project.specs_dir)
+        specs_dir = self.specs_prefix
         try:
             item = self.queue.get(timeout=tick)
         except queue.Empty:
@@ -297,23 +298,27 @@ class Supervisor:
         slots = placement.capacity(deps.hosts, down=deps.remote.health.excluded(deps.remote.down))
         decision = plan(tasks, deps.store.locks(), slots, paused)
         self._apply_plan(decision.start, decision.block, decision.unblock)
+        changed = decision.start or decision.block or decision.unblock
         live = {r.task_id for r in deps.store.runs(live_only=True)}
-        for task in deps.store.tasks():
+        # only the tasks this pass acts on are read again (not the whole queue: its cost would
+        # grow with every task ever queued, and a stop written meanwhile waits for it)
+        failed = set()
+        for task in deps.store.tasks(states=("active", "failed")):
             if task.state == "active":
                 self._guard(task.id, self._advance, task, task.id in live, paused)
                 self._stops_between()
-            elif task.state == "failed" and task.id not in self.released:
+                continue
+            failed.add(task.id)
+            if task.id not in self.released:
                 self.released.add(task.id)
                 if task.id not in self.jobs and task.id not in live:
                     self.jobs.submit(task.id, "release", jobs.release_view, self.job_env, task.id)
-            elif task.state != "failed":
-                self.released.discard(task.id)
+        self.released &= failed
         if self.jobs or self.courier.inflight or deps.store.runs(live_only=True):
             return False
         if paused:
             return True
-        changed = decision.start or decision.block or decision.unblock
-        return not changed and not any(t.state == "active" for t in deps.store.tasks())
+        return not changed and not deps.store.task_states().get("active", 0)
 
     def _guard(self, task_id: str, fn: Callable[..., None], *args: Any) -> None:
         """Run one task's handling; an infrastructure error is recorded, never fatal."""

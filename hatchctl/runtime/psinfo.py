@@ -39,17 +39,27 @@ def tree(pid: int) -> list[psutil.Process]:
 
 
 def marked(run_key: str, var: str = RUN_KEY_ENV) -> list[psutil.Process]:
-    """Every process whose environment holds ``var=run_key`` (HATCH_RUN_KEY by default)."""
-    found = []
+    """Every process whose environment holds ``var=run_key`` (HATCH_RUN_KEY by default). One
+    pass over /proc reading each environment as bytes (psutil's ``environ()`` parses every
+    process's into a dict: a kill at 20 agents on a busy machine spent ~20 ms there)."""
+    needle = b"\0" + f"{var}={run_key}".encode() + b"\0"
     me = os.getpid()
-    for p in psutil.process_iter():
-        if p.pid == me:
+    found: list[psutil.Process] = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit() or int(name) == me:
             continue
         try:
-            if p.environ().get(var) == run_key:
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = b"\0" + f.read()
+        except OSError:  # gone meanwhile, or not ours to read
             continue
+        if needle in env or env.endswith(needle[:-1]):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                found.append(psutil.Process(int(name)))
     return found
 
 

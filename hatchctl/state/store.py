@@ -159,9 +159,17 @@ class Store:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return TaskRow.from_row(rows[0]) if rows else None
 
-    def tasks(self, limit: int = -1) -> list[TaskRow]:
-        """Every task in the queue's order (priority, then id); the first ``limit`` if given."""
-        rows = self._query("SELECT * FROM tasks ORDER BY priority DESC, id LIMIT ?", (limit,))
+    def tasks(self, limit: int = -1, *, states: tuple[str, ...] = ()) -> list[TaskRow]:
+        """Every task in the queue's order (priority, then id); the first ``limit`` if given;
+        only those in ``states`` if given."""
+        if states:
+            rows = self._query(
+                "SELECT * FROM tasks WHERE state IN (SELECT value FROM json_each(?)) "
+                "ORDER BY priority DESC, id LIMIT ?",
+                (json.dumps(list(states)), limit),
+            )
+        else:
+            rows = self._query("SELECT * FROM tasks ORDER BY priority DESC, id LIMIT ?", (limit,))
         return [TaskRow.from_row(r) for r in rows]
 
     def task_states(self) -> dict[str, int]:
