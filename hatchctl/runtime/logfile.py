@@ -353,11 +353,11 @@ def plain_last_line(path: Path, size: int) -> str | None:
     lines = text.split("\n")
     for i in range(len(lines) - 1, -1, -1):
         parts = lines[i].split("\r")
+        if not all(map(_narrow_text, parts)) or any("\t" in part for part in parts[1:]):
+            return None  # cells not one per character; a tab over text moves, not blanks
         line = _overwritten(parts).expandtabs(8)
         if not line.strip():
             continue
-        if not _narrow_text(line) or any("\t" in part for part in parts[1:]):
-            return None  # cells not one per character; a tab over text moves, not blanks
         if not (lines[i - 1].endswith("\r") if i else first_at_column_0):
             return None  # a bare LF keeps the column: where the line starts is unknown
         return line.strip() if len(line) <= COLUMNS else None  # (else wrapped on the screen)
