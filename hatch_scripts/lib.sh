@@ -6,6 +6,7 @@
 #   check_id ID        refuse anything but a valid task id (exit 2)
 #   refuse_link PATH   refuse a symbolic link at PATH, dangling or not (exit 7)
 #   check_parent PATH  refuse a ".." in PATH or a symbolic link as its parent directory (exit 7)
+#   lock_worktrees REPO  hold REPO's worktree lock until the script exits (exit 3 on timeout)
 # Exit code 2 always means a usage error (bad or missing arguments); 7 always means "unsafe
 # path": a symbolic link (or a "..") where hatchctl expects a plain directory or file. Paths an
 # agent can change are checked with -L and never resolved with realpath before a chmod or rm.
@@ -38,6 +39,23 @@ run() {
   fi
   _show "$@"
   "$@"
+}
+
+# git's `worktree add` and `worktree prune` are not safe run at once: of 20 concurrent adds some
+# fail, and a prune can remove the administrative directory of a worktree another add is making
+# (its checkout then has no .git/worktrees/NAME). hatchctl makes worktrees in concurrent jobs,
+# so every script that adds, prunes or removes worktrees holds this lock: flock(2) on the
+# repository's git directory itself (a directory opened read-only: no lock file an agent could
+# have replaced with a link), held on fd 9 until the script exits. HATCH_LOCK_TIMEOUT: seconds.
+lock_worktrees() {
+  [[ $HATCH_DRY_RUN == 1 ]] && return 0
+  local common
+  common=$(git -C "$1" rev-parse --git-common-dir) || die 3 "not a git repository: $1"
+  [[ $common == /* ]] || common="$1/$common"
+  [[ -d $common && ! -L $common ]] || die 7 "the git directory $common is not a plain directory"
+  exec 9<"$common"
+  flock -w "${HATCH_LOCK_TIMEOUT:-60}" 9 ||
+    die 3 "another hatchctl git operation held $common for ${HATCH_LOCK_TIMEOUT:-60}s"
 }
 
 query() {

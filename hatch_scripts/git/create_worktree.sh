@@ -35,6 +35,7 @@ if [[ -e $worktree ]]; then
   # through remove_worktree.sh: it unmounts the read-only planning view first
   run bash "$(dirname "$0")/remove_worktree.sh" "$repo" "$worktree" >&2 || die 3 "cannot remove stale worktree $worktree"
 fi
+lock_worktrees "$repo"  # (after remove_worktree.sh above: it takes the lock itself)
 run git -C "$repo" worktree prune || die 3 "git worktree prune failed"
 mkdir -p "$(dirname "$worktree")"
 if [[ $reset == 1 ]] || ! git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then

@@ -18,6 +18,7 @@ if ! git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then
   run git -C "$repo" branch "$branch" "$base" || die 3 "cannot create branch $branch"
 fi
 if [[ ! -e $worktree/.git ]]; then
+  lock_worktrees "$repo"
   run git -C "$repo" worktree prune || die 3 "git worktree prune failed"
   mkdir -p "$(dirname "$worktree")"
   run git -C "$repo" worktree add --force "$worktree" "$branch" >&2 || die 3 "git worktree add failed"

@@ -17,10 +17,12 @@ require_dir "$repo"
 if [[ -L $worktree ]]; then
   printf '%s: %s is a symbolic link: removing the link only\n' "$HATCH_SCRIPT_NAME" "$worktree" >&2
   run rm -f -- "$worktree"
+  lock_worktrees "$repo"
   run git -C "$repo" worktree prune
   exit 0
 fi
 if [[ ! -e $worktree ]]; then
+  lock_worktrees "$repo"
   run git -C "$repo" worktree prune
   exit 0
 fi
@@ -37,6 +39,7 @@ ro="$worktree/project-state-readonly"
 if [[ -e $ro || -L $ro ]]; then  # unmount.sh removes a link there itself, never its target
   run bash "$here/../mount/unmount.sh" "$ro" >&2 || die 5 "cannot remove the read-only copy in $ro"
 fi
+lock_worktrees "$repo"
 run git -C "$repo" worktree remove --force "$worktree" || {
   run rm -rf -- "$worktree"
   run git -C "$repo" worktree prune || die 3 "git worktree prune failed"

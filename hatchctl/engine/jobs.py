@@ -179,8 +179,9 @@ def _worktree(env: JobEnv, spec: TaskSpec, *, reset: bool) -> tuple[str, str]:
     worktree = env.paths.worktree(spec.id)
     with env.integration_lock:  # the tip, read where no merge moves it meanwhile
         tip = ensure_integration(env)
-    # outside the lock: worktrees of different tasks are created concurrently (git locks
-    # each new worktree while it is added, so a concurrent prune leaves it alone)
+    # outside the lock: the jobs of different tasks run concurrently; the scripts serialize
+    # git's own worktree add/prune/remove on the repository (lib.sh lock_worktrees: git is not
+    # safe running them at once)
     out = _run_script(
         env,
         "git/create_worktree.sh",

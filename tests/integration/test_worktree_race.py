@@ -1,0 +1,81 @@
+"""Setup jobs make worktrees concurrently, and git's `worktree add` / `prune` / `remove` are not
+safe run at once (some adds fail; a prune can delete the administrative directory of a worktree
+being added). The scripts serialize them on the repository (lib.sh `lock_worktrees`): many
+concurrent create_worktree.sh (and removals meanwhile) all succeed, each worktree usable."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from hatchctl.runtime.scripts import builtin_root
+from tests.conftest import make_repo
+
+N = 20
+
+
+def test_concurrent_worktree_scripts_all_succeed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    for i in range(50):  # a checkout that takes a moment: the adds overlap
+        (repo / f"f{i}.txt").write_text(f"{i}\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, timeout=30)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "files"], check=True, timeout=30)
+    scripts = builtin_root() / "git"
+    wt = repo / ".hatch" / "worktrees"
+    first = subprocess.run(  # one to remove while the others are made
+        ["bash", str(scripts / "create_worktree.sh"), str(repo), str(wt / "OLD"), "OLD", "main"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert first.returncode == 0, first.stderr
+    procs = [
+        subprocess.Popen(
+            [
+                "bash",
+                str(scripts / "create_worktree.sh"),
+                str(repo),
+                str(wt / f"T{i}"),
+                f"T{i}",
+                "main",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(N)
+    ]
+    procs.append(
+        subprocess.Popen(
+            ["bash", str(scripts / "remove_worktree.sh"), str(repo), str(wt / "OLD")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
+    failed = []
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        if p.returncode != 0:
+            failed.append(err.strip().splitlines()[-1:])
+    assert failed == []
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list", "--porcelain"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    for i in range(N):
+        path = wt / f"T{i}"
+        assert f"worktree {path}\n" in listed
+        head = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--abbrev-ref", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert head.stdout.strip() == f"hatch/T{i}", head.stderr
+    assert not (wt / "OLD").exists() and f"{wt / 'OLD'}\n" not in listed
