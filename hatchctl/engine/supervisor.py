@@ -129,6 +129,7 @@ class Supervisor:
             if self._specs_stamp() != self.specs_stamp:  # written while it started: no event
                 self._load_specs(strict=False)
             self._install_signals()
+            self.queue.put(("start", ""))  # the first pass now, not after a tick
             return self._loop()
         finally:
             os.environ.pop(psinfo.JOB_KEY_ENV, None)
