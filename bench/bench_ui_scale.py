@@ -43,7 +43,8 @@ from bigstore import make_project, populate
 from common import HATCHCTL, load_average, machine
 
 from hatchctl import logsetup
-from hatchctl.project import Project
+from hatchctl.project import Project, ProjectPaths
+from hatchctl.state.lockfile import probe
 
 MINIMAL = """\
 import sys
@@ -160,6 +161,23 @@ def cpu_percent(pid: int, seconds: float) -> float:
     return 100.0 * used / (w1 - w0)
 
 
+def supervisor_cpu_percent(root: Path, seconds: float) -> float | None:
+    """% of one core used by the project's supervisor over ``seconds``, with the processes it
+    started and waited for (git, tmux calls): the engine's whole cost."""
+    lock = probe(ProjectPaths(root).supervisor_lock)
+    if not lock.held or lock.pid is None:
+        return None
+    proc = psutil.Process(lock.pid)
+
+    def used() -> float:
+        t = proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    c0, w0 = used(), time.monotonic()
+    time.sleep(seconds)  # the measurement window itself
+    return 100.0 * (used() - c0) / (time.monotonic() - w0)
+
+
 def py_spy(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).with_name("py-spy")  # else the one on PATH (e.g. a /tmp venv's)
     found = str(spy) if spy.exists() else shutil.which("py-spy")
@@ -274,6 +292,7 @@ def agents_cpu(
             panes.append(start(target, argv, root, want)[0])
         time.sleep(wait)  # past the first refreshes (or the first minute)
         profiler = py_spy(panes[0].pid, spy, int(seconds)) if spy else None
+        sup = supervisor_cpu_percent(root, seconds)
         used = [(pane.name, cpu_percent(pane.pid, seconds)) for pane in panes]
         if profiler is not None:
             profiler.wait(timeout=seconds + 60)
@@ -283,6 +302,8 @@ def agents_cpu(
             f"({seconds:g} s each, in turn; load "
             f"{load_average()}): " + ", ".join(f"{n} {p:.1f} %" for n, p in used) + " of a core"
         )
+        if sup is not None:
+            print(f"the supervisor of those {agents} agents (with its git/tmux calls): {sup:.1f} %")
     finally:
         for pane in panes:
             pane.close()

@@ -24,6 +24,7 @@ def main() -> int:
         "bench_biglog.py",
         "bench_demo.py",
         "bench_stop_latency.py",
+        "bench_launch.py",
         "bench_keys.py",
         "bench_ui_scale.py",
     ):
