@@ -25,7 +25,7 @@ from hatchctl.project import Project
 from hatchctl.state.rows import EventRow
 from hatchctl.state.store import Store
 from hatchctl.tui import keys
-from hatchctl.tui.data import DataSource, Snapshot, TaskView
+from hatchctl.tui.data import DataSource
 from hatchctl.tui.footer import FitFooter
 from hatchctl.tui.help import HelpScreen
 from hatchctl.tui.keys import APPLIES, ATTACHABLE, BINDINGS, DASHBOARD_ACTIONS, FOOTER_DROP
@@ -36,6 +36,7 @@ from hatchctl.tui.screens import ConfirmScreen, DetailScreen, MessageScreen, Not
 from hatchctl.tui.table import TaskTable
 from hatchctl.tui.taskedit import Editor, TaskKeys
 from hatchctl.tui.timeline import TimelineScreen
+from hatchctl.tui.views import Snapshot, TaskView
 
 
 class HatchApp(TaskKeys):

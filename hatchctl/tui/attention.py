@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from hatchctl.tui.data import Snapshot, TaskView
 from hatchctl.tui.nav import in_review, stalled, waiting
+from hatchctl.tui.views import Snapshot, TaskView
 
 SUPERVISOR = ""  # the task id of the paused-supervisor item
 STYLE = {

@@ -12,8 +12,8 @@ from textual.binding import Binding
 
 from hatchctl.errors import HatchError
 from hatchctl.state import featureops
-from hatchctl.tui.data import TaskView
 from hatchctl.tui.nav import STATE_FILTERS
+from hatchctl.tui.views import TaskView
 
 ATTACHABLE = ("running", "stalled", "stopped", "summarizing")  # the run has a pane
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.text import Text
 
-from hatchctl.tui.data import BARS, TaskView
+from hatchctl.tui.views import BARS, TaskView
 
 # quick filters: key, name (what the indicator and the help call it)
 STATE_FILTERS: tuple[tuple[str, str], ...] = (

@@ -21,7 +21,7 @@ from textual.geometry import Region, Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from hatchctl.tui.data import Snapshot, TaskView, clock
+from hatchctl.tui.views import Snapshot, TaskView, clock
 
 # name, widest cell, drop rank (0: never dropped; the highest is dropped first). A task id is at
 # most 64 characters: never cut.

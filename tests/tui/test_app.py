@@ -17,8 +17,9 @@ from hatchctl.project import Project
 from hatchctl.runtime import psinfo
 from hatchctl.state.store import Store
 from hatchctl.tui.app import HatchApp
-from hatchctl.tui.data import DataSource, sparkline
+from hatchctl.tui.data import DataSource
 from hatchctl.tui.screens import ConfirmScreen, DetailScreen
+from hatchctl.tui.views import sparkline
 from tests.conftest import make_repo, write_spec
 
 T0 = 1_795_000_000.0

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from hatchctl.tui.app import HatchApp
-from hatchctl.tui.data import DataSource, clock
+from hatchctl.tui.data import DataSource
 from hatchctl.tui.table import TaskTable
+from hatchctl.tui.views import clock
 from tests.tui.test_app import T0, fixed_project  # API-1 runs since T0-125, active at T0-4
 
 

@@ -15,10 +15,11 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from hatchctl.project import Project
 from hatchctl.state.store import Store
 from hatchctl.tui.app import HatchApp
-from hatchctl.tui.data import DataSource, Snapshot
+from hatchctl.tui.data import DataSource
 from hatchctl.tui.help import HELP, HelpScreen
 from hatchctl.tui.logview import LogLines, LogView
 from hatchctl.tui.screens import DetailScreen
+from hatchctl.tui.views import Snapshot
 from tests.tui.test_app import T0, app_for, fixed_project, settle
 
 
