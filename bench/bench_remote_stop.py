@@ -15,7 +15,8 @@ trip comes on top).
 4. With ``--e2e N``: end to end, a project of N tasks (bench/fake_agent.sh, 1-2 s, the real
    wrapper writing each stop) run by `hatchctl run --until-drained` with every task on this
    machine, then with every task on the loopback host (``host_labels``) in each mode: the stop
-   file's mtime (on the host for a remote run) -> the run's ``stopped`` transition committed.
+   file's mtime (on the host for a remote run) -> the run's ``stopped`` transition committed,
+   and how many stops came with their content on the stream (else read over ssh).
 
 Usage: bench_remote_stop.py [--stops 100] [--idle 20] [--modes local,inotify,poll] [--e2e 30]
 Needs /usr/sbin/sshd (openssh-server); inotify mode needs inotifywait (inotify-tools).
@@ -270,14 +271,18 @@ def e2e(mode: str, server: SshServer, base: Path, tasks: int) -> list[float]:
     )
     runs = conn.execute("SELECT id, stop_path, host FROM runs").fetchall()
     parts: dict[str, list[float]] = {}
+    via: dict[str, int] = {}  # how each stop came: on the watcher's stream, or read over ssh
     for (data,) in conn.execute("SELECT data FROM events WHERE kind = 'remote_stop_collected'"):
-        for part, ms in json.loads(data).get("ms", {}).items():
+        doc = json.loads(data)
+        for part, ms in doc.get("ms", {}).items():
             parts.setdefault(part, []).append(ms)
+        via[doc.get("via", "ssh")] = via.get(doc.get("via", "ssh"), 0) + 1
     conn.close()
     if parts:
         print(
             f"# e2e {mode}: collect's parts, p50 ms: "
             + ", ".join(f"{k} {pct(v, 0.5):.1f}" for k, v in parts.items())
+            + f"; stops via {via}"
         )
     there = remote / project_dir_name(root)
     lat = []

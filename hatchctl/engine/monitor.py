@@ -178,6 +178,8 @@ class Monitor:
             if now - (run.last_request_at or now) > self.deps.limits.summary_timeout:
                 self._request_or_fail(run, "summary_timeout")
             return
+        if run.remote and not remotecheck.settle(self.deps, run):
+            return  # its branch is not here yet (a summary came with a stop not recorded)
         self.succeed(run, summary, kill_pane=True)
 
     # -- stop files ------------------------------------------------------------------------
@@ -256,6 +258,8 @@ class Monitor:
 
     def after_stop(self, run: RunRow, exited: bool) -> None:
         """The run is ``stopped``: the agent exited, or paused (a hook stop)."""
+        if run.remote and not remotecheck.settle(self.deps, run):
+            return  # its branch is not here yet: the host does not answer (next pass)
         if not self._reclaim(run):
             return
         try:

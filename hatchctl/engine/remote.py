@@ -12,10 +12,10 @@ prompt and handover are copied, and the wrapper run_agent.sh starts in the host'
 (``<socket>-<host>``) waiting for its ticket, written last, as locally; the agent under bwrap
 there when ``[agents.<role>] sandbox`` and the host allow (engine/remotesandbox.py).
 
-Completion: the host's watcher stream (engine/remotewatch.py) reports the run's ``.stop``;
-``collect`` copies the stop file and the summary back (bounded reads of regular files, the
-summary's mtime kept), fetches the task's branch back into the local worktree
-(fetch_from_host.sh) and copies the rest of the log, then writes the local ``.stop`` last: from
+Completion: the host's watcher stream (engine/remotewatch.py) reports the run's ``.stop`` with
+its content and the summary's (remoteship.py; else read over ssh): written here, the stop is
+recorded at once; the task's branch is fetched back (fetch_from_host.sh) and the rest of the log
+copied meanwhile, waited for before the verification uses them (engine/remotecollect.py): from
 there the run is handled as a local one (verification, QA, merge on the controller).
 
 Logs: while a run lives, its log on the host is copied to its local log as it grows (the
@@ -35,7 +35,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher, remoteadopt, remotecheck, remotefiles, remotesandbox
+from hatchctl.engine import launcher, remoteadopt, remotecollect, remotefiles, remotesandbox
 from hatchctl.engine.remotefiles import LogMirror
 from hatchctl.engine.remotehealth import HostHealth
 from hatchctl.engine.remotewatch import HostWatch
@@ -74,7 +74,7 @@ class RemoteRuns:
         self.unreachable_since: dict[str, float] = {}
         self._probe_at: dict[str, float] = {}
         self._panes: dict[str, dict[str, Pane]] = {}
-        self.collected: dict[int, str] = {}  # run id -> the remote stop's mtime collected
+        self.results = remotecollect.Results()  # stops collected, branches fetched
         self.watches: dict[str, HostWatch] = {}
         self.mirrors = {n: LogMirror(h, timeout=self._timeout()) for n, h in self.hosts.items()}
         self.sink: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -295,7 +295,7 @@ class RemoteRuns:
         return None if panes is None else run.window_name in panes
 
     # -- completion ------------------------------------------------------------------------
-    def _io_rel(self, run: RunRow) -> str:
+    def io_rel(self, run: RunRow) -> str:
         io = self.deps.project.paths.io.relative_to(self.deps.project.root)
         return str(PurePosixPath(run.stop_path).relative_to(io.as_posix()))
 
@@ -304,8 +304,8 @@ class RemoteRuns:
         watch = self.watches.get(run.host or "")
         if watch is None:
             return False
-        mtime = watch.reported(self._io_rel(run))
-        return mtime is not None and f"{float(mtime):.6f}" != self.collected.get(run.id)
+        mtime = watch.reported(self.io_rel(run))
+        return mtime is not None and f"{float(mtime):.6f}" != self.results.collected.get(run.id)
 
     def log_size(self, run: RunRow) -> int | None:
         """The size of the run's log on its host, as its watcher last listed it."""
@@ -316,9 +316,9 @@ class RemoteRuns:
         return watch.log_size(str(PurePosixPath(run.log_path).relative_to(logs.as_posix())))
 
     def collect(self, run: RunRow) -> bool:
-        """Bring a stopped run's results back (see the module's docstring and
-        remotecheck.collect). False when the host has no new stop file for it."""
-        return remotecheck.collect(self, run)
+        """Write the local summary and stop of the run's stop on its host; its branch and log
+        follow (engine/remotecollect.py). False when the host has no new stop file for it."""
+        return remotecollect.collect(self, run)
 
     def _log_where(self, host: SshHost, run: RunRow) -> tuple[str, PurePosixPath, Path]:
         """(path relative to .hatch/logs, on the host, here) of the run's log."""

@@ -1,8 +1,9 @@
 """The monitor's checks of a run on an SSH host (the local ones read psutil and the log's size,
 which say nothing about another machine).
 
-A reported stop is collected (engine/remote.py) before anything else; after that the run is
-handled as a local one. While it runs: its run timeout and idle timeout as locally; its pane
+A reported stop is collected (engine/remotecollect.py) before anything else and recorded at
+once; its branch and log are brought back before it is acted on (``settle``); after that the
+run is handled as a local one. While it runs: its run timeout and idle timeout as locally; its pane
 looked up in the host's pane list (one call per host per second at most); a pane gone without
 a stop is ``vanished`` (or ``never_started``), restarted by policy. A host that does not answer is
 waited for: the link is retried (every call opens a new master connection when the old one
@@ -18,24 +19,41 @@ host's about once a second).
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher, remotesandbox
+from hatchctl.engine import launcher, remotecollect
 from hatchctl.engine.deps import Deps
-from hatchctl.errors import HatchError, HostUnreachable, ScriptError
+from hatchctl.errors import HostUnreachable
 from hatchctl.state.rows import RunRow
-from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.store import Tx
-from hatchctl.state.summary import MAX_AGENT_FILE
 
 if TYPE_CHECKING:
     from hatchctl.engine.monitor import Monitor
-    from hatchctl.engine.remote import RemoteRuns
 
-STOP_LIMIT = 64 * 1024
+UNREACHABLE_RETRY = 2.0  # seconds between tries to bring a stopped run's branch back
+GONE_WAIT = 1.0  # seconds a run's pane may be gone before its stop is read over ssh
+
+
+def settle(deps: Deps, run: RunRow) -> bool:
+    """Before a stopped remote run is acted on: its branch fetched and its log copied
+    (remotecollect.bring_back). False while its host does not answer (tried again at most every
+    UNREACHABLE_RETRY s); past ``[limits] host_grace`` the run ends ``host_lost``."""
+    remote, now = deps.remote, time.monotonic()
+    since, last = remote.results.failing.get(run.id, (now, 0.0))
+    if now - last < UNREACHABLE_RETRY:
+        return False
+    try:
+        remotecollect.bring_back(remote, run)
+    except HostUnreachable as exc:
+        remote.results.failing[run.id] = (since, now)
+        deps.log.warning("remote_fetch_deferred", run_id=run.id, error=str(exc)[:300])
+        if now - since >= deps.limits.host_grace:
+            remote.results.failing.pop(run.id, None)
+            host_lost(deps, run, now - since)
+        return False
+    remote.results.failing.pop(run.id, None)
+    return True
 
 
 def collect_reported(deps: Deps, run: RunRow) -> None:
@@ -62,6 +80,8 @@ def check_active(monitor: Monitor, run: RunRow, now: float) -> None:
     if alive:  # no output for idle_timeout: as locally (the size is the watcher's)
         monitor._check_idle(run, now, started)
         return
+    if _stop_on_its_way(deps, run, now):
+        return
     try:
         remote.collect(run)  # the wrapper writes .stop just before its pane closes
         sig = monitor._stop_signature(run)
@@ -75,6 +95,18 @@ def check_active(monitor: Monitor, run: RunRow, now: float) -> None:
     reason = "vanished" if claimed else "never_started"
     detail = f"the agent's pane on host {run.host} is gone and it wrote no .stop file"
     monitor.restart(run, reason, detail)
+
+
+def _stop_on_its_way(deps: Deps, run: RunRow, now: float) -> bool:
+    """The pane is gone and the host's stream is up: the stop its wrapper wrote just before is
+    on its way with its content (no ssh call for it); waited for up to GONE_WAIT s."""
+    watch, gone = deps.remote.watches.get(run.host or ""), deps.remote.results.gone
+    if watch is None or not watch.connected.is_set():
+        return False
+    if now - gone.setdefault(run.id, now) < GONE_WAIT:
+        return True
+    gone.pop(run.id, None)
+    return False
 
 
 def host_lost(deps: Deps, run: RunRow, seconds: float) -> None:
@@ -97,92 +129,3 @@ def host_lost(deps: Deps, run: RunRow, seconds: float) -> None:
 
     launcher.end_run(deps, run, "crashed", "host_lost", data={"detail": detail}, then=requeue)
     deps.log.warning("host_lost", task_id=run.task_id, run_id=run.id, host=host)
-
-
-def collect(remote: RemoteRuns, run: RunRow) -> bool:
-    """Bring a stopped run's results back: the stop file and the summary (bounded reads of
-    regular files, the summary's mtime kept), the task's branch fetched into the local worktree
-    (while the summary and the rest of the log are read), the local ``.stop`` written last.
-    False when the host has no new stop file for it."""
-    deps, root = remote.deps, remote.deps.project.root
-    host = remote.host(run)
-    local_stop = root / run.stop_path
-    start = time.monotonic()
-    got = remote.read(host, remote.on_host(host, local_stop), STOP_LIMIT)
-    if got is None:
-        return False
-    mtime, stop_text = got
-    key = f"{mtime:.6f}"
-    if remote.collected.get(run.id) == key and local_stop.exists():
-        return False
-    ms = {"stop": time.monotonic() - start}
-    fetch = _Fetch(remote, run)
-    fetch.start()
-    try:
-        local_summary = root / run.summary_path
-        summary = remote.read(host, remote.on_host(host, local_summary), MAX_AGENT_FILE + 1)
-        ms["summary"] = time.monotonic() - start - sum(ms.values())
-        remote.mirror_log(host, run)
-        ms["log"] = time.monotonic() - start - sum(ms.values())
-    finally:
-        fetch.join()
-    ms["fetch"] = fetch.seconds
-    if isinstance(fetch.error, ScriptError):
-        if not host.master_alive():  # the link, not the repository: again next pass
-            raise HostUnreachable(f"host {host.name}: fetching {fetch.url} failed") from None
-        # the host's branch is gone or broken (the agent's doing): the stop goes on, and
-        # the verification finds the commits it claims missing
-        with deps.store.tx() as tx:
-            tx.event(
-                "remote_fetch_failed",
-                task_id=run.task_id,
-                run_id=run.id,
-                data={"host": host.name, "error": str(fetch.error)[-500:]},
-            )
-    elif fetch.error is not None:
-        raise fetch.error
-    local_stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if summary is not None:
-        write_atomic(local_summary, summary[1].encode())
-        os.utime(local_summary, (summary[0], summary[0]))
-    write_atomic(local_stop, stop_text.encode())  # last: the run is stopped from here on
-    remote.collected[run.id] = key
-    with remote.deps.store.tx() as tx:
-        tx.event(
-            "remote_stop_collected",
-            task_id=run.task_id,
-            run_id=run.id,
-            data={
-                "host": host.name,
-                "summary": summary is not None,
-                "ms": {k: round(v * 1000, 1) for k, v in ms.items()},  # the time each part took
-            },
-        )
-    return True
-
-
-class _Fetch(threading.Thread):
-    """fetch_from_host.sh (a git fetch over the host's master connection into the task's
-    worktree) beside the other copies of a collect: its own process, waited for."""
-
-    def __init__(self, remote: RemoteRuns, run: RunRow) -> None:
-        super().__init__(name=f"fetch-{run.id}", daemon=True)
-        self.remote, self.run_row = remote, run
-        host = remote.host(run)
-        # the task's own repository there: the one its agent could write (remotesandbox.py)
-        self.url = host.git_url(remotesandbox.task_repo(remote, host, run.task_id))
-        self.env = remote.git_env(host)
-        self.error: HatchError | None = None
-        self.seconds = 0.0
-
-    def run(self) -> None:
-        start = time.monotonic()
-        deps, task_id = self.remote.deps, self.run_row.task_id
-        worktree = deps.project.paths.worktree(task_id)
-        try:
-            deps.scripts.run(
-                "git/fetch_from_host.sh", str(worktree), self.url, task_id, env=self.env
-            )
-        except HatchError as exc:
-            self.error = exc
-        self.seconds = time.monotonic() - start

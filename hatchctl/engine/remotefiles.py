@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path, PurePosixPath
 
 from hatchctl import logsetup
@@ -42,10 +43,13 @@ umask 077
 mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1.tmp" && cat > "$1.tmp" && chmod "$2" "$1.tmp" &&
   mv -f -- "$1.tmp" "$1"
 """
-# a regular file (not a link) of the host: its mtime on the first line, then at most $2 bytes
+STOP_LIMIT = 64 * 1024  # bytes of a stop file read (over ssh or on the watcher's stream)
+# a regular file (not a link) of the host: its mtime on the first line (with $4 = now: then a
+# space and the host's clock), then at most $2 bytes
 READ = r"""
 [ -f "$1" ] && [ ! -L "$1" ] || exit 3
-find "$1" -maxdepth 0 -printf '%T@\n' && "$3" -c "$2" -- "$1"
+find "$1" -maxdepth 0 -printf '%T@' && { [ "$4" != now ] || printf ' %s' "$(date +%s.%N)"; } &&
+  printf '\n' && "$3" -c "$2" -- "$1"
 """
 # a regular file (not a link): its size on the first line, then bytes $2.. (1-based), at most $3
 READ_FROM = r"""
@@ -104,19 +108,55 @@ def read(
 ) -> tuple[float, str] | None:
     """(mtime, at most ``limit`` bytes: the first ones, or the last with ``end``) of a regular
     file on the host (not a link); None when it is not one."""
+    got = _read(host, path, limit, timeout=timeout, end=end, clock=False)
+    return None if got is None else (got[0], got[2])
+
+
+def read_stamped(
+    host: SshHost, path: PurePosixPath, limit: int, *, timeout: float
+) -> tuple[float, float, str] | None:
+    """As ``read`` (the first bytes), its mtime in this machine's clock: the file's age by the
+    host's own clock (its mtime against the host's now) taken from the time here, so a host
+    whose clock is off does not make a file written during a run look older than the run."""
+    here = time.time()
+    got = _read(host, path, limit, timeout=timeout, end=False, clock=True)
+    if got is None:
+        return None
+    mtime, there, body = got
+    return mtime, mtime_here(mtime, there, here), body
+
+
+def mtime_here(mtime: float, there: float | None, here: float) -> float:
+    """A host file's ``mtime`` in this machine's clock: ``here`` less its age on the host's
+    clock (``there``: the host's now); unchanged without the host's clock."""
+    return mtime if there is None else here - max(0.0, there - mtime)
+
+
+def _read(
+    host: SshHost, path: PurePosixPath, limit: int, *, timeout: float, end: bool, clock: bool
+) -> tuple[float, float | None, str] | None:
     cut = "tail" if end else "head"
-    res = host.run(
-        ["sh", "-c", READ, "hatch-read", str(path), str(limit), cut], timeout=timeout, check=False
-    )
+    argv = ["sh", "-c", READ, "hatch-read", str(path), str(limit), cut, "now" if clock else ""]
+    res = host.run(argv, timeout=timeout, check=False)
     if res.returncode == 3:
         return None
     if res.returncode != 0:
         raise HostError(f"host {host.name}: cannot read {path}: {res.output.strip()[-200:]}")
     first, _, body = res.stdout.partition("\n")
+    mtime, _, now = first.partition(" ")
     try:
-        return float(first), body
+        return float(mtime), host_clock(now), body
     except ValueError:
         return None
+
+
+def host_clock(text: str) -> float | None:
+    """The host's clock as ``date +%s.%N`` printed it, or None (an old ``date``, nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 < value < 1e11 else None
 
 
 def read_from(

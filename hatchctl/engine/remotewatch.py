@@ -14,6 +14,10 @@ ends. Both list the logs changed in the last 30 minutes once a second (``L SIZE 
 print a ``.`` every second (inotify) or 3 s (poll) and at once when they start (a heartbeat: the
 loop ends on the first write after the link is gone).
 
+With each stop it sees written (an inotify event, or a stop new in a listing after the first),
+the stream ships the run's summary and the stop's content before the stop's line
+(engine/remoteship.py): the controller records the stop without another call to the host.
+
 The controller reads the lines in a thread, keeps the newest mtime per path, and wakes the
 supervisor (``("remote", HOST)`` on its queue). A second thread copies the logs of the host's
 live runs that grew (engine/remotefiles.LogMirror). When the stream ends (the link dropped,
@@ -31,6 +35,7 @@ import contextlib
 import os
 import queue
 import re
+import secrets
 import signal
 import subprocess
 import threading
@@ -39,16 +44,23 @@ from pathlib import Path, PurePosixPath
 
 from hatchctl import logsetup
 from hatchctl.engine.remotefiles import LogMirror
+from hatchctl.engine.remoteship import EMIT, Block, Shipments, Shipped, directory, none_line
 from hatchctl.errors import HatchError
 from hatchctl.hosts.ssh import SshHost
 
 MODE_ENV = "HATCH_REMOTE_WATCH"  # "poll": never inotify (tests, benchmarks); default "auto"
-POLL_SCRIPT = r"""
-io=$1; logs=$2; prev=; prevl=; n=0; beat=15
+# sh: $1 io, $2 logs, $3 the nonce of shipped files (engine/remoteship.py)
+POLL_SCRIPT = (
+    r"""
+io=$1; logs=$2; nonce=$3; prev=; prevl=; n=0; beat=15; listed=; new=; old=
+"""
+    + EMIT
+    + r"""
 while :; do
-  out=
+  out=; new=
   cur=$(find "$io" -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null | sort)
-  if [ "$cur" != "$prev" ]; then out=$cur; prev=$cur; fi
+  if [ "$cur" != "$prev" ]; then out=$cur; new=$listed; old=$prev; prev=$cur; fi
+  listed=1
   if [ "$n" -ge 5 ]; then
     n=0
     curl=$(find "$logs" -name '*.log' -type f -mmin -30 -printf 'L %s %P\n' 2>/dev/null | sort)
@@ -56,17 +68,27 @@ while :; do
 $curl"; prevl=$curl; fi
   fi
   if [ -n "$out" ] || [ "$beat" -ge 15 ]; then
-    printf '%s\n.\n' "$out" || exit 0
+    printf '%s\n' "$out" || exit 0
+    [ -n "$new" ] && ship_new
+    printf '.\n' || exit 0
     beat=0
   fi
   n=$((n+1)); beat=$((beat+1))
   sleep 0.2
 done
 """
-# bash: $1 io, $2 logs, $3 the poll script (the fallback)
-INOTIFY_SCRIPT = r"""
-io=$1; logs=$2; poll=$3; ipid=
-fallback() { printf 'W poll %s\n' "$1" || exit 0; ipid=; exec sh -c "$poll" hatch-watch "$io" "$logs"; }
+)
+# bash: $1 io, $2 logs, $3 the poll script (the fallback), $4 the nonce
+INOTIFY_SCRIPT = (
+    r"""
+io=$1; logs=$2; poll=$3; nonce=$4; ipid=; listed=; new=; old=; sent=
+"""
+    + EMIT
+    + r"""
+fallback() {
+  printf 'W poll %s\n' "$1" || exit 0
+  ipid=; exec sh -c "$poll" hatch-watch "$io" "$logs" "$nonce"
+}
 cd -- "$io" 2>/dev/null || fallback no_io_dir
 trap 'exit 0' PIPE HUP TERM INT
 trap '[ -n "$ipid" ] && kill "$ipid" 2>/dev/null' EXIT
@@ -81,35 +103,45 @@ printf 'W inotify\n' || exit 0
 prev=; prevl=; last=; n=1
 while :; do
   if [ "$SECONDS" != "$last" ]; then
-    last=$SECONDS; out=; n=$((n+1))
+    last=$SECONDS; out=; new=; n=$((n+1))
     if [ "$n" -ge 2 ]; then
       n=0
       cur=$(find . -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null | sort)
-      if [ "$cur" != "$prev" ]; then out=$cur; prev=$cur; fi
+      if [ "$cur" != "$prev" ]; then out=$cur; new=$listed; old=$prev; prev=$cur; fi
+      listed=1
     fi
     curl=$(find "$logs" -name '*.log' -type f -mmin -30 -printf 'L %s %P\n' 2>/dev/null | sort)
     if [ "$curl" != "$prevl" ]; then out="$out
 $curl"; prevl=$curl; fi
-    printf '%s\n.\n' "$out" || exit 0
+    printf '%s\n' "$out" || exit 0
+    [ -n "$new" ] && ship_new
+    sent=
+    printf '.\n' || exit 0
   fi
   if IFS= read -r -t 1 line <&3; then
     rel=${line#./}
     case $rel in
-      [A-Za-z0-9]*/*/*.stop) find "$rel" -maxdepth 0 -type f -printf '%T@ %p\n.\n' 2>/dev/null ;;
+      [A-Za-z0-9]*/*/*.stop)
+        emit . "$rel"
+        got=${m:+${m% *} $rel}
+        [ -n "$got" ] || got=$(find "$rel" -maxdepth 0 -type f -printf '%T@ %p' 2>/dev/null)
+        [ -z "$got" ] || { printf '%s\n.\n' "$got" || exit 0; sent="$sent
+$got"; } ;;
     esac
   elif [ $? -le 128 ]; then
     fallback inotifywait_ended
   fi
 done
 """
-# sh: $1 io, $2 logs, $3 mode, $4 the inotify script, $5 the poll script
+)
+# sh: $1 io, $2 logs, $3 mode, $4 the inotify script, $5 the poll script, $6 the nonce
 WATCH_SCRIPT = r"""
 if [ "$3" != poll ] && command -v inotifywait >/dev/null 2>&1 && command -v bash >/dev/null 2>&1
-then exec bash -c "$4" hatch-watch "$1" "$2" "$5"
+then exec bash -c "$4" hatch-watch "$1" "$2" "$5" "$6"
 fi
 [ "$3" = poll ] && why=forced || why=no_inotifywait
 printf 'W poll %s\n' "$why" || exit 0
-exec sh -c "$5" hatch-watch "$1" "$2"
+exec sh -c "$5" hatch-watch "$1" "$2" "$6"
 """
 MAX_LINE = 512
 MAX_PATHS = 20_000
@@ -161,6 +193,8 @@ class HostWatch:
         self.connected = threading.Event()  # a listing arrived on the current stream
         self.streams = 0  # how many streams were started (1 + reconnects)
         self.mode = ""  # "inotify" or "poll", as the current stream said
+        self.shipments = Shipments()  # stops shipped with their content (remoteship.py)
+        self.nonce = ""  # the current stream's (remoteship.py)
         self._grew = threading.Event()  # a listed log size changed: the mirror looks
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch-{host.name}", daemon=True)
@@ -200,7 +234,9 @@ class HostWatch:
         io, logs = self.hatch_dir / "io", self.hatch_dir / "logs"
         mode = "poll" if os.environ.get(MODE_ENV, "auto") == "poll" else "auto"
         scripts = [INOTIFY_SCRIPT, POLL_SCRIPT]
-        return ["sh", "-c", WATCH_SCRIPT, "hatch-watch", str(io), str(logs), mode, *scripts]
+        self.nonce = secrets.token_hex(16)
+        args = [str(io), str(logs), mode, *scripts, self.nonce]
+        return ["sh", "-c", WATCH_SCRIPT, "hatch-watch", *args]
 
     def _run(self) -> None:
         backoff = 0.2
@@ -255,7 +291,23 @@ class HostWatch:
         listing: dict[str, str] = {}
         sizes: dict[str, int] = {}
         got = False
+        block: Block | None = None
+        summary: tuple[str, Shipped | None] | None = None  # shipped just before a stop
         for line in self._lines(proc):
+            if block is not None:
+                done = block.feed(line)
+                if done is True:
+                    continue
+                if isinstance(done, Shipped):
+                    summary = self._shipped(block, done, summary)
+                    block = None
+                    continue
+                block = None  # malformed: the line is read as any other
+            if line.startswith(("F ", "N ")):
+                block = Block.start(line, self.nonce) if line[0] == "F" else None
+                if (name := none_line(line, self.nonce)) is not None:
+                    summary = (name, None)
+                continue
             if line.startswith("W "):
                 self._mode(line)
                 continue
@@ -289,6 +341,19 @@ class HostWatch:
             if changed:
                 self.sink.put(("remote", self.host.name))
         return got
+
+    def _shipped(
+        self, block: Block, got: Shipped, summary: tuple[str, Shipped | None] | None
+    ) -> tuple[str, Shipped | None] | None:
+        """Keep a shipped stop (with the summary shipped just before it for its directory);
+        a summary is held for the stop that follows it."""
+        if block.kind == "summary":
+            return block.name, got
+        if summary is not None and directory(summary[0]) == directory(block.name):
+            kept = summary[1]
+            got = Shipped(got.mtime, got.there, got.received, got.data, kept, kept is None)
+        self.shipments.put(block.name, got)
+        return None
 
     def _mode(self, line: str) -> None:
         found = _MODE_RE.fullmatch(line)

@@ -1,0 +1,191 @@
+"""What a host's watcher stream (engine/remotewatch.py) ships besides its listings: the content of
+each ``.stop`` it sees written, with the run's ``summary.json`` before it, so the controller
+records the stop without another round trip (engine/remotecollect.py).
+
+On the host (``EMIT``, in both the inotify and the poll loop), for a stop ``T/ROLE.iN/NAME.stop``:
+the summary of its directory, then the stop, each only when it is a regular file (not a link,
+the checks of remotefiles.READ), of a safe name, and no bigger than its cap (the summary
+MAX_AGENT_FILE, the stop remotefiles.STOP_LIMIT): ``F NONCE KIND MTIME SIZE NOW NAME``, its
+bytes in base64 lines, ``E NONCE``; ``NOW`` is the host's clock (``date +%s.%N``), so the
+controller knows the file's age by the host's own clock. A summary that does not exist is
+``N NONCE NAME``. Anything else (a link, too big, no base64 there) ships nothing and the
+controller reads the file over ssh as before. ``NONCE`` is the stream's own random word (an
+argument of its command): a file name printed in a listing cannot open a block.
+
+The controller takes a block only whole and well formed (the header's fields, base64 lines of
+at most 76 characters, no more than the cap, the decoded size the header's); a stop keeps the
+summary (or its absence) shipped just before it for the same directory. The content is
+untrusted exactly as a file read from the host: the stop is checked (its run's token) as ever.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from hatchctl.engine.remotefiles import STOP_LIMIT, host_clock, mtime_here
+from hatchctl.state.summary import MAX_AGENT_FILE
+
+SUMMARY_LIMIT = MAX_AGENT_FILE
+MAX_STOPS = 256  # stops shipped and not collected yet, per host (the oldest dropped)
+MAX_BYTES = 16 * 1024 * 1024  # their bytes, summaries included
+# sh (POSIX; bash runs it too): needs $nonce set; ``emit IO REL`` ships REL's summary and stop
+# (then $m is the stop's "MTIME SIZE", empty when it was not shipped);
+# ``ship_new`` those of the (at most 32) stops of the listing $cur not in $old nor $sent (the
+# ones the inotify loop shipped since its last listing) of the exchange directory $io
+EMIT = r"""
+emit1() {
+  m=
+  case $3 in *[!A-Za-z0-9._/-]*) return 0 ;; esac
+  if [ ! -e "$2" ] && [ ! -L "$2" ]; then printf 'N %s %s\n' "$nonce" "$3" || exit 0; return 0; fi
+  [ -f "$2" ] && [ ! -L "$2" ] || return 0
+  m=$(find "$2" -maxdepth 0 -type f -printf '%T@ %s' 2>/dev/null) && [ -n "$m" ] || return 0
+  [ "${m#* }" -le "$4" ] 2>/dev/null || { m=; return 0; }
+  printf 'F %s %s %s %s %s\n' "$nonce" "$1" "$m" "$now" "$3" || exit 0
+  timeout -s KILL 5 head -c "$4" -- "$2" | base64 || exit 0  # (a FIFO swapped in: not stuck)
+  printf 'E %s\n' "$nonce" || exit 0
+}
+emit() {
+  m=
+  [ -n "$ship" ] || return 0
+  now=$(date +%s.%N 2>/dev/null)
+  emit1 summary "$1/${2%/*}/summary.json" "${2%/*}/summary.json" SUMMARY_LIMIT
+  emit1 stop "$1/$2" "$2" STOP_LIMIT
+}
+ship_new() {
+  k=0
+  printf '%s\n' "$cur" | while IFS= read -r l; do
+    case "
+$old
+$sent
+" in *"
+$l
+"*) continue ;; esac
+    k=$((k+1)); [ "$k" -le 32 ] || break
+    emit "$io" "${l#* }"
+  done
+}
+ship=
+[ -n "$nonce" ] && command -v base64 >/dev/null 2>&1 && command -v head >/dev/null 2>&1 && ship=1
+""".replace("SUMMARY_LIMIT", str(SUMMARY_LIMIT)).replace("STOP_LIMIT", str(STOP_LIMIT))
+_DIR = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}/(?:factory|qa)\.i[0-9]{1,6}"
+_NAMES = {
+    "stop": re.compile(rf"^{_DIR}/[A-Za-z0-9._-]{{1,128}}\.stop$"),
+    "summary": re.compile(rf"^{_DIR}/summary\.json$"),
+}
+_LIMITS = {"stop": STOP_LIMIT, "summary": SUMMARY_LIMIT}
+_HEAD = re.compile(
+    r"^F ([0-9a-f]{32}) (stop|summary) ([0-9]{1,12}(?:\.[0-9]{1,10})?) ([0-9]{1,8}) (\S{0,40}) (\S+)$"
+)
+_B64 = re.compile(r"^[A-Za-z0-9+/]{1,76}={0,2}$")
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A file as the host shipped it: its mtime as the host printed it (a stop's key), the
+    host's clock then (None: unknown), when it arrived here (time.time()), its bytes."""
+
+    mtime: str
+    there: float | None
+    received: float
+    data: bytes
+    summary: Shipped | None = None  # a stop's: the summary shipped just before it
+    no_summary: bool = False  # a stop's: the host said its directory had none
+
+    def mtime_here(self) -> float:
+        """Its mtime in this machine's clock (remotefiles.mtime_here)."""
+        return mtime_here(float(self.mtime), self.there, self.received)
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")  # as remotefiles.read decodes
+
+
+class Block:
+    """One ``F`` block being read off the stream."""
+
+    def __init__(self, nonce: str, kind: str, name: str, mtime: str, size: int, there: str):
+        self.nonce, self.kind, self.name, self.mtime, self.size = nonce, kind, name, mtime, size
+        self.there = host_clock(there)
+        self.chunks: list[str] = []
+        self.chars = 0
+
+    @classmethod
+    def start(cls, line: str, nonce: str) -> Block | None:
+        """The block ``line`` opens, or None (not a well-formed header of this stream)."""
+        found = _HEAD.fullmatch(line)
+        if found is None or found.group(1) != nonce:
+            return None
+        kind, name, size = found.group(2), found.group(6), int(found.group(4))
+        if not _NAMES[kind].fullmatch(name) or ".." in name or size > _LIMITS[kind]:
+            return None
+        return cls(nonce, kind, name, found.group(3), size, found.group(5))
+
+    def feed(self, line: str) -> Shipped | bool:
+        """True: more to come; a Shipped: the block ended well; False: malformed (``line``
+        is then read as any other line)."""
+        if line == f"E {self.nonce}":
+            try:
+                data = base64.b64decode("".join(self.chunks), validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            if len(data) != self.size:
+                return False
+            return Shipped(self.mtime, self.there, time.time(), data)
+        self.chars += len(line)
+        if not _B64.fullmatch(line) or self.chars > (self.size + 2) // 3 * 4:
+            return False
+        self.chunks.append(line)
+        return True
+
+
+def none_line(line: str, nonce: str) -> str | None:
+    """The summary path an ``N`` line says does not exist, or None."""
+    head, _, rest = line.partition(" ")
+    got_nonce, _, name = rest.partition(" ")
+    if head != "N" or got_nonce != nonce or not _NAMES["summary"].fullmatch(name):
+        return None
+    return None if ".." in name else name
+
+
+def directory(name: str) -> str:
+    return name.rsplit("/", 1)[0]
+
+
+class Shipments:
+    """The stops one host's stream shipped and the controller has not collected, by path
+    relative to the exchange directory (newest kept; bounded in number and bytes)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stops: OrderedDict[str, Shipped] = OrderedDict()
+        self.bytes = 0
+        self.received = 0  # stops shipped whole (a counter for tests and benchmarks)
+
+    def put(self, name: str, stop: Shipped) -> None:
+        with self.lock:
+            self._drop(name)
+            self.stops[name] = stop
+            self.bytes += _size(stop)
+            self.received += 1
+            while self.stops and (len(self.stops) > MAX_STOPS or self.bytes > MAX_BYTES):
+                self._drop(next(iter(self.stops)))
+
+    def take(self, name: str) -> Shipped | None:
+        with self.lock:
+            stop = self.stops.get(name)
+            self._drop(name)
+            return stop
+
+    def _drop(self, name: str) -> None:
+        old = self.stops.pop(name, None)
+        if old is not None:
+            self.bytes -= _size(old)
+
+
+def _size(stop: Shipped) -> int:
+    return len(stop.data) + (len(stop.summary.data) if stop.summary is not None else 0)
