@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher, lifecycle, observe
+from hatchctl.engine import lifecycle, observe, runend
 from hatchctl.runtime import psinfo
 from hatchctl.state.rows import RunRow
 
@@ -63,7 +63,7 @@ class Activity:
             detail = f"no output and no CPU for {idle:.1f}s"
             if run.waiting_reason:
                 detail = f"waited for input for {idle:.1f}s: {run.waiting_reason}"
-            launcher.end_run(
+            runend.end_run(
                 deps,
                 run,
                 "timed_out",

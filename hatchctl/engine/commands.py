@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hatchctl.engine import housekeeping, launcher
+from hatchctl.engine import housekeeping, runend
 from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.lifecycle import fail, strike
@@ -181,7 +181,7 @@ class Commands:
             raise CommandFailed(f"{task_id} is {task.state}: nothing to cancel")
         live = self._live(task_id)
         for run in live:
-            launcher.end_run(deps, run, "killed", "cancelled_by_user")
+            runend.end_run(deps, run, "killed", "cancelled_by_user")
         note = "cancelled by user (hatchctl cancel)"
         with deps.store.tx() as tx:
             current = tx.task(task_id)
@@ -240,7 +240,7 @@ class Commands:
         survivors = 0
         live = self._live(task_id)
         for run in live:
-            report = launcher.end_run(deps, run, "killed", "killed_by_user")
+            report = runend.end_run(deps, run, "killed", "killed_by_user")
             survivors += len(report.survivors)
         with deps.store.tx() as tx:
             current_task = tx.task(task_id)
@@ -264,7 +264,7 @@ class Commands:
             raise CommandFailed(f"{task_id} has no running agent (phase {task.phase})")
         role = live[0].role if live else (task.resume_phase or "factory")
         for run in live:
-            launcher.end_run(deps, run, "killed", "restarted_by_user")
+            runend.end_run(deps, run, "killed", "restarted_by_user")
         with deps.store.tx() as tx:  # relaunch on the next loop, no strike, no restart counted
             tx.update_task(
                 task_id, phase="backoff", resume_phase=role, next_retry_at=tx.now, pane_id=None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from hatchctl.engine import jobs, launcher, remotecleanup
+from hatchctl.engine import jobs, remotecleanup, runend
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.jobs import INTEGRATION_DIR
 from hatchctl.errors import HatchError, ScriptError
@@ -120,7 +120,7 @@ def down(deps: Deps, env: jobs.JobEnv) -> None:
     release every planning view: no mount outlives the agents (the next supervisor mounts
     them again)."""
     for run in deps.store.runs(live_only=True):
-        launcher.end_run(deps, run, "killed", "down", then=partial(_resume_later, run))
+        runend.end_run(deps, run, "killed", "down", then=partial(_resume_later, run))
     for task in deps.store.tasks():
         if task.state == "active":
             try:

@@ -12,7 +12,6 @@ Launch protocol (crash-safe, never starts an agent twice):
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -21,19 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from hatchctl import agents
-from hatchctl.engine import confinement, observe
+from hatchctl.engine import confinement, runend
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.prompt import load_template, render
 from hatchctl.errors import HatchError, TmuxError
 from hatchctl.hosts.base import Host
 from hatchctl.hosts.ssh import SshHost
-from hatchctl.runtime import psinfo
 from hatchctl.state.ids import run_name
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.spec import TaskSpec
-from hatchctl.state.store import Tx
-from hatchctl.state.transitions import RUN_LIVE
 
 
 class LaunchFailed(HatchError):
@@ -359,7 +355,7 @@ def running(
 
 def failed(deps: Deps, run_id: int, error: str) -> None:
     """A launch that failed: its ticket cancelled, the run (if still starting) crashed."""
-    cancel_ticket(deps, run_id)
+    runend.cancel_ticket(deps, run_id)
     with deps.store.tx() as tx:
         current = tx.run(run_id)
         if current is None or current.state != "starting":
@@ -372,68 +368,3 @@ def failed(deps: Deps, run_id: int, error: str) -> None:
             reason="launch_failed",
             data={"error": error[:500]},
         )
-
-
-def cancel_ticket(deps: Deps, run_id: int) -> bool:
-    """Make sure run ``run_id`` never starts. False when the agent already claimed the ticket."""
-    paths = deps.project.paths
-    cancelled = paths.cancelled(run_id)
-    try:
-        os.replace(paths.ticket(run_id), cancelled)
-        return True
-    except FileNotFoundError:
-        if paths.claimed(run_id).exists():
-            return False
-        cancelled.write_text("cancelled before the ticket was written\n")
-        return not paths.claimed(run_id).exists()
-
-
-def claimed(deps: Deps, run_id: int) -> bool:
-    return deps.project.paths.claimed(run_id).exists()
-
-
-def kill(deps: Deps, run: RunRow) -> psinfo.KillReport:
-    """Kill escalation: SIGTERM to the process group(s), grace, SIGKILL, check for survivors;
-    then close the pane. Safe to call on an already dead run. A run on an SSH host: its
-    window there is closed (engine/remote.py)."""
-    if run.remote:
-        return deps.remote.kill(run)
-    cancel_ticket(deps, run.id)
-    report = psinfo.kill_agent(deps.run_key(run.id), grace=deps.limits.kill_grace)
-    with contextlib.suppress(TmuxError):
-        for pane in deps.tmux.list_panes():  # pane ids restart with a new server: match the name
-            if pane.window_name == run.window_name and pane.tag == deps.tmux.tag:
-                deps.tmux.kill_pane(pane.pane_id)
-    deps.log.info("run_killed", task_id=run.task_id, run_id=run.id, **report.as_dict())
-    return report
-
-
-def end_run(
-    deps: Deps,
-    run: RunRow,
-    to_state: str,
-    reason: str,
-    *,
-    data: dict[str, Any] | None = None,
-    then: Callable[[Tx], object] | None = None,
-) -> psinfo.KillReport:
-    """Kill what is left of a run, then record its end (and ``then``, e.g. a strike) in one
-    transaction. A run that already ended meanwhile is left as it is."""
-    report = kill(deps, run)
-    with deps.store.tx() as tx:
-        current = tx.run(run.id)
-        if current is not None and current.state in RUN_LIVE:
-            tx.transition_run(
-                run.id,
-                current.state,
-                to_state,
-                ended_at=current.ended_at or tx.now,
-                reason=reason,
-                data={**(data or {}), "kill": report.as_dict()},
-            )
-            if then is not None:
-                then(tx)
-    ended = deps.store.run(run.id)
-    if ended is not None and not ended.metrics:
-        observe.collect(deps, ended)
-    return report

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hatchctl.engine import derived, launcher, lifecycle, observe, reclaimcheck, remotecheck
+from hatchctl.engine import derived, lifecycle, observe, reclaimcheck, remotecheck, runend
 from hatchctl.engine.activity import Activity
 from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
@@ -110,7 +110,7 @@ class Monitor:
             if sig is not None and sig != run.stop_seen:
                 self.on_stop(run, sig)
                 return
-            reason = "vanished" if launcher.claimed(deps, run.id) else "never_started"
+            reason = "vanished" if runend.claimed(deps, run.id) else "never_started"
             self.restart(run, reason, "the agent's pane is gone and it wrote no .stop file")
             return
         if self.past_run_timeout(run, now, started):
@@ -134,7 +134,7 @@ class Monitor:
         self.activity.check_idle(run, now, started)
 
     def _paste_prompt(self, run: RunRow) -> None:
-        if run.prompt_sent or not launcher.claimed(self.deps, run.id) or not run.pane_id:
+        if run.prompt_sent or not runend.claimed(self.deps, run.id) or not run.pane_id:
             return
         text = self._path(run.prompt_path).read_text(encoding="utf-8")
         if not self.courier.send(run, text, "prompt"):
@@ -237,7 +237,7 @@ class Monitor:
         deps = self.deps
         alive = psinfo.marked(deps.run_key(run.id))
         if [p for p in alive if p.pid != run.pane_pid]:  # the wrapper itself is about to exit
-            report = launcher.kill(deps, run)
+            report = runend.kill(deps, run)
             with deps.store.tx() as tx:
                 tx.event(
                     "exited_but_alive",
@@ -349,7 +349,7 @@ class Monitor:
         data: dict[str, Any],
     ) -> None:
         """Kill what is left of the run, record its end and the task's strike together."""
-        launcher.end_run(
+        runend.end_run(
             self.deps,
             run,
             to_state,
@@ -370,7 +370,7 @@ class Monitor:
     def succeed(self, run: RunRow, summary: Summary, *, kill_pane: bool) -> None:
         deps = self.deps
         if kill_pane:
-            launcher.kill(deps, run)
+            runend.kill(deps, run)
         with deps.store.tx() as tx:
             tx.transition_run(
                 run.id,
@@ -427,7 +427,7 @@ class Monitor:
         """A crashed or vanished agent: clean up what is left of it, then restart by policy."""
         deps = self.deps
         stable = (run.ended_at or deps.clock()) - (run.running_at or run.started_at)
-        launcher.end_run(
+        runend.end_run(
             deps,
             run,
             "crashed",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hatchctl.engine import launcher, lifecycle
+from hatchctl.engine import lifecycle, runend
 from hatchctl.engine.deps import Deps
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.tmux import AGENT_SESSION, Pane
@@ -65,7 +65,7 @@ def reconcile(deps: Deps) -> ReconcileReport:
     for run in live:
         pane = by_name.get(run.window_name)
         if run.state == "starting":
-            if launcher.cancel_ticket(deps, run.id):  # the agent never started and never will
+            if runend.cancel_ticket(deps, run.id):  # the agent never started and never will
                 if pane is not None:
                     deps.tmux.kill_pane(pane.pane_id)
                 with store.tx() as tx:
@@ -104,7 +104,7 @@ def reconcile(deps: Deps) -> ReconcileReport:
             continue  # `hatchctl plan` runs and ends its planner itself
         old = finished.get(pane.window_name)
         if old is not None:  # a pane outliving its run: kill the whole process tree
-            launcher.kill(deps, old)
+            runend.kill(deps, old)
         else:
             deps.tmux.kill_pane(pane.pane_id)
         report.stray_panes.append(f"{pane.window_name} ({pane.pane_id})")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher, remotecollect
+from hatchctl.engine import remotecollect, runend
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import HostUnreachable
 from hatchctl.state.rows import RunRow
@@ -127,5 +127,5 @@ def host_lost(deps: Deps, run: RunRow, seconds: float) -> None:
         )
         tx.event("host_lost", task_id=run.task_id, run_id=run.id, data={"host": host})
 
-    launcher.end_run(deps, run, "crashed", "host_lost", data={"detail": detail}, then=requeue)
+    runend.end_run(deps, run, "crashed", "host_lost", data={"detail": detail}, then=requeue)
     deps.log.warning("host_lost", task_id=run.task_id, run_id=run.id, host=host)
