@@ -29,11 +29,16 @@ class DiffEntry:
 # hatchctl's own git calls never run repository hooks or an fsmonitor command: an agent that
 # planted either would otherwise run code outside its sandbox through hatchctl
 SAFE_GIT_CONFIG = {
-    "GIT_CONFIG_COUNT": "2",
+    "GIT_CONFIG_COUNT": "3",
     "GIT_CONFIG_KEY_0": "core.hooksPath",
     "GIT_CONFIG_VALUE_0": "/dev/null",
     "GIT_CONFIG_KEY_1": "core.fsmonitor",
     "GIT_CONFIG_VALUE_1": "false",
+    # hatchctl's own commits and merges start no `git maintenance run --auto` (a process per
+    # commit; a repack of the user's repository in the middle of a night of agents): the
+    # user's own git commands keep their maintenance
+    "GIT_CONFIG_KEY_2": "maintenance.auto",
+    "GIT_CONFIG_VALUE_2": "false",
 }
 
 
