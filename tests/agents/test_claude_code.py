@@ -95,15 +95,20 @@ def claude_project(
     home: ClaudeHome,
     *,
     factory_agent: dict[str, Any] | None = None,
+    qa_agent: dict[str, Any] | None = None,
+    claude_qa: bool = True,
     limits: dict[str, Any] | None = None,
 ) -> Project:
+    """A project whose factory (and, unless ``claude_qa`` is false, QA) is Claude Code. A test
+    about the factory's run alone leaves QA to the simulated agent: Claude Code as QA is
+    covered by the first test, and each of its runs costs over a CPU-second."""
     agent = claude_agent(claude_cli, api, home)
+    roles = {"factory": factory_agent or agent}
+    if claude_qa:
+        roles["qa"] = qa_agent or agent
     p = projects.make(
         {TASK: SPEC},
-        {
-            "agents": {"factory": factory_agent or agent, "qa": agent},
-            "limits": {**CLAUDE_LIMITS, **(limits or {})},
-        },
+        {"agents": roles, "limits": {**CLAUDE_LIMITS, **(limits or {})}},
     )
     # trusting the repository is enough: Claude Code takes a git worktree's trust from its
     # main repository (an untrusted one shows the trust dialog, and no hook runs before it)
@@ -141,13 +146,18 @@ def test_factory_and_qa_complete_a_task_and_the_transcript_gives_token_usage(
     projects: Projects, claude_cli: Path, claude_home: ClaudeHome
 ) -> None:
     """(c) The Stop hook's transcript_path is a real file whose per-message usage becomes the
-    run's metrics: the sums equal what the fake API reported for that run's calls."""
+    run's metrics: the sums equal what the fake API reported for that run's calls.
+    (b) The factory's prompt is an argument; QA's is pasted (prompt_delivery = "paste"):
+    hatchctl pastes it into Claude's input box once it has started, the whole prompt is that
+    conversation's first user message, and Claude's UserPromptSubmit hook confirms the
+    delivery. (One run for both deliveries: each Claude run costs over a CPU-second.)"""
     with FakeAnthropic([]) as api:
-        p = claude_project(projects, claude_cli, api, claude_home)
+        paste = claude_agent(claude_cli, api, claude_home, delivery="paste")
+        p = claude_project(projects, claude_cli, api, claude_home, qa_agent=paste)
         api.conversations[:] = [factory(p.paths.worktree(TASK)), QA]
         with PaneRecorder(p) as panes:
             code, tasks, deps = drain(p, time_limit=60)
-    assert code == 0 and tasks[TASK].state == "completed", explain(api, panes)
+    assert code == 0 and tasks[TASK].state == "completed", explain(api, panes, deps, claude_home)
     assert_merged(p)
     events = kinds(deps, TASK)
     assert "summary_requested" not in events and "agent_waiting" not in events
@@ -183,9 +193,31 @@ def test_factory_and_qa_complete_a_task_and_the_transcript_gives_token_usage(
         assert m["tokens_out"] == sum(c.usage["output_tokens"] for c in calls)
         assert m["cache_read"] == sum(c.usage["cache_read_input_tokens"] for c in calls)
         assert m["cache_write"] == sum(c.usage["cache_creation_input_tokens"] for c in calls)
+
+    # (b) QA's prompt was pasted: all of it (newlines and quotes intact) is the first user
+    # message of QA's conversation, and Claude's UserPromptSubmit hook confirmed the delivery
+    qa_prompt = p.paths.prompt_file(TASK, "qa", 1, 1).read_text()
+    qa_first = next(r for r in api.main_calls() if r.conversation == 1)
+    assert qa_first.step == 0
+    body = qa_first.body
+    assert isinstance(body, dict)
+    users = [m for m in body["messages"] if m["role"] == "user"]
+    assert len(users) == 1 and "assistant" not in [m["role"] for m in body["messages"]]
+    assert qa_prompt.strip() in qa_first.prompt
+    qa_session = json.loads((p.root / qa_run.stop_path).read_text())["session_id"]
+    submitted = [e for e in claude_home.events("UserPromptSubmit") if e["session_id"] == qa_session]
+    assert submitted and qa_prompt.strip() in submitted[0]["prompt"]
+    delivered = [e for e in deps.store.events(TASK) if e.run_id == qa_run.id]
+    confirmed = [e.data for e in delivered if e.kind == "delivered"]
+    assert [d["kind"] for d in confirmed] == ["prompt"] and confirmed[0]["how"] == "hook"
+    assert "delivery_failed" not in [e.kind for e in delivered]
+
     launch = factory_run.running_at or factory_run.started_at
     print(f"\nfirst API call {first.wall - launch:.2f}s after the launch")
     print(f"factory metrics: {factory_run.metrics}")
+    print(
+        f"QA paste delivery: {confirmed[0]}; UserPromptSubmit saw {submitted[0]['prompt'][:60]!r}"
+    )
 
 
 def test_a_turn_without_a_summary_gets_the_pasted_request_as_a_new_user_message(
@@ -195,12 +227,10 @@ def test_a_turn_without_a_summary_gets_the_pasted_request_as_a_new_user_message(
     summary request; Claude receives it as a new prompt and answers it. Two requests are
     allowed, so one request being enough shows the first paste was submitted."""
     with FakeAnthropic([]) as api:
-        p = claude_project(projects, claude_cli, api, claude_home, limits={"summary_requests": 2})
-        api.conversations[:] = [
-            factory(p.paths.worktree(TASK), with_summary=False),
-            ANSWER_REQUEST,
-            QA,
-        ]
+        p = claude_project(
+            projects, claude_cli, api, claude_home, claude_qa=False, limits={"summary_requests": 2}
+        )
+        api.conversations[:] = [factory(p.paths.worktree(TASK), with_summary=False), ANSWER_REQUEST]
         with PaneRecorder(p) as panes:
             code, tasks, deps = drain(p, time_limit=60)
     assert code == 0 and tasks[TASK].state == "completed", explain(api, panes)
@@ -239,40 +269,6 @@ def test_a_turn_without_a_summary_gets_the_pasted_request_as_a_new_user_message(
     print(f"Stop hook payload: {json.dumps(stop, indent=2)}")
 
 
-def test_a_pasted_prompt_arrives_as_the_first_user_message(
-    projects: Projects, claude_cli: Path, claude_home: ClaudeHome
-) -> None:
-    """(b) prompt_delivery = "paste": hatchctl pastes the prompt into Claude's input box once
-    it has started; the whole prompt is the conversation's first user message, and Claude's
-    UserPromptSubmit hook confirms the delivery."""
-    with FakeAnthropic([]) as api:
-        paste = claude_agent(claude_cli, api, claude_home, delivery="paste")
-        p = claude_project(projects, claude_cli, api, claude_home, factory_agent=paste)
-        api.conversations[:] = [factory(p.paths.worktree(TASK)), QA]
-        with PaneRecorder(p) as panes:
-            code, tasks, deps = drain(p, time_limit=60)
-    assert code == 0 and tasks[TASK].state == "completed", explain(api, panes, deps, claude_home)
-    assert_merged(p)
-    prompt = p.paths.prompt_file(TASK, "factory", 1, 1).read_text()
-    first = api.main_calls()[0]
-    assert (first.conversation, first.step) == (0, 0)
-    body = first.body
-    assert isinstance(body, dict)
-    users = [m for m in body["messages"] if m["role"] == "user"]
-    assert len(users) == 1 and "assistant" not in [m["role"] for m in body["messages"]]
-    assert prompt.strip() in first.prompt  # all of it, newlines and quotes intact
-    submitted = claude_home.events("UserPromptSubmit")
-    assert prompt.strip() in submitted[0]["prompt"]
-    factory_run = deps.store.runs(TASK)[0]
-    delivered = [e for e in deps.store.events(TASK) if e.run_id == factory_run.id]
-    confirmed = [e.data for e in delivered if e.kind == "delivered"]
-    assert [d["kind"] for d in confirmed] == ["prompt"] and confirmed[0]["how"] == "hook"
-    assert "delivery_failed" not in [e.kind for e in delivered]
-    print(
-        f"\npaste delivery: {confirmed[0]}; UserPromptSubmit saw {submitted[0]['prompt'][:60]!r}..."
-    )
-
-
 def test_a_pasted_prompt_reaches_a_slow_starting_claude_exactly_once(
     projects: Projects, claude_cli: Path, claude_home: ClaudeHome
 ) -> None:
@@ -281,8 +277,10 @@ def test_a_pasted_prompt_reaches_a_slow_starting_claude_exactly_once(
     with FakeAnthropic([]) as api:
         paste = claude_agent(claude_cli, api, claude_home, delivery="paste")
         paste["command"] = ["sh", "-c", 'sleep 1; exec "$@"', "sh", *paste["command"]]
-        p = claude_project(projects, claude_cli, api, claude_home, factory_agent=paste)
-        api.conversations[:] = [factory(p.paths.worktree(TASK)), QA]
+        p = claude_project(
+            projects, claude_cli, api, claude_home, factory_agent=paste, claude_qa=False
+        )
+        api.conversations[:] = [factory(p.paths.worktree(TASK))]
         with PaneRecorder(p) as panes:
             code, tasks, deps = drain(p, time_limit=60)
     assert code == 0 and tasks[TASK].state == "completed", explain(api, panes, deps, claude_home)
@@ -312,7 +310,9 @@ def test_a_permission_prompt_shows_as_waiting_and_approving_it_resumes_the_run(
         # argument after it: it must not come last, where hatchctl appends the prompt.
         args = ("--allowedTools", "Bash", "--permission-mode", "default")
         agent = claude_agent(claude_cli, api, claude_home, args=args)
-        p = claude_project(projects, claude_cli, api, claude_home, factory_agent=agent)
+        p = claude_project(
+            projects, claude_cli, api, claude_home, factory_agent=agent, claude_qa=False
+        )
         wt = p.paths.worktree(TASK)
         api.conversations[:] = [
             Conversation(
@@ -324,7 +324,6 @@ def test_a_permission_prompt_shows_as_waiting_and_approving_it_resumes_the_run(
                     say("Done."),
                 ),
             ),
-            QA,
         ]
         approver = Approver(p)
         with PaneRecorder(p) as panes, approver:

@@ -94,6 +94,9 @@ def test_preset_command_is_accepted_by_the_real_cli(name: str, tmp_path: Path) -
     exe = cli(name)
     preset = agents.get(name)
     env = private_env(tmp_path / "home")
+    # Gemini CLI starts a second node with a larger heap and waits for it; the output of
+    # --version and --help is that child's either way: one node start (~1 CPU-s) per call
+    env["GEMINI_CLI_NO_RELAUNCH"] = "true"
     assert agents.parse_version(run([exe, "--version"], env)) == preset.version
     help_text = run(agents.help_argv(preset.command, str(exe)), env)
     flags = agents.command_flags(preset.command)
