@@ -32,6 +32,7 @@ branch of the task's own repository; verification and the merge run on the contr
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -193,7 +194,13 @@ class HostSandboxes:
         ]
         programs = [Path(a) for a in agent.command if a.startswith("/")]
         ours = paths.hatch  # on a host that shares this filesystem: hidden (under /tmp it is)
-        hide = self.probe(host)[1] and Path("/tmp") not in ours.parents and ours != there(hatch)
+        shared = self.probe(host)[1]
+        hide = shared and Path("/tmp") not in ours.parents and ours != there(hatch)
+        if shared:  # this machine (a loopback host): what a local agent sees of the programs
+            # and of this Python even under /tmp (a CI clone there); never the project itself
+            roots = [r for p in programs for r in sandbox.program_roots(p)]
+            here = Path(sandbox.__file__).resolve().parent.parent
+            programs += [*roots, Path(sys.prefix), Path(sys.base_prefix), here]
         profile = sandbox.Profile(
             hatch_dir=there(hatch),
             workdir=there(remote.on_host(host, paths.worktree(run.task_id))),
