@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +60,24 @@ def common_dir(repo: Path, timeout: float) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` by a regular file holding ``text``; never writes through a link."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
+    """Replace ``path`` by a regular file holding ``text``, atomically (a temporary file renamed
+    over it: a rename replaces a link itself, never writes through it). Never a moment without
+    the file: a `git worktree prune` (another task's setup) that found a worktree's ``gitdir``
+    missing would delete that worktree's whole administrative directory."""
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_small(path: Path, limit: int = 4096) -> str | None:
