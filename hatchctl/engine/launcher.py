@@ -1,4 +1,4 @@
-"""Launch and kill agent runs.
+"""Launch agent runs (ending them: engine/runend.py).
 
 Launch protocol (crash-safe, never starts an agent twice):
 1. the run row is committed in state ``starting``;
@@ -85,35 +85,6 @@ class Opened:
     mode: str  # the sandbox: bwrap | none
 
 
-def launch(
-    deps: Deps,
-    task: TaskRow,
-    spec: TaskSpec,
-    role: str,
-    iteration: int,
-    attempt: int,
-    *,
-    resume_note: str = "",
-    host: Host | None = None,
-) -> RunRow:
-    """Launch the run on ``host`` (placement's choice; None or ``local``: this machine), all in
-    this thread. On an SSH host the prompt names the host's paths and engine/remote.py starts the
-    pane there. The supervisor opens local panes in a job instead (``begin``, ``open_pane`` in
-    a worker thread, then ``finish``), so its loop handles stops meanwhile."""
-    pending = begin(deps, task, spec, role, iteration, attempt, resume_note=resume_note, host=host)
-    if pending.host is not None:
-        return launch_remote(deps, pending)
-    try:
-        opened = open_pane(deps, pending)
-    except LaunchFailed as exc:
-        failed(deps, pending.run.id, str(exc))
-        raise
-    run = finish(deps, pending, opened)
-    if run is None:
-        raise LaunchFailed(f"{pending.run.window_name} ended while its pane opened")
-    return run
-
-
 def begin(
     deps: Deps,
     task: TaskRow,
@@ -125,7 +96,10 @@ def begin(
     resume_note: str = "",
     host: Host | None = None,
 ) -> Pending:
-    """The run's prompt written and its row committed in state ``starting``."""
+    """The run's prompt written and its row committed in state ``starting`` (on ``host``:
+    placement's choice; None or ``local``: this machine; on an SSH host the prompt names the
+    host's paths). Then ``launch_remote``, or, for this machine, ``open_pane`` (a job of
+    engine/launching.py) and ``finish``."""
     project, paths = deps.project, deps.project.paths
     agent = getattr(project.config.agents, role)
     worktree = Path(task.worktree or paths.worktree(task.id))
