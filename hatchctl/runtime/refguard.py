@@ -18,16 +18,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import re
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from hatchctl.errors import CommandError, HatchError, SummaryError
 from hatchctl.runtime import proc
 from hatchctl.runtime.gitrepo import git_env
+from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.summary import read_agent_file
 
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
@@ -60,24 +59,13 @@ def common_dir(repo: Path, timeout: float) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` by a regular file holding ``text``, atomically (a temporary file renamed
-    over it: a rename replaces a link itself, never writes through it). Never a moment without
-    the file: a `git worktree prune` (another task's setup) that found a worktree's ``gitdir``
-    missing would delete that worktree's whole administrative directory."""
+    """Replace ``path`` by a regular file holding ``text``, atomically (``write_atomic``: a
+    rename replaces a link itself, never writes through it; a directory there is removed
+    first). Never a moment without the file: a `git worktree prune` (another task's setup) that
+    found a worktree's ``gitdir`` missing would delete its whole administrative directory."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_atomic(path, text.encode())
 
 
 def read_small(path: Path, limit: int = 4096) -> str | None:

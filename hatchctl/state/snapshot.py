@@ -20,6 +20,7 @@ the exact state read the database.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import json
 import math
@@ -100,15 +101,26 @@ def status_document(store: Store, project: str, lock_path: Path) -> dict[str, An
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """temp file in the same directory, fsync, rename: readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    """temp file in the same directory (0600, made afresh: never through a link or into a file
+    left there), fsync, rename: readers see the old or the new file, never none; the rename
+    replaces a link at ``path`` itself. The temporary name is this thread's own."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 # -- the incremental document ---------------------------------------------------------------
