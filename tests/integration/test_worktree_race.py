@@ -8,8 +8,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from hatchctl.runtime.scripts import builtin_root
-from tests.conftest import make_repo
+from hatchctl.runtime.scripts import Scripts, builtin_root
+from tests.conftest import git, make_repo
 
 N = 20
 
@@ -18,18 +18,14 @@ def test_concurrent_worktree_scripts_all_succeed(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     for i in range(50):  # a checkout that takes a moment: the adds overlap
         (repo / f"f{i}.txt").write_text(f"{i}\n")
-    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, timeout=30)
-    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "files"], check=True, timeout=30)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "files")
     scripts = builtin_root() / "git"
     wt = repo / ".hatch" / "worktrees"
-    first = subprocess.run(  # one to remove while the others are made
-        ["bash", str(scripts / "create_worktree.sh"), str(repo), str(wt / "OLD"), "OLD", "main"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    # one to remove while the others are made
+    Scripts(builtin_root(), timeout=60).run(
+        "git/create_worktree.sh", str(repo), str(wt / "OLD"), "OLD", "main"
     )
-    assert first.returncode == 0, first.stderr
     procs = [
         subprocess.Popen(
             [
@@ -60,22 +56,9 @@ def test_concurrent_worktree_scripts_all_succeed(tmp_path: Path) -> None:
         if p.returncode != 0:
             failed.append(err.strip().splitlines()[-1:])
     assert failed == []
-    listed = subprocess.run(
-        ["git", "-C", str(repo), "worktree", "list", "--porcelain"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
+    listed = git(repo, "worktree", "list", "--porcelain") + "\n"
     for i in range(N):
         path = wt / f"T{i}"
         assert f"worktree {path}\n" in listed
-        head = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--abbrev-ref", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert head.stdout.strip() == f"hatch/T{i}", head.stderr
+        assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == f"hatch/T{i}"
     assert not (wt / "OLD").exists() and f"{wt / 'OLD'}\n" not in listed

@@ -6,33 +6,20 @@ prunes running all along, the worktree stays a worktree."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from pathlib import Path
 
 from hatchctl.runtime import refguard
-from hatchctl.runtime.scripts import builtin_root
-from tests.conftest import make_repo
+from hatchctl.runtime.scripts import Scripts, builtin_root
+from tests.conftest import git, make_repo
 
 
 def test_link_files_rewritten_while_worktrees_are_pruned(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     wt = repo / ".hatch" / "worktrees" / "T"
-    made = subprocess.run(
-        [
-            "bash",
-            str(builtin_root() / "git" / "create_worktree.sh"),
-            str(repo),
-            str(wt),
-            "T",
-            "main",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    Scripts(builtin_root(), timeout=60).run(
+        "git/create_worktree.sh", str(repo), str(wt), "T", "main"
     )
-    assert made.returncode == 0, made.stderr
     common = repo / ".git"
     done = threading.Event()
     errors: list[BaseException] = []
@@ -48,18 +35,11 @@ def test_link_files_rewritten_while_worktrees_are_pruned(tmp_path: Path) -> None
     writer.start()
     try:  # (with the old unlink-then-create it was pruned away within ~6 prunes)
         for _ in range(200):
-            subprocess.run(["git", "-C", str(repo), "worktree", "prune"], timeout=30, check=True)
+            git(repo, "worktree", "prune")
             assert (common / "worktrees" / "T" / "gitdir").is_file()
     finally:
         done.set()
         writer.join(timeout=30)
     assert errors == []
-    head = subprocess.run(
-        ["git", "-C", str(wt), "rev-parse", "--abbrev-ref", "HEAD"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert head.stdout.strip() == "hatch/T", head.stderr
+    assert git(wt, "rev-parse", "--abbrev-ref", "HEAD") == "hatch/T"
     assert not list((common / "worktrees" / "T").glob(".*.tmp"))  # no temporary file left
