@@ -44,18 +44,18 @@ run() {
 # git's `worktree add` and `worktree prune` are not safe run at once: of 20 concurrent adds some
 # fail, and a prune can remove the administrative directory of a worktree another add is making
 # (its checkout then has no .git/worktrees/NAME). hatchctl makes worktrees in concurrent jobs,
-# so every script that adds, prunes or removes worktrees holds this lock: flock(2) on the
-# repository's git directory itself (a directory opened read-only: no lock file an agent could
-# have replaced with a link), held on fd 9 until the script exits. HATCH_LOCK_TIMEOUT: seconds.
+# so every script that adds, prunes or removes worktrees holds this lock: flock(2) on REPO's
+# .hatch directory itself (a directory opened read-only: no lock file to replace with a link;
+# not .git, which a sandboxed agent sees and could hold locked forever: .hatch is an empty tmpfs
+# in its sandbox), held on fd 9 until the script exits. HATCH_LOCK_TIMEOUT: seconds.
 lock_worktrees() {
   [[ $HATCH_DRY_RUN == 1 ]] && return 0
-  local common
-  common=$(git -C "$1" rev-parse --git-common-dir) || die 3 "not a git repository: $1"
-  [[ $common == /* ]] || common="$1/$common"
-  [[ -d $common && ! -L $common ]] || die 7 "the git directory $common is not a plain directory"
-  exec 9<"$common"
+  local dir="$1/.hatch"
+  [[ ! -L $dir ]] || die 7 "unsafe path: $dir is a symbolic link"
+  mkdir -p -m 700 -- "$dir" || die 3 "cannot make $dir"
+  exec 9<"$dir"
   flock -w "${HATCH_LOCK_TIMEOUT:-60}" 9 ||
-    die 3 "another hatchctl git operation held $common for ${HATCH_LOCK_TIMEOUT:-60}s"
+    die 3 "another hatchctl git operation held $dir for ${HATCH_LOCK_TIMEOUT:-60}s"
 }
 
 query() {

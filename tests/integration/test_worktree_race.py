@@ -6,6 +6,7 @@ concurrent create_worktree.sh (and removals meanwhile) all succeed, each worktre
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from hatchctl.runtime.scripts import Scripts, builtin_root
@@ -62,3 +63,24 @@ def test_concurrent_worktree_scripts_all_succeed(tmp_path: Path) -> None:
         assert f"worktree {path}\n" in listed
         assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == f"hatch/T{i}"
     assert not (wt / "OLD").exists() and f"{wt / 'OLD'}\n" not in listed
+
+
+def test_a_lock_held_on_the_git_directory_does_not_stall_worktrees(tmp_path: Path) -> None:
+    """A sandboxed agent sees the repository's .git (read-only) and could hold a flock on it for
+    ever; the worktree lock is on .hatch, which its sandbox replaces by an empty tmpfs."""
+    repo = make_repo(tmp_path / "repo")
+    holder = subprocess.Popen(["flock", str(repo / ".git"), "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 20
+        while (
+            subprocess.run(["flock", "-n", str(repo / ".git"), "true"], timeout=10).returncode == 0
+        ):
+            assert time.monotonic() < deadline, "the holder never took its lock"
+            time.sleep(0.02)  # until the holder has it
+        scripts = Scripts(builtin_root(), timeout=30, env={"HATCH_LOCK_TIMEOUT": "5"})
+        wt = repo / ".hatch" / "worktrees" / "T"
+        scripts.run("git/create_worktree.sh", str(repo), str(wt), "T", "main")
+        assert git(wt, "rev-parse", "--abbrev-ref", "HEAD") == "hatch/T"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
