@@ -269,15 +269,17 @@ def agent_processes(run_key: str) -> dict[Ident, psutil.Process]:
     return found
 
 
-def kill_agent(run_key: str, *, grace: float) -> KillReport:
+def kill_agent(run_key: str, *, grace: float, settle: float = 2.0) -> KillReport:
     """Kill every process of the agent and report what was measured to survive.
 
     The agent's processes are those carrying its run key in their environment and all their
     descendants (see ``agent_processes``), each recorded as (pid, create time). SIGTERM (and
     SIGCONT, so stopped ones act on it) to them and their process groups, wait up to ``grace``,
     then freeze what is left with SIGSTOP, looking again until no new process appears (a frozen
-    process cannot fork), and SIGKILL the lot. ``survivors`` is measured afterwards: the recorded
-    processes still running (same pid and create time, not a zombie)."""
+    process cannot fork), and SIGKILL the lot; again while new ones turn up, for up to ``settle``
+    seconds (what was frozen is killed even when that time is up: a slow machine never leaves a
+    stopped process behind). ``survivors`` is measured afterwards: the recorded processes still
+    running (same pid and create time, not a zombie)."""
     start = time.monotonic()
     report = KillReport()
     record = agent_processes(run_key)
@@ -287,7 +289,7 @@ def kill_agent(run_key: str, *, grace: float) -> KillReport:
         _signal_each(first, signal.SIGCONT)
         gone, _ = _wait_gone(first, grace)
         report.exited_on_term = len(gone)
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + settle
     killed: set[Ident] = set()
     while True:
         frozen: dict[Ident, psutil.Process] = {}
@@ -302,11 +304,13 @@ def kill_agent(run_key: str, *, grace: float) -> KillReport:
             _signal_each(list(new.values()), signal.SIGSTOP)
             frozen.update(new)
             record.update(new)
-        if not frozen or time.monotonic() >= deadline:
+        if not frozen:
             break
-        _signal_all(list(frozen.values()), signal.SIGKILL)
+        _signal_all(list(frozen.values()), signal.SIGKILL)  # never left frozen, even late
         killed.update(frozen)
         _wait_gone(list(frozen.values()), max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            break
     report.found = len(record)
     report.killed = len(killed)
     report.survivors = still_running(record)

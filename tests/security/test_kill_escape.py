@@ -115,6 +115,19 @@ def test_kill_agent_leaves_nothing_of_a_tree_with_an_escaped_grandchild(
         assert report.killed >= 3  # the agent, the grandchild and the reaper
 
 
+def test_a_kill_out_of_time_still_kills_what_it_froze(tmp_path: Path, marker: str) -> None:
+    """A machine so slow that the kill's time to look for late forks is up before its first
+    SIGKILL (``settle=0``): what it froze with SIGSTOP is killed all the same, never left
+    stopped (it was, before: found at load 11, ten stopped processes of a tree left behind)."""
+    key = f"kill-escape-{uuid.uuid4().hex}"
+    proc = start_agent(tmp_path, marker, key, grace=60.0)
+    escaped(tmp_path, proc, key)
+    report = psinfo.kill_agent(key, grace=0.2, settle=0.0)
+    assert report.killed >= 3  # the agent, the grandchild and the reaper, at least
+    poll(lambda: with_marker(marker) == [], what="every process of the tree to be gone")
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+
+
 def test_a_process_that_cannot_be_killed_is_reported_as_a_survivor(
     tmp_path: Path, marker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
