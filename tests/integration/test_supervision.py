@@ -150,10 +150,11 @@ def test_kill_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
 def test_second_supervisor_refused_status_still_works_pause_resume_down(projects: Projects) -> None:
     p = projects.make(
         {
-            "A": {"sim": {"factory": ["slow"], "slow_seconds": 30}},
+            # A runs until `down` ends it, however long the test takes (no time it must beat)
+            "A": {"sim": {"factory": ["slow"], "slow_seconds": 3600}},
             "B": {"sim": {"files": {"b.txt": "b\n"}}},
         },
-        {"limits": {"max_active": 1, "idle_timeout": "60s"}},
+        {"limits": {"max_active": 1, "idle_timeout": "3600s", "run_timeout": "3600s"}},
     )
     sup = SupervisorProcess(p)
     try:
@@ -190,10 +191,15 @@ def test_killing_the_tmux_server_mid_run(projects: Projects) -> None:
     p = projects.make(
         {
             "A": {
-                "sim": {"files": {"a.txt": "a\n"}, "factory": [["slow", "ok"]], "slow_seconds": 30}
+                # attempt 1 runs until the server's death ends it, however long that takes
+                "sim": {
+                    "files": {"a.txt": "a\n"},
+                    "factory": [["slow", "ok"]],
+                    "slow_seconds": 3600,
+                }
             }
         },
-        {"limits": {"idle_timeout": "60s"}},
+        {"limits": {"idle_timeout": "3600s", "run_timeout": "3600s"}},
     )
     sup = SupervisorProcess(p, "--until-drained")
     try:
