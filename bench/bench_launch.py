@@ -28,7 +28,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -40,28 +39,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, load_average, machine
+from launchkit import (
+    QUERIES,
+    broken_worktrees,
+    cpu_seconds,
+    done,
+    fmt,
+    make_repo,
+    num,
+    poll,
+    stop_supervisor,
+    timed,
+    tmux_panes,
+)
 
 from hatchctl.project import tmux_socket
 from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
 from hatchctl.runtime.tmux import Tmux
-
-CONFIG = """\
-[project]
-name = "{name}"
-base_ref = "main"
-
-[limits]
-max_active = {active}
-{tick}run_timeout = "30m"
-idle_timeout = "20m"
-
-[agents.factory]
-command = ["bash", "-c", "exec sleep 600", "agent"]  # the prompt argument: ignored
-{sandbox}
-[agents.qa]
-command = ["bash", "-c", "exec sleep 600", "agent"]  # the prompt argument: ignored
-{sandbox}
-"""
 
 BASH = r"""
 set -eu
@@ -89,113 +83,6 @@ for i in $(seq 1 "$N"); do
   git worktree add -q -b "hatch/T-$i" "$R/.bench/wt/T-$i" main
 done
 """
-
-TIMEOUT = 300.0  # every wait is bounded
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, timeout=60)
-
-
-def make_repo(
-    root: Path, name: str, agents: int, sandbox: str | None, tick: str | None = None
-) -> None:
-    """The same repository for every target: a README, hatch.toml and N specs, one commit."""
-    root.mkdir(parents=True)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "bench@example.invalid")
-    git(root, "config", "user.name", "bench")
-    (root / "README.md").write_text("bench project\n")
-    line = f'sandbox = "{sandbox}"\n' if sandbox else ""
-    ticks = f'tick = "{tick}"\n' if tick else ""
-    (root / "hatch.toml").write_text(
-        CONFIG.format(name=name, active=agents, sandbox=line, tick=ticks)
-    )
-    specs = root / "specs"
-    specs.mkdir()
-    for i in range(agents):
-        tid = f"L{i:03d}"
-        (specs / f"{tid}.md").write_text(
-            f"---\nid: {tid}\ntitle: Launch task {i}\npriority: {agents - i}\n"
-            f"files: [src/{tid}.py]\n---\nWait.\n"
-        )
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "bench project")
-    with (root / ".git" / "info" / "exclude").open("a") as f:
-        f.write(".hatch/\n.bench/\n")
-
-
-def poll(check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> float:
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(0.05)
-    return time.time()
-
-
-def tmux_panes(socket: str) -> int:
-    out = subprocess.run(
-        ["tmux", "-L", socket, "list-panes", "-a", "-F", "#{pane_id} #{pane_current_command}"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    return len(out.stdout.splitlines())  # every pane of the server (hatchctl's: its agents')
-
-
-def broken_worktrees(repo: Path, under: Path) -> list[str]:
-    """Worktrees whose admin directory (.git/worktrees/NAME) is gone: git cannot use them."""
-    if not under.is_dir():
-        return []
-    admin = repo / ".git" / "worktrees"
-    return sorted(
-        d.name for d in under.iterdir() if (d / ".git").is_file() and not (admin / d.name).is_dir()
-    )
-
-
-FAILED = "FROM events WHERE kind IN ('job_failed', 'infra_failure')"
-QUERIES = {  # what the store says once the Nth run is running (or a launch failed)
-    "running": "SELECT running_at FROM runs WHERE running_at IS NOT NULL ORDER BY running_at",
-    "states": "SELECT state, reason, COUNT(*) FROM runs GROUP BY state, reason",
-    "events": "SELECT kind, COUNT(*) FROM events WHERE kind NOT IN ('run_state', 'task_state', "
-    "'task_started', 'worktree_ready', 'supervisor_started', 'spec_added') GROUP BY kind",
-    "steps": "SELECT kind, MIN(at), MAX(at) FROM events WHERE kind IN ('supervisor_started', "
-    "'task_started', 'worktree_ready', 'run_created') GROUP BY kind",
-    "failures": f"SELECT data {FAILED} LIMIT 4",
-    "sandbox": "SELECT DISTINCT json_extract(data, '$.sandbox') FROM events "
-    "WHERE kind = 'run_state' AND to_state = 'running'",
-}
-
-
-def done(db: Path, agents: int) -> bool:
-    """N runs reached `running`, or a job or launch failed (a failed rep: not timed)."""
-    if not db.exists():
-        return False
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        up = conn.execute("SELECT COUNT(*) FROM runs WHERE running_at IS NOT NULL").fetchone()
-        bad = conn.execute(f"SELECT COUNT(*) {FAILED}").fetchone()
-        return int(up[0]) >= agents or int(bad[0]) > 0
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
-
-
-def stop_supervisor(proc: subprocess.Popen[str], root: Path, env: dict[str, str]) -> None:
-    """`hatchctl down` as a user stops it; SIGTERM, then SIGKILL, if it does not exit."""
-    down = [sys.executable, "-m", "hatchctl", "-C", str(root), "down"]
-    subprocess.run(down, cwd=root, env=env, capture_output=True, timeout=120, check=False)
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None:
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=60)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def hatchctl(
@@ -226,6 +113,7 @@ def hatchctl(
         if proc.poll() is not None:
             err = proc.stderr.read() if proc.stderr else ""
             raise RuntimeError(f"hatchctl run exited {proc.returncode}: {err[-2000:]}")
+        cpu, children_cpu = cpu_seconds(proc.pid) if spy is None else (0.0, 0.0)
         conn = sqlite3.connect(str(db), timeout=5)
         got = {key: conn.execute(sql).fetchall() for key, sql in QUERIES.items()}
         conn.close()
@@ -244,6 +132,9 @@ def hatchctl(
     return {
         "broken_worktrees": broken,
         "total": last,
+        # CPU until the Nth run was running: the supervisor's, its scripts' and git's and tmux's
+        "cpu": cpu,
+        "children_cpu": children_cpu,
         "from_started": last - started,
         "to_started": started,
         "first": running[0] - t0,
@@ -256,21 +147,6 @@ def hatchctl(
         "events": dict(got["events"]),
         "sandbox": sorted(str(r[0]) for r in got["sandbox"]),
     }
-
-
-def timed(argv: list[str], cwd: Path, what: str) -> tuple[float, float]:
-    """Run ``argv`` (no TMUX in its environment); its start and end (wall clock)."""
-    env = {k: v for k, v in os.environ.items() if k != "TMUX"}
-    t0 = time.time()
-    out = subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
-    t1 = time.time()
-    if out.returncode != 0:
-        raise RuntimeError(
-            f"{what} exited {out.returncode}: {out.stderr[-2000:]}{out.stdout[-500:]}"
-        )
-    return t0, t1
 
 
 def bash(tmp: Path, label: str, agents: int) -> dict[str, object]:
@@ -330,20 +206,6 @@ def tmuxp(tmp: Path, label: str, agents: int, exe: str, worktrees_timed: bool) -
     finally:
         Tmux(socket).kill_server()
     return {"total": t1 - t0, "panes": panes, "broken_worktrees": broken}
-
-
-def num(r: dict[str, object], key: str) -> float:
-    value = r[key]
-    assert isinstance(value, (int, float))
-    return float(value)
-
-
-def fmt(values: list[float], agents: int | None = None) -> str:
-    ms = [v * 1000 for v in values]
-    text = f"{statistics.median(ms):,.0f} ms ({min(ms):,.0f}-{max(ms):,.0f})".replace(",", " ")
-    if agents:
-        text += f", {statistics.median(ms) / agents:.0f} ms/agent"
-    return text
 
 
 def main() -> int:
@@ -410,7 +272,7 @@ def main() -> int:
         spreads = [num(r, "spread") for r in rs if "spread" in r]
         print(f"| {label} | {fmt(totals, n)} | {ratio} | {fmt(spreads) if spreads else ''} |")
         if label.startswith("hatchctl"):
-            for key in ("to_started", "from_started", "first", "worktrees"):
+            for key in ("to_started", "from_started", "first", "worktrees", "cpu", "children_cpu"):
                 vals = [num(r, key) for r in rs]
                 print(f"|   {label} {key} | {fmt(vals)} | | |")
     if args.json:

@@ -25,6 +25,7 @@ def main() -> int:
         "bench_demo.py",
         "bench_stop_latency.py",
         "bench_launch.py",
+        "bench_setup.py",
         "bench_keys.py",
         "bench_ui_scale.py",
     ):

@@ -39,38 +39,57 @@ ticket="$runs/$HATCH_RUN_ID.ticket"
 claimed="$runs/$HATCH_RUN_ID.claimed"
 timeout_ms=$(( ${HATCH_LAUNCH_TIMEOUT:-30} * 1000 ))
 waited=0
+# the 10 ms naps: `read -t` on a pipe nobody writes to (one fork for all of them, where a
+# `sleep` per nap is a program started every 10 ms by every pane waiting at once)
+[[ -e $ticket ]] || exec {nap}<> <(:)
 while [[ ! -e $ticket ]]; do
   if [[ -e $runs/$HATCH_RUN_ID.cancelled || $waited -ge $timeout_ms ]]; then
     echo "run_agent.sh: launch $HATCH_RUN_ID was cancelled or never confirmed; not starting" >&2
     exit 75
   fi
-  sleep 0.01
+  read -r -t 0.01 -u "$nap" _ || true
   waited=$((waited + 10))
 done
+[[ -z ${nap:-} ]] || exec {nap}<&-
 mv -- "$ticket" "$claimed" 2>/dev/null || {
   echo "run_agent.sh: launch $HATCH_RUN_ID was cancelled; not starting" >&2
   exit 75
 }
-now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
-printf 'pid=%s started_at=%s started_ns=%s\n' "$$" "$(now)" "$(date +%s%N)" >>"$claimed"
+# UTC with milliseconds and the epoch in ns, from bash's clock ($EPOCHREALTIME, bash >= 5: no
+# `date` process), else from date(1)
+now() {
+  local t=${EPOCHREALTIME:-} s
+  if [[ -z $t ]]; then
+    printf -v "$1" '%s' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)"
+    printf -v "$2" '%s' "$(date +%s%N)"
+    return
+  fi
+  TZ=UTC0 printf -v s '%(%Y-%m-%dT%H:%M:%S)T' "${t%[.,]*}"
+  printf -v "$1" '%s.%sZ' "$s" "${t:${#t}-6:3}"
+  printf -v "$2" '%s%s000' "${t%[.,]*}" "${t:${#t}-6}"
+}
+now at ns
+printf 'pid=%s started_at=%s started_ns=%s\n' "$$" "$at" "$ns" >>"$claimed"
 
 if [[ -n ${HATCH_BIN_DIR:-} ]]; then
   export PATH="$HATCH_BIN_DIR:$PATH"
 fi
 args=("$@")
 if [[ ${HATCH_PROMPT_ARG:-0} == 1 && -n ${HATCH_PROMPT_FILE:-} ]]; then
-  prompt=$(cat -- "${HATCH_PROMPT_DELIVERED:-$HATCH_PROMPT_FILE}" && printf x)  # x: keep trailing newlines
-  args+=("${prompt%x}")
+  prompt=
+  { IFS= read -r -d '' prompt || true; } <"${HATCH_PROMPT_DELIVERED:-$HATCH_PROMPT_FILE}"  # all of it
+  args+=("$prompt")
 fi
 set +e
 "${args[@]}"
 code=$?
 set -e
-printf 'ended_at=%s ended_ns=%s exit_code=%s\n' "$(now)" "$(date +%s%N)" "$code" >>"$claimed"
+now at ns
+printf 'ended_at=%s ended_ns=%s exit_code=%s\n' "$at" "$ns" "$code" >>"$claimed"
 tmp="$HATCH_STOP_FILE.$$.tmp"
 token=${HATCH_RUN_TOKEN:-}
 [[ $token =~ ^[0-9a-f]{0,64}$ ]] || token=
 printf '{"task_id": "%s", "role": "%s", "iteration": %d, "attempt": %d, "reason": "exit", "exit_code": %d, "at": "%s", "run_id": %d, "token": "%s"}\n' \
-  "$HATCH_TASK_ID" "$HATCH_ROLE" "$HATCH_ITERATION" "$HATCH_ATTEMPT" "$code" "$(now)" "$HATCH_RUN_ID" "$token" >"$tmp"
+  "$HATCH_TASK_ID" "$HATCH_ROLE" "$HATCH_ITERATION" "$HATCH_ATTEMPT" "$code" "$at" "$HATCH_RUN_ID" "$token" >"$tmp"
 mv -f -- "$tmp" "$HATCH_STOP_FILE"
 exit "$code"

@@ -7,8 +7,10 @@
 # Exit codes: 0 ok, 2 usage, 3 git failed, 4 WORKTREE exists but is not this task's worktree,
 # 7 unsafe path (WORKTREE is a symbolic link).
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 reset=0
@@ -23,7 +25,7 @@ check_id "$task"
 refuse_link "$worktree"
 branch="hatch/$task"
 
-query git -C "$repo" rev-parse --verify --quiet "$base^{commit}" >/dev/null || die 3 "unknown base ref: $base"
+commit=$(query git -C "$repo" rev-parse --verify --quiet "$base^{commit}") || die 3 "unknown base ref: $base"
 
 if [[ -e $worktree ]]; then
   current=$(git -C "$worktree" rev-parse --abbrev-ref HEAD 2>/dev/null || true)
@@ -33,18 +35,25 @@ if [[ -e $worktree ]]; then
     exit 0
   fi
   # through remove_worktree.sh: it unmounts the read-only planning view first
-  run bash "$(dirname "$0")/remove_worktree.sh" "$repo" "$worktree" >&2 || die 3 "cannot remove stale worktree $worktree"
+  run bash "$here/remove_worktree.sh" "$repo" "$worktree" >&2 || die 3 "cannot remove stale worktree $worktree"
 fi
+parent_of parent "$worktree"
+[[ -d $parent ]] || run mkdir -p -- "$parent"
 lock_worktrees "$repo"  # (after remove_worktree.sh above: it takes the lock itself)
-run git -C "$repo" worktree prune || die 3 "git worktree prune failed"
-mkdir -p "$(dirname "$worktree")"
-if [[ $reset == 1 ]] || ! git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then
-  run git -C "$repo" worktree add --force -B "$branch" "$worktree" "$base" >&2 || die 3 "git worktree add failed"
+# The branch starts at $commit, the base resolved once (and printed: no rev-parse after).
+if [[ $reset == 0 ]] && tip=$(git -C "$repo" show-ref --verify -s "refs/heads/$branch" 2>/dev/null); then
+  args=("$worktree" "$branch") commit=$tip
 else
-  run git -C "$repo" worktree add --force "$worktree" "$branch" >&2 || die 3 "git worktree add failed"
+  args=(-B "$branch" "$worktree" "$commit")
 fi
-if [[ $HATCH_DRY_RUN == 1 ]]; then
-  git -C "$repo" rev-parse "$base"
-else
-  git -C "$worktree" rev-parse HEAD
-fi
+# `worktree prune` only when `add` fails (then `add` once more): a stale registration holding the
+# branch (a worktree deleted under its task) makes it fail; one of WORKTREE itself --force clears
+run git -C "$repo" worktree add --no-checkout --force "${args[@]}" >&2 ||
+  { run git -C "$repo" worktree prune &&
+    run git -C "$repo" worktree add --no-checkout --force "${args[@]}" >&2; } ||
+  die 3 "git worktree add failed"
+# The checkout (what `add` itself would run) outside the lock: the worktree is registered and
+# complete, other adds and prunes leave it alone, and other tasks' checkouts run meanwhile
+unlock_worktrees
+run git -C "$worktree" reset -q --hard --no-recurse-submodules >&2 || die 3 "cannot check out $worktree"
+printf '%s\n' "$commit"

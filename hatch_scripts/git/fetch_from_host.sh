@@ -10,8 +10,10 @@
 # Prints the commit the worktree is at. Exit codes: 0 ok, 2 usage, 3 git failed,
 # 4 WORKTREE is not on hatch/TASK_ID, 7 unsafe path.
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 3 ]] || die 2 "usage: fetch_from_host.sh [--dry-run] WORKTREE URL TASK_ID"

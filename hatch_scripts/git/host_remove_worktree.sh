@@ -7,8 +7,10 @@
 # itself and nothing it points to is touched; links inside it are removed as links.
 # Exit codes: 0 removed (or already gone), 2 usage, 3 git failed, 7 unsafe path.
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 3 ]] || die 2 "usage: host_remove_worktree.sh [--dry-run] REPO WORKTREE TASK_ID"

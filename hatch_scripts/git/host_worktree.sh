@@ -14,8 +14,10 @@
 #   layout (a linked worktree of REPO) is removed and made again.
 # Prints the commit the branch is at. Exit codes: 0 ok, 2 usage, 3 git failed, 7 unsafe path.
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 3 ]] || die 2 "usage: host_worktree.sh [--dry-run] REPO WORKTREE TASK_ID"

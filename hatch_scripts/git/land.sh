@@ -10,8 +10,10 @@
 # Exit codes: 0 landed, 2 usage, 3 git failed, 8 the checkout is dirty, 9 not a fast-forward
 # and BASE_BRANCH is not checked out, 10 merge conflict (nothing changed).
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 3 ]] || die 2 "usage: land.sh [--dry-run] REPO BASE_BRANCH COMMIT"

@@ -5,8 +5,10 @@
 # Prints the new integration commit on stdout.
 # Exit codes: 0 merged, 2 usage, 3 git failed, 10 merge conflict (nothing changed).
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 2 ]] || die 2 "usage: merge_branch.sh [--dry-run] INTEGRATION_WORKTREE TASK_BRANCH"

@@ -4,8 +4,10 @@
 # Never forces: a remote branch that has moved elsewhere is refused by git.
 # Exit codes: 0 pushed, 2 usage, 3 git failed.
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 4 ]] || die 2 "usage: push_branch.sh [--dry-run] REPO REMOTE COMMIT BRANCH"

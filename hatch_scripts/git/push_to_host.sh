@@ -7,8 +7,10 @@
 #   own branch is moved by host_worktree.sh.
 # Prints the commit pushed. Exit codes: 0 ok, 2 usage, 3 git failed.
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 3 ]] || die 2 "usage: push_to_host.sh [--dry-run] REPO URL TASK_ID"

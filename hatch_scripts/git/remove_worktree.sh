@@ -7,8 +7,10 @@
 # (an agent's doing) is deleted itself and nothing it points to is touched.
 # Exit codes: 0 removed (or already gone), 2 usage, 3 git failed, 5 still mounted (refused).
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 2 ]] || die 2 "usage: remove_worktree.sh [--dry-run] REPO WORKTREE"
@@ -26,7 +28,6 @@ if [[ ! -e $worktree ]]; then
   run git -C "$repo" worktree prune
   exit 0
 fi
-here=$(dirname "$0")
 # Deepest mounts first.
 while IFS= read -r mp; do
   [[ -n $mp ]] || continue

@@ -3,8 +3,10 @@
 # Usage: undo_merge.sh [--dry-run] INTEGRATION_WORKTREE COMMIT
 # Exit codes: 0 done, 2 usage, 3 git failed.
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 2 ]] || die 2 "usage: undo_merge.sh [--dry-run] INTEGRATION_WORKTREE COMMIT"

@@ -9,17 +9,20 @@
 # inside an existing TARGET, is refused (exit 7) before anything is created, mounted or copied.
 # Exit codes: 0 ok, 2 usage, 6 neither method worked, 7 unsafe path (a symbolic link).
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 2 ]] || die 2 "usage: mount_readonly.sh [--dry-run] SOURCE TARGET"
 src=$1 dst=${2%/}
 require_dir "$src"
-src=$(realpath -- "$src")
+resolve src "$src"
 check_parent "$dst"
 refuse_link "$dst"
-if [[ -n $(mounts_under "$dst" | grep -Fx -- "$(realpath -m -- "$dst")" || true) ]]; then
+resolve real "$dst"
+if mount_options opts "$real"; then
   echo bind
   exit 0
 fi
@@ -31,8 +34,12 @@ fi
 run mkdir -p -- "$dst"
 method=${HATCH_MOUNT_METHOD:-auto}
 [[ $method == auto || $method == copy ]] || die 2 "HATCH_MOUNT_METHOD must be auto or copy"
-if [[ $method == auto && $(id -u) -eq 0 ]] && run mount --bind -- "$src" "$dst" 2>/dev/null; then
-  if run mount -o remount,bind,ro -- "$dst" 2>/dev/null; then
+# one mount(8) binds and makes the view read-only (util-linux >= 2.27), as mountinfo must say;
+# else the remount that older ones need
+readonly_view() { mount_options opts "$real" && [[ ,$opts, == *,ro,* ]]; }
+if [[ $method == auto && $EUID -eq 0 ]] && run mount --bind -o ro -- "$src" "$dst" 2>/dev/null; then
+  if [[ $HATCH_DRY_RUN == 1 ]] || readonly_view ||
+    { run mount -o remount,bind,ro -- "$dst" 2>/dev/null && readonly_view; }; then
     echo bind
     exit 0
   fi

@@ -7,8 +7,10 @@
 # Exit codes: 0 done (or nothing there), 2 usage, 5 still mounted after umount (refused),
 # 7 unsafe path.
 set -euo pipefail
+here=${0%/*}  # the script's directory (no dirname process)
+[[ $0 == */* ]] || here=.
 # shellcheck source=../lib.sh
-source "$(dirname "$0")/../lib.sh"
+source "$here/../lib.sh"
 parse_common "$@"
 set -- "${HATCH_ARGS[@]}"
 [[ $# -eq 1 ]] || die 2 "usage: unmount.sh [--dry-run] TARGET"
