@@ -16,7 +16,7 @@ bench_keys-style project of N idle agents (a real supervisor, no keys pressed), 
 app's CPU beside it (`--stream`: the agents print 100 lines/s each, as bench_keys' streaming).
 
 Usage: bench_ui_scale.py [--tasks 10000] [--events 100000] [--reps 3] [--idle 10]
-       [--agents 50] [--agents-wait 2] [--stream] [--only start|idle|agents]
+       [--agents 50] [--agents-wait 2] [--stream] [--rounds 1] [--only start|idle|agents]
        [--py-spy FILE --py-spy-for start|idle|agents]
 """
 
@@ -268,10 +268,14 @@ def agents_cpu(
     before: str | None,
     wait: float,
     stream: bool = False,
+    rounds: int = 1,
 ) -> None:
     """bench_keys' project of ``agents`` idle agents under a real supervisor; the control
     room's CPU with no key pressed, and the minimal app's (as many rows) beside it, ``wait``
-    seconds after the targets are up (past 60 s: the agents' clocks tick once a minute)."""
+    seconds after the targets are up (past 60 s: the agents' clocks tick once a minute). With
+    ``rounds`` > 1 the targets are measured in turn that many times (the load of a shared
+    machine moves: each round compares them under the same), each round's figures printed,
+    then the medians."""
     root, mode = tmp / "agents", tmp / "mode"
     mode.write_text("stream" if stream else "idle")  # streaming: 100 lines/s each
     name = f"buia{os.getpid()}"
@@ -293,15 +297,23 @@ def agents_cpu(
         time.sleep(wait)  # past the first refreshes (or the first minute)
         profiler = py_spy(panes[0].pid, spy, int(seconds)) if spy else None
         sup = supervisor_cpu_percent(root, seconds)
-        used = [(pane.name, cpu_percent(pane.pid, seconds)) for pane in panes]
-        if profiler is not None:
-            profiler.wait(timeout=seconds + 60)
-        print(
-            f"idle CPU, {agents} {'streaming' if stream else 'idle'} agents, no key pressed, "
-            f"from {wait:g} s after the start "
-            f"({seconds:g} s each, in turn; load "
-            f"{load_average()}): " + ", ".join(f"{n} {p:.1f} %" for n, p in used) + " of a core"
-        )
+        figures: dict[str, list[float]] = {pane.name: [] for pane in panes}
+        for i in range(rounds):
+            used = [(pane.name, cpu_percent(pane.pid, seconds)) for pane in panes]
+            if profiler is not None:
+                profiler.wait(timeout=seconds + 60)
+                profiler = None
+            for name, value in used:
+                figures[name].append(value)
+            print(
+                f"idle CPU, {agents} {'streaming' if stream else 'idle'} agents, no key pressed, "
+                f"from {wait:g} s after the start{f', round {i + 1}' if rounds > 1 else ''} "
+                f"({seconds:g} s each, in turn; load "
+                f"{load_average()}): " + ", ".join(f"{n} {p:.1f} %" for n, p in used) + " of a core"
+            )
+        if rounds > 1:
+            medians = ", ".join(f"{k} {statistics.median(v):.1f} %" for k, v in figures.items())
+            print(f"medians of {rounds} rounds: {medians} of a core")
         if sup is not None:
             print(f"the supervisor of those {agents} agents (with its git/tmux calls): {sup:.1f} %")
     finally:
@@ -323,6 +335,7 @@ def main() -> int:
     parser.add_argument(
         "--agents-wait", type=float, default=2.0, help="seconds before the agents' CPU figure"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="--only agents: measured in turn")
     parser.add_argument("--py-spy", help="record the control room (raw format) into this file")
     parser.add_argument("--py-spy-for", choices=["start", "idle", "agents"], default="idle")
     parser.add_argument(
@@ -354,7 +367,16 @@ def main() -> int:
             idle_cpu(roots[args.tasks], args.tasks, args.idle, spy, args.before)
         if args.only in (None, "agents") and args.agents:
             spy = args.py_spy if args.py_spy_for == "agents" else None
-            agents_cpu(tmp, args.agents, args.idle, spy, args.before, args.agents_wait, args.stream)
+            agents_cpu(
+                tmp,
+                args.agents,
+                args.idle,
+                spy,
+                args.before,
+                args.agents_wait,
+                args.stream,
+                args.rounds,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -14,8 +14,9 @@ from textual.widgets import DataTable, Input, Static
 
 from hatchctl.state.durations import format_duration
 from hatchctl.tui.attention import Attention
+from hatchctl.tui.columns import Layout, Rows, fit, layout, same
 from hatchctl.tui.nav import Nav
-from hatchctl.tui.table import Layout, Rows, TaskTable, fit, layout, same
+from hatchctl.tui.table import TaskTable
 from hatchctl.tui.views import Snapshot, TaskView
 
 FILL = 1000  # rows added to the table per frame (10 000 at once would hold the keys a second)

@@ -6,12 +6,17 @@ live agent's log, and /proc for CPU. A refresh costs what changed, not the store
 changed since the last one are read (state/store.py RowCache), a TaskView is rebuilt only when its
 rows changed or it shows a clock (a live run, a retry countdown; kept too if it shows the same,
 see ``clock``), else the very object is reused, so the control room redraws only what changed on
-screen: an idle agent's row once a minute. A finished run's last line is read once: when its
-row is on screen, or while every line is wanted (a text filter, a search, the LAST LINE sort),
-a bounded amount per refresh. Nothing here imports Textual."""
+screen: an idle agent's row once a minute. A live run's view is rebuilt every refresh while its
+row is on screen (or every line is wanted); off screen, only with the CPU sample (every
+CPU_INTERVAL) or when its rows change: its log's size is still sampled every refresh (the
+sparkline), but its last line is not read and its row not redrawn while nobody sees it. A
+finished run's last line is read once: when its row is on screen, or while every line is wanted
+(a text filter, a search, a sort by a column that changes), a bounded amount per refresh.
+Nothing here imports Textual."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -61,13 +66,14 @@ class DataSource:
         self.timeline_events: list[EventRow] = []  # what the timeline draws, read incrementally
         self.timeline_mark = 0
         self.in_view: list[str] = []  # set by the control room: the task ids on screen
-        self.want_lines = False  # set by the control room: every finished run's last line
+        self.want_lines = False  # set by the control room: every row's values, on screen or not
         self.cache = RowCache()  # every task and run, read as they change
         self.tasks, self.runs = self.cache.tasks, self.cache.runs
         self.views: dict[str, TaskView] = {}
         self.spent: dict[str, dict[str, Any]] = {}  # task id -> metrics of all its runs
-        self.dynamic: set[str] = set()  # views that show a clock: rebuilt on every load
+        self.dynamic: set[str] = set()  # views that show a clock: rebuilt while on screen
         self.lines: dict[int, tuple[int, str]] = {}  # run id -> (its version, last line)
+        self.paths: dict[int, str] = {}  # run id -> its log's path (for os.stat)
         self.unread: dict[str, None] = {}  # tasks whose finished run's line is not read yet
         self.counts: dict[str, int] = {}
         self.features: dict[str, dict[str, Any]] = {}
@@ -104,24 +110,31 @@ class DataSource:
     def _log(self, run: RunRow) -> Path:
         return self.project.root / run.log_path
 
-    def _activity(self, run: RunRow, now: float) -> str:
+    def _sample_size(self, run: RunRow, now: float) -> None:
+        """The log's size now, for the sparkline (a live run's, every refresh)."""
+        path = self.paths.get(run.id)
+        if path is None:
+            path = self.paths[run.id] = str(self._log(run))
         try:
-            size = self._log(run).stat().st_size
+            size = os.stat(path).st_size
         except OSError:
             size = 0
-        hist = self.sizes.setdefault(run.id, deque(maxlen=11))
-        hist.append((now, size))
+        self.sizes.setdefault(run.id, deque(maxlen=11)).append((now, size))
+
+    def _activity(self, run: RunRow) -> str:
+        hist = self.sizes.get(run.id) or deque()
         rates = [
             max(0.0, (b[1] - a[1]) / max(b[0] - a[0], 1e-3))
             for a, b in zip(hist, list(hist)[1:], strict=False)
         ]
         return sparkline(rates)
 
-    def _sample_cpu(self, runs: list[RunRow], now: float) -> None:
+    def _sample_cpu(self, runs: list[RunRow], now: float) -> bool:
         """CPU of every live agent's process tree: one pass over /proc for all of them, at
-        most every CPU_INTERVAL (the worker holds the GIL while it reads: keys wait)."""
+        most every CPU_INTERVAL (the worker holds the GIL while it reads: keys wait). Whether
+        it sampled now."""
         if now - self.cpu_at < CPU_INTERVAL:
-            return
+            return False
         self.cpu_at = now
         live = [r for r in runs if r.pane_pid and r.state in RUN_LIVE]
         totals = psinfo.cpu_seconds_many(r.pane_pid for r in live if r.pane_pid)
@@ -133,6 +146,7 @@ class DataSource:
             if prev is not None and now > prev[0]:
                 rates[r.id] = max(0.0, (total - prev[1]) / (now - prev[0]) * 100)
         self.cpu_rates = rates
+        return True
 
     def load(self) -> Snapshot:
         with self._lock:
@@ -225,7 +239,7 @@ class DataSource:
             runtime=(now - (run.running_at or run.started_at)) if run and live else None,
             idle=(now - (run.last_activity_at or run.started_at)) if run and live else None,
             cpu=self.cpu_rates.get(run.id) if run and live and run.pane_pid else None,
-            activity=self._activity(run, now) if run and live else "",
+            activity=self._activity(run) if run and live else "",
             last_line=self._line(t.id, run, now, read),
             retry_in=(t.next_retry_at - now) if t.next_retry_at is not None else None,
             usage=metrics.short(spent),
@@ -244,10 +258,18 @@ class DataSource:
         dirty = synced or set()
         deliveries = self._deliveries() if synced is not None else []
         shown = set(self.in_view or self.order[:SCREEN])
-        todo = dirty | self.dynamic | (shown & self.unread.keys())
-        runs = {tid: self._run(tid) for tid in todo if tid in self.tasks}
-        self._sample_cpu([r for r in runs.values() if r is not None], now)
-        for tid, run in runs.items():
+        runs = {tid: self._run(tid) for tid in dirty | self.dynamic if tid in self.tasks}
+        for run in runs.values():
+            if run is not None and run.state in RUN_LIVE:
+                self._sample_size(run, now)
+        sampled = self._sample_cpu([r for r in runs.values() if r is not None], now)
+        # off screen, a live row is rebuilt with each CPU sample only (unless all are wanted)
+        todo = dirty | (self.dynamic if sampled or self.want_lines else self.dynamic & shown)
+        todo |= shown & self.unread.keys()
+        for tid in todo:
+            if tid not in self.tasks:
+                continue
+            run = runs[tid] if tid in runs else self._run(tid)
             self._view(self.tasks[tid], run, now, read=tid in shown)
         deadline = time.monotonic() + LINES_BUDGET
         for tid in list(self.unread) if self.want_lines else []:  # a bounded amount

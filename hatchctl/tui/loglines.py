@@ -9,10 +9,11 @@ from bisect import bisect_right
 
 from rich.cells import cell_len
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
 from textual.events import Resize
-from textual.geometry import Size
+from textual.geometry import Offset, Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -20,6 +21,16 @@ from textual.strip import Strip
 
 def _cells(line: str) -> int:
     return len(line) if line.isascii() else cell_len(line)
+
+
+def _widest(lines: list[str]) -> int:
+    """The widest line's cells: for ASCII lines (most logs), their longest (no per-line call:
+    a kept log of 20 000 lines is set again on every move of the cursor back to it)."""
+    if not lines:
+        return 0
+    if "".join(lines).isascii():
+        return max(map(len, lines))
+    return max(map(_cells, lines))
 
 
 def _highlighted(line: str, pattern: str) -> Text:
@@ -60,16 +71,17 @@ class LogLines(ScrollView, can_focus=True):
         self._widest = 0
         self._starts: list[int] = [0]  # with wrap: the first row of each line, then the end
         self._strips: LRUCache[tuple[str, str], Strip] = LRUCache(4096)
+        self._pass: tuple[Offset, int, Style] | None = None  # while render_lines runs
 
     def set_lines(self, lines: list[str], *, pattern: str, wrap: bool) -> None:
         self.lines, self.pattern, self.wrap = lines, pattern, wrap
-        self._widest = max(map(_cells, lines), default=0)
+        self._widest = _widest(lines)
         self._changed(0)
 
     def replace_from(self, index: int, lines: list[str]) -> None:
         del self.lines[index:]
         self.lines.extend(lines)
-        self._widest = max(self._widest, max(map(_cells, lines), default=0))
+        self._widest = max(self._widest, _widest(lines))
         self._changed(index)
 
     def drop_front(self, count: int) -> None:
@@ -81,7 +93,7 @@ class LogLines(ScrollView, can_focus=True):
         """``lines`` replace the first ``cut``; what was on screen stays where it was."""
         gone = self.row_of(cut)
         self.lines[:cut] = lines
-        self._widest = max(self._widest, max(map(_cells, lines), default=0))
+        self._widest = max(self._widest, _widest(lines))
         self._changed(0)
         y = self.scroll_y + self.row_of(len(lines)) - gone
         self.scroll_to(y=y, animate=False, immediate=True)
@@ -140,7 +152,10 @@ class LogLines(ScrollView, can_focus=True):
     def _strip(self, line: str) -> Strip:
         key = (line, self.pattern)
         strip = self._strips.get(key)
-        if strip is None:
+        if strip is None and not self.pattern and line.isascii() and line.isprintable():
+            strip = Strip([Segment(line)], len(line))  # what Rich renders it to, made directly
+            self._strips[key] = strip
+        elif strip is None:
             console = self.app.console
             text = _highlighted(line, self.pattern)
             options = console.options.update(overflow="ignore", no_wrap=True)
@@ -153,9 +168,23 @@ class LogLines(ScrollView, can_focus=True):
             self._strips[key] = strip
         return strip
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """What every line of one render shares (the offset, the width, the style: the style
+        walks the widget's ancestors) is looked up once, not per line."""
+        self._pass = (self.scroll_offset, self.scrollable_content_region.width, self.rich_style)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        row, width, style = scroll_y + y, self.scrollable_content_region.width, self.rich_style
+        if self._pass is None:
+            return self._render_line(y, self.scroll_offset, self.scrollable_content_region.width)
+        return self._render_line(y, self._pass[0], self._pass[1], self._pass[2])
+
+    def _render_line(self, y: int, offset: Offset, width: int, style: Style | None = None) -> Strip:
+        scroll_x, scroll_y = offset
+        row, style = scroll_y + y, self.rich_style if style is None else style
         if self.wrap:
             index = bisect_right(self._starts, row) - 1
             if index < len(self.lines):

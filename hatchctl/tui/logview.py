@@ -3,19 +3,24 @@
 only new bytes) and posts what changed; the UI thread only edits a list of lines and draws the
 visible ones, so neither a 1 GB log nor a TUI redrawing in place blocks it. Scrolling up past
 the first line renders the page before it (``logfile.render_page``, in a worker), up to
-``MAX_PAGED`` lines in all. Filters, inverts, searches, wraps and saves."""
+``MAX_PAGED`` lines in all. The followers of the last ``KEPT`` logs shown are kept: going back
+to a task (the cursor moving between rows) reads only what its log gained since, instead of
+rendering its tail again through the emulator. Filters, inverts, searches, wraps and saves."""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from itertools import compress
 from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
@@ -29,6 +34,35 @@ MAX_PAGED = 250_000  # kept once paged back
 START_BYTES = 64 << 10  # the tail rendered first (~1 000 lines; older ones page in): on every
 # move of the cursor to another task, so it is kept small (was 256 KiB, ~4 000 lines)
 POLL_SECONDS = 0.25
+KEPT = 8  # followers kept for the logs shown last (each holds at most its emulator's history)
+
+
+class Followed:
+    """A kept follower: polled by one worker at a time (the view's current generation's), and
+    where its last fresh render started (for paging back)."""
+
+    def __init__(self, path: Path) -> None:
+        self.follower = LogFollower(path, start_bytes=START_BYTES)
+        self.lock = threading.Lock()
+        self.start = -1
+        self.shown = -1  # the view's generation that has its lines (then only what changed)
+
+    def updates(
+        self, generation: int, current: Callable[[], bool]
+    ) -> Update | tuple[int, list[str], int] | None:
+        """The next change to post while ``current()`` is true; all it has, as (first number,
+        lines, start), the first time for a ``generation`` (the view's open) that lacks them."""
+        with self.lock:
+            if not current():
+                return None
+            update = self.follower.poll()
+            if update is not None and update.keep == 0:
+                self.start = update.start  # a fresh render: the view starts over with it
+            shown, self.shown = self.shown, generation
+            if shown == generation or (update is not None and update.keep == 0):
+                return update
+            base, lines = self.follower.snapshot()
+            return base, lines, self.start
 
 
 class LogView(Vertical):
@@ -48,10 +82,11 @@ class LogView(Vertical):
 
         bubble = False
 
-        def __init__(self, generation: int, update: Update) -> None:
+        def __init__(self, generation: int, update: Update, base: int = 0) -> None:
             super().__init__()
             self.generation = generation
             self.update = update
+            self.base = base  # for a start over: the follower's number of its first line
 
     class Paged(Message):
         """The page of the log before offset ``end``: its ``lines`` start at offset ``start``."""
@@ -81,6 +116,7 @@ class LogView(Vertical):
         self.cap = MAX_LINES  # lines kept (more once paged back)
         self._paging = False
         self.badge = ""  # what the badge under the lines shows
+        self.followers: LRUCache[Path, Followed] = LRUCache(KEPT)  # the UI thread's only
 
     def compose(self) -> ComposeResult:
         yield Input(id="log-filter")
@@ -95,32 +131,51 @@ class LogView(Vertical):
     def open(self, path: Path | None) -> None:
         self.path = path
         self._generation += 1
-        self.lines, self.first, self.older, self.cap = [], 0, 0, MAX_LINES
-        self.redraw()
+        followed = self.followers.get(path) if path is not None else None
+        if followed is not None and followed.lock.acquire(blocking=False):
+            try:  # kept: its lines as last polled now, what they gained since comes next
+                base, lines = followed.follower.snapshot()
+                followed.shown, start = self._generation, followed.start
+            finally:
+                followed.lock.release()
+            self.apply(Update(0, lines, start), base)
+        else:
+            self.lines, self.first, self.older, self.cap = [], 0, 0, MAX_LINES
+            self.redraw()
         if path is None:
             self.workers.cancel_group(self, "log-follow")
-        else:
-            self._follow(path, self._generation)
+            return
+        if followed is None:
+            followed = Followed(path)
+            self.followers[path] = followed
+        self._follow(followed, self._generation)
 
     @work(thread=True, exclusive=True, group="log-follow")
-    def _follow(self, path: Path, generation: int) -> None:
+    def _follow(self, followed: Followed, generation: int) -> None:
         worker = get_current_worker()
-        follower = LogFollower(path, start_bytes=START_BYTES)
-        while not worker.is_cancelled:
-            update = follower.poll()
-            if update is not None:
+
+        def current() -> bool:  # a worker of an earlier open may still run: it stops polling
+            return not worker.is_cancelled and generation == self._generation
+
+        while current():
+            update = followed.updates(generation, current)
+            if isinstance(update, tuple):  # a kept follower: its lines as they are now
+                base, lines, start = update
+                self.post_message(self.Updated(generation, Update(0, lines, start), base))
+            elif update is not None:
                 self.post_message(self.Updated(generation, update))
             worker.cancelled_event.wait(POLL_SECONDS)
 
     def on_log_view_updated(self, message: Updated) -> None:
         if message.generation == self._generation:
-            self.apply(message.update)
+            self.apply(message.update, message.base)
 
-    def apply(self, update: Update) -> None:
-        """Lines from number ``update.keep`` on are replaced by ``update.lines``."""
+    def apply(self, update: Update, base: int = 0) -> None:
+        """Lines from number ``update.keep`` on are replaced by ``update.lines`` (``keep`` 0: all
+        of them, the first numbered ``base``)."""
         keep, new = update.keep, update.lines
         if keep == 0 or keep < self.first:  # start over
-            self.lines, self.first = new[-MAX_LINES:], max(0, len(new) - MAX_LINES)
+            self.lines, self.first = new[-MAX_LINES:], base + max(0, len(new) - MAX_LINES)
             paged = keep == 0 and update.start > 0 and self.first == 0  # lines[0]: the marker
             self.older, self.cap = update.start if paged else 0, MAX_LINES
             if paged:

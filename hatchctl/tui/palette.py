@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from hatchctl.tui.columns import NAMES
 from hatchctl.tui.nav import STATE_FILTERS
-from hatchctl.tui.table import NAMES
 
 if TYPE_CHECKING:
     from hatchctl.tui.app import HatchApp
