@@ -1,7 +1,7 @@
 """The one way hatchctl runs an external command: an argv list, a timeout, no shell.
 
 On timeout the command's whole process group is killed (it runs in a new session) and
-CommandTimeout is raised; a non-zero exit raises CommandError unless ``check=False``.
+CommandTimeout is raised, at most ``DRAIN_AFTER_KILL`` later; a non-zero exit raises CommandError unless ``check=False``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from pathlib import Path
 
 from hatchctl.errors import CommandError, CommandTimeout
 
+# After a timeout's kill, how long its output is still read: a process outside the killed group
+# may hold the pipes open for as long as it lives (an ssh master keeps a session's until
+# ServerAlive gives up), and the caller is not made to wait for it.
+DRAIN_AFTER_KILL = 2.0
 
 @dataclass(frozen=True)
 class Result:
@@ -70,7 +74,14 @@ def run(
         out, err = proc.communicate(input_text, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        out, err = proc.communicate()
+        try:
+            out, err = proc.communicate(timeout=DRAIN_AFTER_KILL)
+        except subprocess.TimeoutExpired:  # a pipe held outside the group (an ssh master's
+            for stream in (proc.stdout, proc.stderr):  # session, a setsid child): not waited for
+                if stream is not None:
+                    stream.close()
+            proc.wait()
+            out, err = "", ""
         raise CommandTimeout(argv, timeout, (out or "") + (err or "")) from None
     except BaseException:
         _kill_group(proc)
