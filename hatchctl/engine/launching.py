@@ -1,7 +1,9 @@
-"""The supervisor's launches: a run is placed and committed in the loop's thread, its local pane
-opened in a job (sandbox set-up, git and tmux take tens of ms), and the ticket written back in
-the loop once the pane is up. A stop file written meanwhile is handled at once, not after the
-launch. Launches on SSH hosts stay in the loop's thread (engine/remote.py)."""
+"""The supervisor's launches: a run is placed and committed in the loop's thread, its pane
+opened in a job (locally sandbox set-up, git and tmux take tens of ms; on an SSH host the push,
+the worktree there, the copies and its tmux, ~10 calls: engine/remotelaunch.py), and the ticket
+written in the loop once the pane is up. A stop file written meanwhile is handled at once, not
+after the launch. A launch on a host that fails there counts against the host (drained when it
+keeps failing: engine/remotehealth.py), not against the task."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from hatchctl.engine import launcher, lifecycle, placement
+from hatchctl.engine import launcher, lifecycle, placement, remotelaunch
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.jobrunner import JobRunner
-from hatchctl.errors import SummaryError
+from hatchctl.errors import HatchError, SummaryError
 from hatchctl.runtime.logfile import tail_lines
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
@@ -59,20 +61,13 @@ class Launches:
             self.pending[task.id] = pending
             self.jobs.submit(task.id, LAUNCH, launcher.open_pane, deps, pending)
             return
-        try:
-            launcher.launch_remote(deps, pending)
-        except launcher.LaunchFailed as exc:
-            self.raise_if_disk_full(exc)
-            with deps.store.tx() as tx:  # the host's failure: counted against it (drained when
-                tx.update_task(  # it keeps failing), not against the task
-                    task.id,
-                    phase="backoff",
-                    resume_phase=role,
-                    next_retry_at=tx.now + 1.0,
-                    pane_id=None,
-                    last_error=f"launch_failed: {exc}"[:500],
-                )
-                tx.event("host_launch_failed", task_id=task.id, data={"host": pending.host.name})
+        try:  # the host prepared and its sandbox known (probed once per host)
+            sandbox = remotelaunch.mode(deps.remote, pending.host, role)
+        except HatchError as exc:
+            self._host_failed(pending, exc)
+            return
+        self.pending[task.id] = pending
+        self.jobs.submit(task.id, LAUNCH, remotelaunch.open_pane, deps.remote, pending, sandbox)
 
     def opened(self, task_id: str, future: Future[Any]) -> None:
         """The launch job is done: the run goes on, or its failure is a restart."""
@@ -81,15 +76,55 @@ class Launches:
             return
         try:
             opened = future.result()
-        except launcher.LaunchFailed as exc:
+            if pending.host is not None:
+                if remotelaunch.finish(self.deps.remote, pending, opened) is not None:
+                    self.deps.remote.health.used.add(pending.host.name)
+                return
+        except HatchError as exc:
+            if pending.host is not None:
+                self._host_failed(pending, exc)
+                return
+            if not isinstance(exc, launcher.LaunchFailed):
+                self._crashed(pending, exc)
+                return
             self.raise_if_disk_full(exc)  # redone from the database once space returns
             self._failed(pending, str(exc))
             return
-        except Exception as exc:  # a bug: the run must still end, not stay `starting`
-            self.deps.log.exception("launch_crashed", task_id=task_id, run_id=pending.run.id)
-            self._failed(pending, f"could not launch {pending.run.window_name}: {exc!r}")
+        except Exception as exc:
+            self._crashed(pending, exc)
             return
         launcher.finish(self.deps, pending, opened)
+
+    def _crashed(self, pending: launcher.Pending, exc: Exception) -> None:
+        """A bug: the run must still end, not stay ``starting``."""
+        run = pending.run
+        self.deps.log.exception("launch_crashed", task_id=run.task_id, run_id=run.id)
+        self._failed(pending, f"could not launch {run.window_name}: {exc!r}")
+
+    def _host_failed(self, pending: launcher.Pending, exc: HatchError) -> None:
+        """A launch that failed on its SSH host: the host's failure, counted against it (drained
+        when it keeps failing), not against the task, which is placed again shortly."""
+        deps, run, host = self.deps, pending.run, pending.host
+        assert host is not None
+        self.raise_if_disk_full(exc)
+        error = str(exc)
+        if not isinstance(exc, launcher.LaunchFailed):
+            error = f"could not launch {run.window_name} on host {host.name}: {exc}"
+        deps.remote.health.failed(host.name, f"launch {run.window_name}: {exc}")
+        launcher.failed(deps, run.id, error)
+        task = deps.store.task(run.task_id)
+        if task is None or task.state != "active":
+            return  # killed or cancelled while the pane opened
+        with deps.store.tx() as tx:
+            tx.update_task(
+                task.id,
+                phase="backoff",
+                resume_phase=run.role,
+                next_retry_at=tx.now + 1.0,
+                pane_id=None,
+                last_error=f"launch_failed: {error}"[:500],
+            )
+            tx.event("host_launch_failed", task_id=task.id, data={"host": host.name})
 
     def _failed(self, pending: launcher.Pending, error: str) -> None:
         deps, run = self.deps, pending.run

@@ -6,11 +6,12 @@ repository (its objects borrowed from the clone), ``.hatch/scripts`` the scripts
 ``.hatch/`` path of a run (worktree, prompt, exchange directory, log, tickets) at the same place
 relative to it as on the controller.
 
-Launch: the task's branch is pushed to the clone (push_to_host.sh, git over the host's master
-connection), host_worktree.sh makes the task's own repository and worktree there, the spec,
-prompt and handover are copied, and the wrapper run_agent.sh starts in the host's own tmux server
-(``<socket>-<host>``) waiting for its ticket, written last, as locally; the agent under bwrap
-there when ``[agents.<role>] sandbox`` and the host allow (engine/remotesandbox.py).
+Launch (engine/remotelaunch.py, in a job as a local pane is opened): the task's branch is
+pushed to the clone (push_to_host.sh, git over the host's master connection), host_worktree.sh
+makes the task's own repository and worktree there, the spec, prompt and handover are copied,
+and the wrapper run_agent.sh starts in the host's own tmux server (``<socket>-<host>``) waiting
+for its ticket, written last by the loop, as locally; the agent under bwrap there when
+``[agents.<role>] sandbox`` and the host allow (engine/remotesandbox.py).
 
 Completion: the host's watcher stream (engine/remotewatch.py) reports the run's ``.stop`` with
 its content and the summary's (remoteship.py; else read over ssh): written here, the stop is
@@ -30,12 +31,19 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import shlex
+import threading
 import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import launcher, remoteadopt, remotecollect, remotefiles, remotesandbox
+from hatchctl.engine import (
+    launcher,
+    remoteadopt,
+    remotecollect,
+    remotefiles,
+    remotelaunch,
+    remotesandbox,
+)
 from hatchctl.engine.remotefiles import LogMirror
 from hatchctl.engine.remotehealth import HostHealth
 from hatchctl.engine.remotewatch import HostWatch
@@ -81,6 +89,9 @@ class RemoteRuns:
         self.log = deps.log.bind(component="remote")
         self.health = HostHealth(deps, self.hosts)  # drains and load (engine/remotehealth.py)
         self.sandboxes = remotesandbox.HostSandboxes(self)  # bwrap there (remotesandbox.py)
+        # one launch at a time opens its pane on a host (its tmux server, clone and worktrees
+        # are shared): engine/remotelaunch.py
+        self.opening = {name: threading.Lock() for name in self.hosts}
 
     # -- layout ----------------------------------------------------------------------------
     def host(self, run: RunRow) -> SshHost:
@@ -111,7 +122,7 @@ class RemoteRuns:
     def _timeout(self) -> float:
         return float(self.deps.limits.script_timeout)
 
-    def _sh(self, host: SshHost, script: str, *args: str, input_text: str | None = None) -> int:
+    def sh(self, host: SshHost, script: str, *args: str, input_text: str | None = None) -> int:
         return remotefiles.sh(host, script, *args, timeout=self._timeout(), input_text=input_text)
 
     def put(self, host: SshHost, path: PurePosixPath, text: str, mode: str = "600") -> None:
@@ -126,7 +137,7 @@ class RemoteRuns:
         """The project's directories, bare clone and scripts on the host (once per process)."""
         if host.name in self.ready:
             return
-        if self._sh(host, remotefiles.PREPARE, str(self.base(host))) != 0:
+        if self.sh(host, remotefiles.PREPARE, str(self.base(host))) != 0:
             raise HostError(f"host {host.name}: cannot prepare {self.base(host)}")
         scripts = self.deps.scripts
         for name in HOST_SCRIPTS:
@@ -150,92 +161,28 @@ class RemoteRuns:
         spec: TaskSpec,
         files: dict[str, Path | None],
     ) -> RunRow:
-        """Start the run on ``host``; a failure counts against the host (remotehealth.py)."""
+        """Start the run on ``host`` at once, in this thread (the supervisor opens the pane in a
+        job instead: engine/launching.py, remotelaunch.py); a failure counts against the host."""
+        prompt, delivered = files["prompt"], files["delivered"]
+        assert prompt is not None and delivered is not None
+        worktree = Path(task.worktree or self.deps.project.paths.worktree(task.id))
+        p = launcher.Pending(run, task, spec, worktree, prompt, delivered, files["handover"], host)
         try:
-            row = self._launch(host, run, task, spec, files)
+            sandbox = remotelaunch.mode(self, host, run.role)
+            row = remotelaunch.finish(self, p, remotelaunch.open_pane(self, p, sandbox))
         except HatchError as exc:
             self.health.failed(host.name, f"launch {run.window_name}: {exc}")
             raise
+        if row is None:
+            raise HostError(f"host {host.name}: launch {run.id} was cancelled")
         self.health.used.add(host.name)
         return row
-
-    def _launch(
-        self,
-        host: SshHost,
-        run: RunRow,
-        task: TaskRow,
-        spec: TaskSpec,
-        files: dict[str, Path | None],
-    ) -> RunRow:
-        deps, paths, root = self.deps, self.deps.project.paths, self.deps.project.root
-        self.prepare(host)
-        mode = self.sandboxes.mode(host, run.role)  # HostError when it must and cannot
-        url = host.git_url(self.hatch_dir(host) / "repo.git")
-        deps.scripts.run("git/push_to_host.sh", str(root), url, task.id, env=self.git_env(host))
-        worktree, hatch = paths.worktree(task.id), self.hatch_dir(host)
-        there = [str(hatch / "repo.git"), str(self.on_host(host, worktree)), task.id]
-        remotefiles.script(host, hatch, "git/host_worktree.sh", *there, timeout=self._timeout())
-        prompt, delivered, handover = files["prompt"], files["delivered"], files["handover"]
-        assert prompt is not None and delivered is not None
-        spec_file = Path(spec.path) if Path(spec.path).is_absolute() else root / spec.path
-        copies = [spec_file, prompt, delivered] + ([handover] if handover else [])
-        copied = [local for local in dict.fromkeys(copies) if local.is_file()]
-        for local in copied:
-            self.put(host, self.on_host(host, local), local.read_text(encoding="utf-8"))
-        stop = paths.stop_file(task.id, run.role, run.iteration, run.attempt)
-        # its exchange directory made now (the wrapper writes the stop there; a watch on it
-        # is in place long before), the last attempt's stop removed, sandbox_writable made
-        extra = self.sandboxes.writable(host, run.role) if mode == "bwrap" else []
-        fresh = 'umask 077 && mkdir -p -- "${1%/*}" "${@:2}" && rm -f -- "$1"'
-        where_stop = str(self.on_host(host, stop))
-        host.run(
-            ["bash", "-c", fresh, "hatch-io", where_stop, *map(str, extra)], timeout=self._timeout()
-        )
-        agent = getattr(deps.project.config.agents, run.role)
-
-        def where(path: Path) -> Path:
-            return Path(self.on_host(host, path))
-
-        env = {
-            **launcher.run_env(
-                deps, run, task, spec, where, files=(worktree, prompt, delivered, handover)
-            ),
-            **self.sandboxes.env(host, run, mode),  # HATCH_SANDBOX, e.g. IS_SANDBOX=1
-            **agent.env,
-        }
-        box = self.sandboxes.argv(host, run, copied, extra) if mode == "bwrap" else []
-        tmux = self.tmux(host)
-        tmux.ensure_server(Path(self.base(host)))
-        log = paths.run_log(task.id, run.role, run.iteration, run.attempt)
-        wrapper = self.hatch_dir(host) / "scripts" / "agent" / "run_agent.sh"
-        pane = tmux.new_window(
-            run.window_name,
-            ["bash", str(wrapper), *box, *agent.command],
-            cwd=where(worktree),
-            env=env,
-            index=run.id,
-            pipe=f"exec cat >> {shlex.quote(str(where(log)))}",
-        )
-        self.watch(host)
-        self.follow_log(host, run)
-        ticket = f"run_id={run.id} task={task.id} role={run.role}"
-        where_ticket = str(self.hatch_dir(host) / "runs" / str(run.id))
-        if self._sh(host, remotefiles.TICKET, where_ticket, ticket) != 0:
-            tmux.kill_pane(pane.pane_id)
-            raise HostError(f"host {host.name}: launch {run.id} was cancelled")
-        self._panes.pop(host.name, None)
-        # no pane id nor pid in the row: those name this machine's panes and processes (a
-        # message or an attach by pane id would reach a local pane); the host's window is
-        # found by its name
-        data = {"host": host.name, "host_pane_id": pane.pane_id, "sandbox": mode}
-        return launcher.running(deps, run, None, None, data)
 
     # -- tickets ---------------------------------------------------------------------------
     def cancel_ticket(self, host: SshHost, run_id: int) -> bool:
         """Make sure the run never starts on the host; False when its agent claimed it."""
         return (
-            self._sh(host, remotefiles.CANCEL, str(self.hatch_dir(host) / "runs" / str(run_id)))
-            == 0
+            self.sh(host, remotefiles.CANCEL, str(self.hatch_dir(host) / "runs" / str(run_id))) == 0
         )
 
     def claimed(self, host: SshHost, run_id: int) -> bool:

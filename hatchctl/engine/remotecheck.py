@@ -2,15 +2,17 @@
 which say nothing about another machine).
 
 A reported stop is collected (engine/remotecollect.py) before anything else and recorded at
-once; its branch and log are brought back before it is acted on (``settle``); after that the
-run is handled as a local one. While it runs: its run timeout and idle timeout as locally; its pane
-looked up in the host's pane list (one call per host per second at most); a pane gone without
-a stop is ``vanished`` (or ``never_started``), restarted by policy. A host that does not answer is
-waited for: the link is retried (every call opens a new master connection when the old one
-died) and the watcher reconnects by itself, so a live agent is simply found again, same run,
-same attempt. Past ``[limits] host_grace`` the run ends as ``host_lost`` with no strike and no
-restart counted, its task goes back to its role at once, and placement leaves the host out
-until it answers again.
+once; its branch and log are brought back before it is acted on (``settle``, off the loop: the
+loop is woken when they are here); after that the run is handled as a local one. While it
+runs: its run timeout and idle timeout as locally; its pane looked up in the host's pane list
+(one call per host per second at most); a pane gone without a stop is ``vanished`` (or
+``never_started``), restarted by policy. A host that does not answer is waited for: the link
+is retried (every call opens a new master connection when the old one died) and the watcher
+reconnects by itself, so a live agent is simply found again, same run, same attempt. Past
+``[limits] host_grace`` the run ends as ``host_lost`` with no strike and no restart counted,
+its task goes back to its role at once, and placement leaves the host out until it answers
+again. A fetch of the branch that times out is the host's fault (HostUnreachable), never the
+agent's.
 
 Idleness is the local rule on the size of the log on the host (listed by the host's watcher
 every second): no CPU sample, and no screen check (the local log is a copy that follows the
@@ -37,22 +39,25 @@ GONE_WAIT = 1.0  # seconds a run's pane may be gone before its stop is read over
 
 def settle(deps: Deps, run: RunRow) -> bool:
     """Before a stopped remote run is acted on: its branch fetched and its log copied
-    (remotecollect.bring_back). False while its host does not answer (tried again at most every
-    UNREACHABLE_RETRY s); past ``[limits] host_grace`` the run ends ``host_lost``."""
+    (remotecollect.bring_back, in threads: never waited for here). False while they run (the
+    supervisor is woken when they are done) or while its host does not answer (tried again at
+    most every UNREACHABLE_RETRY s); past ``[limits] host_grace`` the run ends ``host_lost``."""
     remote, now = deps.remote, time.monotonic()
-    since, last = remote.results.failing.get(run.id, (now, 0.0))
-    if now - last < UNREACHABLE_RETRY:
+    failing = remote.results.failing
+    since, last = failing.get(run.id, (now, 0.0))
+    if run.id not in remote.results.pending and now - last < UNREACHABLE_RETRY:
         return False
     try:
-        remotecollect.bring_back(remote, run)
+        if not remotecollect.bring_back(remote, run):
+            return False
     except HostUnreachable as exc:
-        remote.results.failing[run.id] = (since, now)
+        failing[run.id] = (since, now)
         deps.log.warning("remote_fetch_deferred", run_id=run.id, error=str(exc)[:300])
         if now - since >= deps.limits.host_grace:
-            remote.results.failing.pop(run.id, None)
+            failing.pop(run.id, None)
             host_lost(deps, run, now - since)
         return False
-    remote.results.failing.pop(run.id, None)
+    failing.pop(run.id, None)
     return True
 
 

@@ -10,9 +10,12 @@ whose clock is off does not make it look older than the run. The local summary, 
 log start in the background (``Pending``).
 
 ``bring_back`` (engine/remotecheck.settle, before anything uses the branch: monitor.after_stop):
-waits for them, or does them after a restart of the supervisor. A host that does not answer
-raises HostUnreachable (again next pass); a fetch that failed with the link up (the agent broke
-its branch) is an event, and the verification finds the commits it claims missing.
+never waits. False while they run (or once started after a restart of the supervisor): when
+both are done, ``Pending`` puts the run's stop path on the supervisor's queue (``remote.sink``),
+which checks the run again, as a stop file written then would. A host that does not answer (the
+fetch timed out, or failed with the master connection gone) raises HostUnreachable (again next
+pass); a fetch that failed with the link up (the agent broke its branch) is an event, and the
+verification finds the commits it claims missing.
 """
 
 from __future__ import annotations
@@ -25,13 +28,17 @@ from typing import TYPE_CHECKING
 
 from hatchctl.engine import remotefiles, remotesandbox
 from hatchctl.engine.remoteship import SUMMARY_LIMIT, Shipped
-from hatchctl.errors import HatchError, HostUnreachable, ScriptError
+from hatchctl.errors import CommandTimeout, HatchError, HostUnreachable, ScriptError
 from hatchctl.hosts.ssh import SshHost
 from hatchctl.state.rows import RunRow
 from hatchctl.state.snapshot import write_atomic
 
 if TYPE_CHECKING:
     from hatchctl.engine.remote import RemoteRuns
+
+
+FETCH_RETRY = (0.2, 1.0)  # seconds before fetching again after git failed with the link up
+GIT_FAILED = 3  # fetch_from_host.sh's exit code when git failed
 
 
 @dataclass
@@ -118,18 +125,25 @@ def wait(remote: RemoteRuns, run_id: int) -> None:
         pending.join()
 
 
-def bring_back(remote: RemoteRuns, run: RunRow) -> None:
+def bring_back(remote: RemoteRuns, run: RunRow) -> bool:
     """The run's branch fetched and the rest of its log copied, once per stop collected (see
-    the module's docstring); HostUnreachable when the host does not answer."""
+    the module's docstring): False while under way (never waits); HostUnreachable when the host
+    does not answer."""
     results = remote.results
-    pending = results.pending.pop(run.id, None)
+    pending = results.pending.get(run.id)
     if pending is None:
         if run.id in results.done:
-            return
-        pending = Pending(remote, run)
-    pending.join()
+            return True
+        pending = results.pending[run.id] = Pending(remote, run)
+    if not pending.done():
+        return False
+    del results.pending[run.id]
     host = remote.host(run)
     error = pending.fetch_error
+    if isinstance(error, CommandTimeout) or (
+        isinstance(error, ScriptError) and error.returncode is None  # (scripts.run's timeout)
+    ):  # a link that hangs: the host's fault, never the agent's (its branch is not broken)
+        raise HostUnreachable(f"host {host.name}: fetching {pending.url}: {error}") from None
     if isinstance(error, ScriptError):
         if not host.master_alive():  # the link, not the repository: again next pass
             raise HostUnreachable(f"host {host.name}: fetching {pending.url} failed") from None
@@ -154,12 +168,14 @@ def bring_back(remote: RemoteRuns, run: RunRow) -> None:
         fetch_ms=round(pending.seconds["fetch"] * 1000, 1),
         log_ms=round(pending.seconds["log"] * 1000, 1),
     )
+    return True
 
 
 class Pending:
     """fetch_from_host.sh (a git fetch over the host's master connection into the task's
     worktree) and the copy of the rest of the run's log, each in its own thread, started at
-    once and waited for by ``bring_back``."""
+    once; when both are done, the run's stop path is put on ``remote.sink`` (the supervisor's
+    queue: ``bring_back`` is asked again)."""
 
     def __init__(self, remote: RemoteRuns, run: RunRow) -> None:
         self.remote, self.run_row = remote, run
@@ -170,6 +186,10 @@ class Pending:
         self.fetch_error: HatchError | None = None
         self.log_error: HostUnreachable | None = None
         self.seconds = {"fetch": 0.0, "log": 0.0}
+        self.wake = ("stop", str(remote.deps.project.root / run.stop_path))
+        self._left = 2  # threads still running
+        self._lock = threading.Lock()
+        self._done = threading.Event()
         self.threads = [
             threading.Thread(target=self._fetch, name=f"fetch-{run.id}", daemon=True),
             threading.Thread(target=self._log, name=f"log-{run.id}", daemon=True),
@@ -181,8 +201,32 @@ class Pending:
         for thread in self.threads:
             thread.join()
 
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left:
+                return
+        self._done.set()
+        self.remote.sink.put(self.wake)  # the supervisor checks the run again now
+
     def _fetch(self) -> None:
         start = time.monotonic()
+        try:
+            for pause in (*FETCH_RETRY, None):
+                self.fetch_error = self._fetch_once()
+                if pause is None or not self._worth_again(self.fetch_error):
+                    break
+                time.sleep(pause)
+        except Exception as exc:  # (a bug) ended all the same: the run is not left waiting
+            self.fetch_error = HatchError(f"fetch_from_host.sh: {exc!r}")
+        finally:
+            self.seconds["fetch"] = time.monotonic() - start
+            self._ended()
+
+    def _fetch_once(self) -> HatchError | None:
         deps, task_id = self.remote.deps, self.run_row.task_id
         worktree = deps.project.paths.worktree(task_id)
         try:
@@ -190,8 +234,16 @@ class Pending:
                 "git/fetch_from_host.sh", str(worktree), self.url, task_id, env=self.env
             )
         except HatchError as exc:
-            self.fetch_error = exc
-        self.seconds["fetch"] = time.monotonic() - start
+            return exc
+        return None
+
+    def _worth_again(self, error: HatchError | None) -> bool:
+        """git failed (exit 3) with the link up: maybe this repository's own moment (another
+        task's worktree half made here: "bad object worktrees/X/HEAD"), so it is tried again
+        before the agent's branch is doubted."""
+        if not isinstance(error, ScriptError) or error.returncode != GIT_FAILED:
+            return False
+        return self.remote.host(self.run_row).master_alive()
 
     def _log(self) -> None:
         start = time.monotonic()
@@ -200,4 +252,6 @@ class Pending:
             remote.mirror_log(remote.host(self.run_row), self.run_row)
         except HostUnreachable as exc:
             self.log_error = exc
-        self.seconds["log"] = time.monotonic() - start
+        finally:
+            self.seconds["log"] = time.monotonic() - start
+            self._ended()
