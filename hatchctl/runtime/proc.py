@@ -22,6 +22,7 @@ from hatchctl.errors import CommandError, CommandTimeout
 # ServerAlive gives up), and the caller is not made to wait for it.
 DRAIN_AFTER_KILL = 2.0
 
+
 @dataclass(frozen=True)
 class Result:
     argv: list[str]
