@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hatchctl.runtime.logfile import TAIL_BYTES, LogFollower, render_tail, tail_lines
+from hatchctl.runtime.logfile import TAIL_BYTES, render_tail, tail_lines
+from hatchctl.runtime.logfollow import LogFollower
 
 LINE = b"\x1b[32m[0000]\x1b[0m compiling module.py ... \x1b[1mok\x1b[0m\r\n"
 

@@ -13,7 +13,7 @@ from hatchctl.cmds.common import load_project, start_dir
 from hatchctl.config import find_config, load_config
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
-from hatchctl.runtime.logfile import LogFollower, StablePrinter
+from hatchctl.runtime.logfollow import LogFollower, StablePrinter
 from hatchctl.state import features, metrics
 from hatchctl.state.ids import check_task_id
 from hatchctl.state.lockfile import probe

@@ -27,10 +27,9 @@ import pyte
 from pyte import modes as mo
 from pyte.screens import Char, Margins, StaticDefaultDict, wcwidth
 
-COLUMNS = 1000
-ROWS = 24  # tmux's default-size: the size of a pane no client has resized
+from hatchctl.runtime.termsize import COLUMNS, HISTORY, ROWS
+
 MAX_ROWS = 200  # a cursor move below this row grows the screen; beyond it is a size probe
-HISTORY = 20_000
 
 # Removed before pyte sees them: SGR (only text is rendered), CSIs with a private marker
 # (keyboard protocols, queries: pyte would draw their final byte) and DCS/APC/PM/SOS strings

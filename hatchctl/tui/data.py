@@ -26,7 +26,7 @@ from typing import Any
 
 from hatchctl.project import Project
 from hatchctl.runtime import psinfo
-from hatchctl.runtime.logfile import last_line
+from hatchctl.runtime.logpreview import last_line
 from hatchctl.state import features, metrics
 from hatchctl.state.lockfile import probe
 from hatchctl.state.rows import EventRow, RunRow, TaskRow

@@ -1,5 +1,5 @@
 """A log pane: what the agent's screen showed. A worker thread follows the log
-(``logfile.LogFollower``: the last ``START_BYTES`` rendered through a terminal emulator, then
+(``logfollow.LogFollower``: the last ``START_BYTES`` rendered through a terminal emulator, then
 only new bytes) and posts what changed; the UI thread only edits a list of lines and draws the
 visible ones, so neither a 1 GB log nor a TUI redrawing in place blocks it. Scrolling up past
 the first line renders the page before it (``logfile.render_page``, in a worker), up to
@@ -26,7 +26,8 @@ from textual.message import Message
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from hatchctl.runtime.logfile import LogFollower, Update, render_page, skipped_marker
+from hatchctl.runtime.logfile import render_page, skipped_marker
+from hatchctl.runtime.logfollow import LogFollower, Update
 from hatchctl.tui.loglines import LogLines as LogLines  # re-exported (the tests use it here)
 
 MAX_LINES = 20_000  # kept while following (older lines are dropped as new ones come)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hatchctl.runtime.logfile import LogFollower, render_page
+from hatchctl.runtime.logfile import render_page
+from hatchctl.runtime.logfollow import LogFollower
 
 
 def test_pages_before_the_tail_join_it_exactly(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hatchctl.runtime import logfile
-from hatchctl.runtime.logfile import LogFollower, plain_last_line
+from hatchctl.runtime import logpreview
+from hatchctl.runtime.logfollow import LogFollower
+from hatchctl.runtime.logpreview import plain_last_line
 
 
 def screen_last_line(path: Path) -> str:
@@ -51,7 +52,7 @@ def test_cursor_moves_go_to_the_emulator(tmp_path: Path) -> None:
     path = tmp_path / "tui.log"
     path.write_bytes(b"line one\nline two\n\x1b[1;1Hdrawn at the top\x1b[5;1H")
     assert plain_last_line(path, path.stat().st_size) is None
-    assert logfile.last_line(path) == screen_last_line(path) == "line two"
+    assert logpreview.last_line(path) == screen_last_line(path) == "line two"
     path.write_bytes(b"progress 10%\r\x1b[2Kdone\n")  # an erase: not plain either
     assert plain_last_line(path, path.stat().st_size) is None
 
@@ -60,10 +61,10 @@ def test_a_streaming_log_is_read_from_its_end(tmp_path: Path) -> None:
     path = tmp_path / "stream.log"
     path.write_bytes(b"".join(b"\x1b[32mline %d\x1b[0m\r\n" % i for i in range(100_000)))
     assert plain_last_line(path, path.stat().st_size) == "line 99999"
-    assert logfile.last_line(path) == "line 99999"
+    assert logpreview.last_line(path) == "line 99999"
     with path.open("ab") as fh:
         fh.write(b"step 1\rstep 22\r\n\r\n  \r\n")
-    assert logfile.last_line(path) == "step 22"
+    assert logpreview.last_line(path) == "step 22"
     path.write_bytes(b"a\nb\n" * 2000)  # bare LFs (not a pane's log): the column is unknown
     assert plain_last_line(path, path.stat().st_size) is None
-    assert logfile.last_line(path) == "b"
+    assert logpreview.last_line(path) == "b"

@@ -14,14 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hatchctl.runtime.logfile import (
-    LogFollower,
-    StablePrinter,
-    last_line,
-    render_tail,
-    strip_ansi,
-    tail_lines,
-)
+from hatchctl.runtime.logfile import render_tail, strip_ansi, tail_lines
+from hatchctl.runtime.logfollow import LogFollower, StablePrinter
+from hatchctl.runtime.logpreview import last_line
 from hatchctl.runtime.screenlog import ScreenRenderer
 
 # Like Claude Code's inline renderer (Ink): lines printed once, then a frame redrawn in place
