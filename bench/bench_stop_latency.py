@@ -5,13 +5,17 @@ agents at once; the agent is bench/fake_agent.sh (streams output for a few secon
 summary, exits), so every task makes a factory and a QA stop.
 
 Side by side in the same run, in this (otherwise idle) process: a raw inotify reader (ctypes) and
-hatchctl's own Watcher (watchdog) on the same directory: when each .stop reached them.
+hatchctl's own Watcher (watchdog) on the same directory: when each .stop reached them; and, per
+stop, raw inotify event -> committed (what the supervisor added, without the machine's own
+scheduling delay of the event: on a busy machine raw inotify alone has a p99 of tens of ms).
 
 "before": the supervisor runs with the exporter as it was before issue 11 (the whole snapshot
 re-read and rewritten after every commit, bench/bigstore.py LegacyExporter); "after": as hatchctl
-opens its store now, with the engine as it is (stop files handled as soon as the loop wakes,
-a run's process-tree CPU sampled at most every 2 s). Usage: bench_stop_latency.py [--tasks 260]
-[--active 20] [--only before|after] [--py-spy FILE]
+opens its store now, with the engine as it is (stop files recorded at checkpoints between any two
+pieces of the loop's work and acted on after, an exited run's leftovers killed in a job, the
+queue for planning read as it changes). To compare two trees, run `--only after` from a clone of
+each (cwd and PYTHONPATH = the clone). Usage: bench_stop_latency.py [--tasks 260] [--active 20]
+[--only before|after] [--json FILE] [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -205,7 +209,7 @@ def one(
         finally:
             Tmux(tmux_socket(name, root)).kill_server()
             unmount_all_under(Scripts(builtin_root(), timeout=30), root)
-        commit, ref_raw, ref_wd, spans = [], [], [], []
+        commit, ref_raw, ref_wd, spans, excess = [], [], [], [], []
         for run_id, stop_rel, running_at in runs:
             stop = str(root / stop_rel)
             if run_id not in stopped or run_id not in stats:
@@ -214,6 +218,7 @@ def one(
             commit.append(stopped[run_id] - written)
             if stop in raw.seen:
                 ref_raw.append(raw.seen[stop] - written)
+                excess.append(stopped[run_id] - raw.seen[stop])
             if stop in wd.seen:
                 ref_wd.append(wd.seen[stop] - written)
             if running_at is not None:
@@ -235,6 +240,7 @@ def one(
             "commit": commit,
             "raw": ref_raw,
             "watchdog": ref_wd,
+            "excess": excess,
         }
 
 
@@ -269,6 +275,7 @@ def main() -> int:
         print("  " + line(".stop written -> transition committed", commit, raw))
         print("  " + line(".stop written -> raw inotify event (ctypes, this process)", raw))
         print("  " + line(".stop written -> watchdog Watcher queue (this process)", r["watchdog"]))  # type: ignore[arg-type]
+        print("  " + line("raw inotify event -> transition committed (same stop)", r["excess"]))  # type: ignore[arg-type]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -33,11 +33,15 @@ class Activity:
         grew = size != run.log_size
         previous = self.cpu.get(run.id)
         cpu = previous
-        if not grew and run.pane_pid and now - self.cpu_at.get(run.id, -1e9) >= 2.0:
+        last = run.last_activity_at or started
+        # nor while it was active a moment ago (well before any stall could be decided): a
+        # printing agent's log says enough, and a /proc pass holds up the loop (tens of ms on a
+        # busy machine)
+        quiet = now - last >= min(1.0, min(lim.stall_seconds, lim.idle_timeout) / 2)
+        if not grew and quiet and run.pane_pid and now - self.cpu_at.get(run.id, -1e9) >= 2.0:
             cpu = self.cpu_table.seconds(run.pane_pid)
             self.cpu[run.id], self.cpu_at[run.id] = cpu, now
         busy = grew or (previous is not None and cpu is not None and cpu - previous > 0.02)
-        last = run.last_activity_at or started
         if busy:
             if run.waiting_since is not None and size != run.log_size:
                 run = observe.clear_waiting(deps, run, "output")

@@ -31,6 +31,8 @@ class JobRunner:
         self.jobs: dict[str, Future[Any]] = {}
         # launch jobs (engine/launching.py) are handed back whatever their task's state
         self.on_launch: Callable[[str, Future[Any]], None] | None = None
+        # other kinds handed back the same way: kind -> handler(task_id, future)
+        self.handlers: dict[str, Callable[[str, Future[Any]], None]] = {}
         self.pool = ThreadPoolExecutor(
             max_workers=max(2, deps.limits.max_active), thread_name_prefix="job"
         )
@@ -50,32 +52,46 @@ class JobRunner:
         future.kind = kind  # type: ignore[attr-defined]
         self.jobs[task_id] = future
 
-    def collect(self) -> None:
+    def kind(self, task_id: str) -> str | None:
+        """The kind of the task's job in flight, if it has one."""
+        future = self.jobs.get(task_id)
+        return None if future is None else str(future.kind)  # type: ignore[attr-defined]
+
+    def collect(self, between: Callable[[], None] | None = None) -> None:
+        """Apply the finished jobs' results; ``between`` is called after each."""
         for task_id, future in list(self.jobs.items()):
             if not future.done():
                 continue
-            del self.jobs[task_id]
-            kind: str = future.kind  # type: ignore[attr-defined]
-            if kind == "launch" and self.on_launch is not None:
-                self.guard(task_id, self.on_launch, task_id, future)
-                continue
-            task = self.deps.store.task(task_id)
-            if kind == "cleanup" or task is None or task.state != "active":
-                self._finished_elsewhere(task_id, kind, future)
-                continue
-            try:
-                result = future.result()
-            except UnsafePath as exc:
-                self._unsafe_path(task, kind, str(exc))
-                continue
-            except HatchError as exc:
-                self._job_failed(task, kind, str(exc))
-                continue
-            except Exception as exc:
-                self.deps.log.exception("job_crashed", task_id=task_id, job=kind)
-                self._job_failed(task, kind, f"internal error: {exc!r}")
-                continue
-            self.guard(task_id, self._apply_job, task, kind, result)
+            self._collect_one(task_id, future)
+            if between is not None:
+                between()
+
+    def _collect_one(self, task_id: str, future: Future[Any]) -> None:
+        if self.jobs.get(task_id) is not future:
+            return  # (collected meanwhile)
+        del self.jobs[task_id]
+        kind: str = future.kind  # type: ignore[attr-defined]
+        handler = self.on_launch if kind == "launch" else self.handlers.get(kind)
+        if handler is not None:
+            self.guard(task_id, handler, task_id, future)
+            return
+        task = self.deps.store.task(task_id)
+        if kind == "cleanup" or task is None or task.state != "active":
+            self._finished_elsewhere(task_id, kind, future)
+            return
+        try:
+            result = future.result()
+        except UnsafePath as exc:
+            self._unsafe_path(task, kind, str(exc))
+            return
+        except HatchError as exc:
+            self._job_failed(task, kind, str(exc))
+            return
+        except Exception as exc:
+            self.deps.log.exception("job_crashed", task_id=task_id, job=kind)
+            self._job_failed(task, kind, f"internal error: {exc!r}")
+            return
+        self.guard(task_id, self._apply_job, task, kind, result)
 
     def _job_failed(self, task: TaskRow, kind: str, error: str) -> None:
         with self.deps.store.tx() as tx:

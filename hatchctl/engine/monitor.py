@@ -7,24 +7,32 @@ No tmux call per agent per tick: liveness and idleness come from psutil and the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hatchctl.engine import derived, lifecycle, observe, reclaimcheck, remotecheck, runend
+from hatchctl.engine import (
+    confinement,
+    derived,
+    handover,
+    lifecycle,
+    observe,
+    prompting,
+    reclaimcheck,
+    remotecheck,
+    runend,
+)
 from hatchctl.engine.activity import Activity
 from hatchctl.engine.courier import Courier
 from hatchctl.engine.deps import Deps
-from hatchctl.engine.prompt import SUMMARY_REQUEST
 from hatchctl.errors import ForgedSignal, SummaryError
 from hatchctl.runtime import psinfo
-from hatchctl.runtime.delivery import Delivered
 from hatchctl.state import secret
 from hatchctl.state.rows import RunRow, TaskRow
 from hatchctl.state.spec import TaskSpec
-from hatchctl.state.store import Tx
 from hatchctl.state.summary import StopSignal, Summary, load_stop, load_summary
 
-ACTIVE = ("running", "stalled")
+ACTIVE = prompting.ACTIVE  # ("running", "stalled")
 
 
 class Monitor:
@@ -35,6 +43,11 @@ class Monitor:
         self.specs = specs
         self.courier = courier or Courier(deps)
         self.activity = Activity(self)
+        # called between the expensive steps of acting on a stop (the supervisor records stop
+        # files written meanwhile there: recording a stop never waits for another's handling)
+        self.between: Callable[[], None] = lambda: None
+        # when set, a stop recorded here is handed over (run, exited), not acted on at once
+        self.on_recorded: Callable[[RunRow, bool], None] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _path(self, rel: str) -> Path:
@@ -116,7 +129,7 @@ class Monitor:
         if self.past_run_timeout(run, now, started):
             return
         if run.role and getattr(deps.project.config.agents, run.role).prompt_delivery == "paste":
-            self._paste_prompt(run)
+            prompting.paste_prompt(self, run)
         run = observe.check_waiting(deps, run)
         self._check_idle(run, now, started)
 
@@ -133,42 +146,6 @@ class Monitor:
     def _check_idle(self, run: RunRow, now: float, started: float) -> None:
         self.activity.check_idle(run, now, started)
 
-    def _paste_prompt(self, run: RunRow) -> None:
-        if run.prompt_sent or not runend.claimed(self.deps, run.id) or not run.pane_id:
-            return
-        text = self._path(run.prompt_path).read_text(encoding="utf-8")
-        if not self.courier.send(run, text, "prompt"):
-            return
-        with self.deps.store.tx() as tx:
-            tx.update_run(run.id, prompt_sent=1)
-            tx.event("prompt_pasted", task_id=run.task_id, run_id=run.id, data={"chars": len(text)})
-
-    def delivered(self, run_id: int, kind: str, result: Delivered) -> None:
-        """A delivery finished: record it; a prompt that never landed restarts the agent."""
-        deps = self.deps
-        run = deps.store.run(run_id)
-        if run is None:
-            return
-        data = {
-            "kind": kind,
-            "enters": result.enters,
-            "pastes": result.pastes,
-            "seconds": round(result.seconds, 3),
-            "how": result.how,
-            "error": result.error,
-        }
-        with deps.store.tx() as tx:
-            tx.event(
-                "delivered" if result.ok else "delivery_failed",
-                task_id=run.task_id,
-                run_id=run.id,
-                data=data,
-            )
-            if kind == "summary_request" and run.state == "summarizing":
-                tx.update_run(run.id, last_request_at=tx.now)  # its timeout starts now
-        if not result.ok and kind == "prompt" and run.state in ACTIVE:
-            self.restart(run, "delivery_failed", f"the prompt was not taken: {result.error}")
-
     def _check_summarizing(self, run: RunRow, now: float) -> None:
         try:
             summary = self.fresh_summary(run)
@@ -176,7 +153,7 @@ class Monitor:
             if self.courier.busy(run.id):
                 return  # the request is still being delivered
             if now - (run.last_request_at or now) > self.deps.limits.summary_timeout:
-                self._request_or_fail(run, "summary_timeout")
+                prompting.request_or_fail(self, run, "summary_timeout")
             return
         if run.remote and not remotecheck.settle(self.deps, run):
             return  # its branch is not here yet (a summary came with a stop not recorded)
@@ -186,6 +163,26 @@ class Monitor:
     def on_stop(self, run: RunRow, sig: str) -> None:
         """A new .stop file: record it (run -> stopped) and act on it, in two steps that are each
         safe to repeat: a supervisor killed in between finds the run stopped and acts again."""
+        recorded = self.record_stop(run, sig)
+        if recorded is None:
+            return
+        if self.on_recorded is not None:
+            self.on_recorded(*recorded)
+        else:
+            self.act_on_stop(*recorded)
+
+    def act_on_stop(self, run: RunRow, exited: bool) -> None:
+        """The second step: what is left of an exited agent is killed, then the stop is acted
+        on (``after_stop``)."""
+        if exited:
+            self._kill_survivors(run)
+            self.between()
+        self.after_stop(run, exited)
+
+    def record_stop(self, run: RunRow, sig: str) -> tuple[RunRow, bool] | None:
+        """The first step: the stop file is verified (a forged or invalid one is refused and
+        noted) and recorded, run -> ``stopped``, in one transaction. The stopped run and whether
+        the agent exited; None when it was refused."""
         deps = self.deps
         try:
             stop = self._read_stop(run)
@@ -196,7 +193,7 @@ class Monitor:
                     "forged_signal", task_id=run.task_id, run_id=run.id, data={"error": str(exc)}
                 )
             deps.log.warning("forged_signal", task_id=run.task_id, run_id=run.id, error=str(exc))
-            return
+            return None
         except SummaryError as exc:
             with deps.store.tx() as tx:
                 tx.update_run(run.id, stop_seen=sig)
@@ -206,7 +203,7 @@ class Monitor:
                     run_id=run.id,
                     data={"error": str(exc)},
                 )
-            return
+            return None
         exited = stop.reason == "exit"
         with deps.store.tx() as tx:  # first: the stop is recorded at once, in one transaction
             fields: dict[str, Any] = {"stop_seen": sig}
@@ -226,19 +223,18 @@ class Monitor:
                 data={"reason": stop.reason, "exit_code": stop.exit_code},
                 **fields,
             )
-        if exited:
-            self._kill_survivors(run)
-        self.after_stop(run, exited)
+        return run, exited
 
     def _kill_survivors(self, run: RunRow) -> None:
         """A stop that says "exited" while the agent's processes live (forged by the agent
         itself, or a wrapper killed oddly): they are killed before anything else (the summary
         check, the next run) uses the worktree beside them."""
-        deps = self.deps
-        alive = psinfo.marked(deps.run_key(run.id))
-        if [p for p in alive if p.pid != run.pane_pid]:  # the wrapper itself is about to exit
-            report = runend.kill(deps, run)
-            with deps.store.tx() as tx:
+        self.note_survivors(run, runend.reap(self.deps, run))
+
+    def note_survivors(self, run: RunRow, report: psinfo.KillReport | None) -> None:
+        """What ``runend.reap`` killed of an exited run, recorded."""
+        if report is not None:
+            with self.deps.store.tx() as tx:
                 tx.event(
                     "exited_but_alive",
                     task_id=run.task_id,
@@ -256,17 +252,21 @@ class Monitor:
             raise ForgedSignal(f"stop file {run.stop_path} does not carry run {run.id}'s token")
         return stop
 
-    def after_stop(self, run: RunRow, exited: bool) -> None:
-        """The run is ``stopped``: the agent exited, or paused (a hook stop)."""
+    def after_stop(
+        self, run: RunRow, exited: bool, reclaimed: confinement.Reclaimed | None = None
+    ) -> None:
+        """The run is ``stopped``: the agent exited, or paused (a hook stop). ``reclaimed``:
+        its refs were already reclaimed (and that recorded), in the job that killed it."""
         if run.remote and not remotecheck.settle(self.deps, run):
             return  # its branch is not here yet: the host does not answer (next pass)
-        if not self._reclaim(run):
+        if not self._reclaim(run, reclaimed):
             return
+        self.between()
         try:
             summary = self.fresh_summary(run)
         except SummaryError as exc:
             if not exited:
-                self._request_or_fail(run, "no_summary")
+                prompting.request_or_fail(self, run, "no_summary")
                 return
             known = observe.known_failure(self.deps, run) if run.exit_code else None
             if known is not None:  # restarting would only repeat it
@@ -303,40 +303,16 @@ class Monitor:
             return
         self.succeed(run, summary, kill_pane=not exited)
 
-    def _reclaim(self, run: RunRow) -> bool:
-        """Take back the run's branch and check the refs it must not touch. False when the run
-        tampered with them (the task has failed)."""
-        found = reclaimcheck.tampering(reclaimcheck.record(self.deps, run))
+    def _reclaim(self, run: RunRow, got: confinement.Reclaimed | None = None) -> bool:
+        """Take back the run's branch and check the refs it must not touch (unless ``got``
+        says what that found). False when the run tampered with them (the task has failed)."""
+        found = reclaimcheck.tampering(
+            got if got is not None else reclaimcheck.record(self.deps, run)
+        )
         if found is None:
             return True
         self._end_and_strike(run, "failed", "ref_tampering", "agent", found[0], found[1])
         return False
-
-    def _request_or_fail(self, run: RunRow, reason: str) -> None:
-        deps = self.deps
-        if run.summary_requests < deps.limits.summary_requests and run.pane_id:
-            text = SUMMARY_REQUEST.format(path=self._path(run.summary_path))
-            if not self.courier.send(run, text, "summary_request"):
-                return  # one is still under way
-            with deps.store.tx() as tx:
-                if run.state == "summarizing":
-                    tx.transition_run(
-                        run.id, "summarizing", "stopped", data={"note": "asking again"}
-                    )
-                tx.transition_run(
-                    run.id,
-                    "stopped",
-                    "summarizing",
-                    summary_requests=run.summary_requests + 1,
-                    last_request_at=tx.now,
-                    kind="summary_requested",
-                    data={"request": run.summary_requests + 1},
-                )
-            return
-        detail = f"no valid summary after {run.summary_requests} request(s)"
-        self._end_and_strike(
-            run, "failed", "no_summary", "agent", detail, {"requests": run.summary_requests}
-        )
 
     # -- outcomes --------------------------------------------------------------------------
     def _end_and_strike(
@@ -380,48 +356,8 @@ class Monitor:
                 reason=summary.status,
                 data={"status": summary.status},
             )
-            self.advance(tx, run, summary)
+            handover.advance(deps, self.specs, tx, run, summary)
         observe.collect(deps, deps.store.run(run.id) or run, summary)
-
-    def advance(self, tx: Tx, run: RunRow, summary: Summary) -> None:
-        task = tx.task(run.task_id)
-        assert task is not None
-        if run.role == "factory":
-            tx.update_task(task.id, phase="verify", pane_id=None)
-            tx.event(
-                "handover",
-                task_id=task.id,
-                run_id=run.id,
-                data={"from": "factory", "to": "verify", "status": summary.status},
-            )
-        elif summary.status == "approved" and self._needs_review(task.id):
-            tx.update_task(task.id, phase="review", pane_id=None)
-            tx.event(
-                "handover", task_id=task.id, run_id=run.id, data={"from": "qa", "to": "review"}
-            )
-            tx.event("review_waiting", task_id=task.id, run_id=run.id, data={"qa": summary.status})
-            self.deps.notifier.send("review_waiting", task_id=task.id, title=task.title)
-        elif summary.status == "approved":
-            tx.update_task(task.id, phase="merge", pane_id=None)
-            tx.event("handover", task_id=task.id, run_id=run.id, data={"from": "qa", "to": "merge"})
-        else:
-            findings = summary.finding_texts()
-            lifecycle.strike(
-                self.deps,
-                tx,
-                task,
-                role="qa",
-                failure_class="code",
-                reason="qa_rejected",
-                detail="; ".join(findings)[:500] or "rejected without findings",
-                run_id=run.id,
-                findings=findings,
-            )
-
-    def _needs_review(self, task_id: str) -> bool:
-        spec = self.specs.get(task_id)
-        wanted = spec.review if spec is not None else None
-        return (wanted or self.deps.project.config.project.review) == "human"
 
     def restart(self, run: RunRow, reason: str, detail: str) -> None:
         """A crashed or vanished agent: clean up what is left of it, then restart by policy."""

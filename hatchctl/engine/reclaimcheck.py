@@ -13,6 +13,12 @@ from hatchctl.state.rows import RunRow
 def record(deps: Deps, run: RunRow) -> confinement.Reclaimed:
     """Reclaim the run's refs and record each finding (one transaction)."""
     got = confinement.reclaim(deps, run)
+    note(deps, run, got)
+    return got
+
+
+def note(deps: Deps, run: RunRow, got: confinement.Reclaimed) -> None:
+    """What reclaiming the run's refs found, as events (one transaction)."""
     with deps.store.tx() as tx:
         if got.moved:
             tx.event(
@@ -30,7 +36,6 @@ def record(deps: Deps, run: RunRow) -> confinement.Reclaimed:
                 run_id=run.id,
                 data={"refs": {k: list(v) for k, v in got.tampered.items()}},
             )
-    return got
 
 
 def tampering(got: confinement.Reclaimed) -> tuple[str, dict[str, Any]] | None:

@@ -52,6 +52,16 @@ def kill(deps: Deps, run: RunRow) -> psinfo.KillReport:
     return report
 
 
+def reap(deps: Deps, run: RunRow) -> psinfo.KillReport | None:
+    """An exited local run's processes still alive beside its wrapper (which is about to exit)
+    are killed: the kill's report, or None when none was left. Never touches the store (the
+    supervisor runs it in a job; the run stays ``stopped`` until its result is applied)."""
+    alive = psinfo.marked(deps.run_key(run.id))
+    if [p for p in alive if p.pid != run.pane_pid]:
+        return kill(deps, run)
+    return None
+
+
 def end_run(
     deps: Deps,
     run: RunRow,

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from hatchctl.engine import housekeeping, jobs, lifecycle, placement, startchecks
+from hatchctl.engine import housekeeping, jobs, placement, prompting, scheduling, startchecks
 from hatchctl.engine.breaker import Breaker
 from hatchctl.engine.commands import Commands
 from hatchctl.engine.courier import Courier
@@ -25,6 +25,7 @@ from hatchctl.engine.launching import Launches
 from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
 from hatchctl.engine.reconcile import reconcile
+from hatchctl.engine.stops import Stops
 from hatchctl.errors import HatchError, SpecError, StoreBusyError
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.gitrepo import check_repository
@@ -32,6 +33,7 @@ from hatchctl.runtime.watcher import Watcher
 from hatchctl.state.lockfile import SupervisorLock
 from hatchctl.state.rows import TaskRow
 from hatchctl.state.spec import TaskSpec
+from hatchctl.state.store import RowCache
 from hatchctl.state.sync import sync_specs
 
 
@@ -84,6 +86,10 @@ class Supervisor:
             infra_failure=self._infra_failure,
             raise_if_disk_full=self._raise_if_disk_full,
         )
+        self.stops = Stops(deps, self.monitor, self.jobs, drain=self._drain, guard=self._guard)
+        self.rewake = False  # a checkpoint took a wake-up meant for the next pass
+        self.woken = False  # the last look at the queue found more than stop files
+        self.rows = RowCache(runs=False)  # the queue for planning, read as it changes
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -203,9 +209,11 @@ class Supervisor:
                     tx.event("time_limit_reached", data={"seconds": self.time_limit})
                 break
             wait = tick if deadline is None else max(0.0, min(tick, deadline - self.deps.clock()))
+            if self.rewake or self.stops.pending():
+                wait, self.rewake = 0.0, False
             changed, new_stops = self._wait(wait)
             specs_changed = specs_changed or changed or self.specs_pending
-            stops, self.specs_pending = stops | new_stops, False
+            stops, self.specs_pending = stops | new_stops | self.stops.take_deferred(), False
             if self.stop_requested:
                 break
             if not self.disk.pass_allowed(on_return=self._space_returned):
@@ -214,8 +222,9 @@ class Supervisor:
                 if self.reconcile_due:  # a launch the full disk cut short, as after a restart
                     reconcile(self.deps)
                     self.reconcile_due = False
-                if stops:
-                    self._on_stop_files(stops)
+                if stops:  # recorded before anything else, then acted on
+                    self.stops.record(stops, now=self.deps.clock())
+                self.stops.act()
                 if specs_changed:
                     self._load_specs(strict=False)
                 specs_changed, stops = False, set()
@@ -248,8 +257,9 @@ class Supervisor:
         """Wait for the watcher (or ``tick``): whether specs changed, and the stop files
         written meanwhile."""
         specs_dir = self.specs_prefix
+        self.woken = False
         try:
-            item = self.queue.get(timeout=tick)
+            item = self.queue.get(timeout=tick) if tick > 0 else self.queue.get_nowait()
         except queue.Empty:
             return False, set()
         items = [item]
@@ -260,23 +270,17 @@ class Supervisor:
                 break
         stops = {path for kind, path in items if kind == "stop"}
         specs_changed = any(p.startswith(specs_dir) and p.endswith(".md") for _, p in items)
+        self.woken = len(stops) < len(items)  # woken for something else too
         return specs_changed, stops
 
-    def _on_stop_files(self, stops: set[str]) -> None:
-        """Stop files just written are handled before the pass's unrelated work."""
-        root = self.deps.project.root
-        for run in self.deps.store.runs(live_only=True):
-            if str(root / run.stop_path) in stops:
-                self._guard(run.task_id, self.monitor.check, run, self.deps.clock())
-
-    def _stops_between(self) -> None:
-        """Between two tasks' work (a launch takes tmux and git calls): a stop file written
-        meanwhile is handled now, not after the rest of the pass. A stop missed here (a full
-        disk, an error) is still found by the next pass's check of every live run."""
+    def _drain(self) -> set[str]:
+        """A checkpoint's look at the queue: the stop files reported since the last look. Any
+        other wake-up taken here (a job done, a summary written) makes the next pass start at
+        once."""
         changed, stops = self._wait(0)
         self.specs_pending = self.specs_pending or changed
-        if stops:
-            self._on_stop_files(stops)
+        self.rewake = self.rewake or self.woken
+        return stops
 
     def step(self) -> bool:
         """One pass. Returns True when nothing can make progress any more."""
@@ -286,19 +290,25 @@ class Supervisor:
         self.commands.process()
         if self.going_down:
             return False
+        checkpoint = self.stops.checkpoint  # between any two pieces of work: stops recorded
         for run_id, kind, result in self.courier.collect():
             done = deps.store.run(run_id)
             if done is not None:
-                self._guard(done.task_id, self.monitor.delivered, run_id, kind, result)
+                self._guard(done.task_id, prompting.delivered, self.monitor, run_id, kind, result)
+        checkpoint()
         for run in deps.store.runs(live_only=True):
+            if self.stops.busy(run):
+                continue  # recorded (maybe at a checkpoint of this loop): acted on by stops
             self._guard(run.task_id, self.monitor.check, run, deps.clock())
+            checkpoint()
+        self.stops.act()
         self._drop_disk_full_jobs()
-        self.jobs.collect()
+        self.jobs.collect(between=checkpoint)
         paused = deps.store.meta("paused") == "1"
-        tasks = deps.store.tasks()
         slots = placement.capacity(deps.hosts, down=deps.remote.health.excluded(deps.remote.down))
-        decision = plan(tasks, deps.store.locks(), slots, paused)
-        self._apply_plan(decision.start, decision.block, decision.unblock)
+        decision = plan(self.tasks(), deps.store.locks(), slots, paused)
+        checkpoint()
+        scheduling.apply_plan(self, decision.start, decision.block, decision.unblock)
         changed = decision.start or decision.block or decision.unblock
         live = {r.task_id for r in deps.store.runs(live_only=True)}
         # only the tasks this pass acts on are read again (not the whole queue: its cost would
@@ -306,8 +316,8 @@ class Supervisor:
         failed = set()
         for task in deps.store.tasks(states=("active", "failed")):
             if task.state == "active":
-                self._guard(task.id, self._advance, task, task.id in live, paused)
-                self._stops_between()
+                self._guard(task.id, scheduling.advance, self, task, task.id in live, paused)
+                checkpoint()
                 continue
             failed.add(task.id)
             if task.id not in self.released:
@@ -320,6 +330,13 @@ class Supervisor:
         if paused:
             return True
         return not changed and not deps.store.task_states().get("active", 0)
+
+    def tasks(self) -> list[TaskRow]:
+        """Every task in the queue's order, as committed now (only rows changed since the last
+        call are read: reading the whole queue each pass held stop files up)."""
+        self.rows.poll(self.deps.store)
+        tasks = self.rows.tasks
+        return [tasks[t] for t in self.rows.order]
 
     def _guard(self, task_id: str, fn: Callable[..., None], *args: Any) -> None:
         """Run one task's handling; an infrastructure error is recorded, never fatal."""
@@ -393,62 +410,6 @@ class Supervisor:
             self.tmux_retry_at = now + min(30.0, max(1.0, deps.limits.restart.initial_backoff))
             self._infra_failure(None, f"tmux server: {exc}")
 
-    # -- scheduling ------------------------------------------------------------------------
-    def _apply_plan(self, start: list[str], block: list[str], unblock: list[str]) -> None:
-        for task_id in block:
-            lifecycle.block(self.deps, task_id)
-        for task_id in unblock:
-            lifecycle.unblock(self.deps, task_id)
-        for task_id in start:
-            if task_id in self.specs:
-                lifecycle.start(self.deps, task_id)
-
-    def _advance(self, task: TaskRow, has_live_run: bool, paused: bool) -> None:
-        if task.id in self.jobs or has_live_run or task.held:  # held: its run finishes, no more
-            return
-        deps = self.deps
-        spec = self.specs.get(task.id)
-        if spec is None:
-            with deps.store.tx() as tx:
-                lifecycle.fail(
-                    deps, tx, task, failure_class="infra", last_error="its spec file is gone"
-                )
-            return
-        if task.phase == "backoff":
-            if paused or (task.next_retry_at is not None and deps.clock() < task.next_retry_at):
-                return
-            with deps.store.tx() as tx:
-                task = tx.update_task(
-                    task.id,
-                    phase=task.resume_phase or "factory",
-                    next_retry_at=None,
-                    resume_phase=None,
-                )
-        if task.base_sha is None:
-            self.jobs.submit(task.id, "setup", jobs.setup, self.job_env, spec)
-        elif not deps.project.paths.worktree(task.id).is_dir():  # deleted under the task
-            self.jobs.submit(task.id, "restore", jobs.restore, self.job_env, spec)
-        elif task.phase in ("factory", "qa"):
-            if paused:
-                return
-            view = deps.project.paths.worktree(task.id) / jobs.VIEW
-            if not (view.exists() or view.is_symlink()):  # released by `down`: mount it again
-                self.jobs.submit(task.id, "remount", jobs.mount_view, self.job_env, task.id)
-                return
-            self.launches.start(task, spec, task.phase)
-        elif task.phase == "verify":
-            self.jobs.submit(
-                task.id, "verify", jobs.verify, self.job_env, spec, task.iteration, task.base_sha
-            )
-        elif task.phase == "merge":
-            done = [
-                self.specs[t.id]
-                for t in deps.store.tasks()
-                if t.state == "completed" and t.id in self.specs and t.id != task.id
-            ]
-            self.jobs.submit(task.id, "merge", jobs.merge, self.job_env, spec, done)
-
-    # -- jobs ------------------------------------------------------------------------------
     # -- down --------------------------------------------------------------------------------
     def _down(self) -> None:
         self.going_down = True

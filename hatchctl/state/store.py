@@ -277,13 +277,15 @@ class RowWatch:
     whether anything was committed at all; then one checksum per block of 256 rows (count, sum
     of versions: every update bumps a row's version) finds the blocks that changed, only their
     rows' versions are compared, and only the rows that changed are read whole. The first poll
-    reads everything. One watcher per reader (it remembers what that reader has seen)."""
+    reads everything. One watcher per reader (it remembers what that reader has seen). With
+    ``runs=False`` only ``tasks`` is watched (``Changes.runs`` stays empty)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, runs: bool = True) -> None:
         self.token: tuple[int, int] | None = None
-        self.blocks: dict[str, dict[int, tuple[Any, ...]]] = {t: {} for t in _WATCHED}
+        self.tables = [t for t in _WATCHED if runs or t != "runs"]
+        self.blocks: dict[str, dict[int, tuple[Any, ...]]] = {t: {} for t in self.tables}
         # table -> block -> rowid -> (id, version key)
-        self.rows: dict[str, dict[int, dict[int, tuple[Any, ...]]]] = {t: {} for t in _WATCHED}
+        self.rows: dict[str, dict[int, dict[int, tuple[Any, ...]]]] = {t: {} for t in self.tables}
 
     def poll(self, store: Store) -> Changes | None:
         """The changes since the last poll; None when nothing was committed since."""
@@ -294,7 +296,7 @@ class RowWatch:
                 return None
             self.token = token
             out = Changes()
-            for table in _WATCHED:
+            for table in self.tables:
                 rows, gone = self._diff(conn, table)
                 if table == "tasks":
                     out.tasks = [TaskRow.from_row(r) for r in rows]
@@ -344,10 +346,10 @@ class RowWatch:
 class RowCache:
     """Every task and run as of the last poll, kept up to date from a RowWatch's changes: by id,
     each task's runs, and the task ids in the queue's order (priority, then id; the same list
-    object while that order holds)."""
+    object while that order holds). ``runs=False``: tasks only (``runs`` stays empty)."""
 
-    def __init__(self) -> None:
-        self.watch = RowWatch()
+    def __init__(self, *, runs: bool = True) -> None:
+        self.watch = RowWatch(runs=runs)
         self.tasks: dict[str, TaskRow] = {}
         self.runs: dict[int, RunRow] = {}
         self.task_runs: dict[str, dict[int, RunRow]] = {}
