@@ -15,7 +15,10 @@
   made beforehand, not timed; `tmuxp-wt`: made by the session's `before_script` (the same git
   loop as bash), timed. tmuxp has no log pipe.
 
-The targets take turns (the order rotates each repetition). Usage: bench_launch.py [--agents 20]
+CPU, the figure a loaded machine disturbs least: hatchctl's supervisor's own and its waited
+children's (scripts, git, tmux clients) at the Nth `running`, against the bash loop's (bash,
+git, tmux clients); neither counts its tmux server or the agents. The targets take turns (the
+order rotates each repetition). Usage: bench_launch.py [--agents 20]
 [--reps 3] [--tree DIR] [--tmuxp /tmp/tmuxp-venv/bin/tmuxp] [--only T,T] [--json FILE]
 [--tick 0.2s: hatchctl's [limits] tick] [--py-spy FILE: record the supervisor of the first
 rep of each hatchctl target, py-spy on PATH]
@@ -40,11 +43,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, load_average, machine
 from launchkit import (
+    LAST_CPU,
     QUERIES,
     broken_worktrees,
     cpu_seconds,
     done,
     fmt,
+    kill_tmux,
     make_repo,
     num,
     poll,
@@ -55,7 +60,6 @@ from launchkit import (
 
 from hatchctl.project import tmux_socket
 from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
-from hatchctl.runtime.tmux import Tmux
 
 BASH = r"""
 set -eu
@@ -121,7 +125,7 @@ def hatchctl(
         broken = broken_worktrees(root, root / ".hatch" / "worktrees")
     finally:
         stop_supervisor(proc, root, env)
-        Tmux(socket).kill_server()
+        kill_tmux(socket)
         unmount_all_under(Scripts(builtin_root(), timeout=30), root)
     running = [float(r[0]) for r in got["running"]]
     failures = [str(r[0])[:300] for r in got["failures"]]
@@ -157,13 +161,15 @@ def bash(tmp: Path, label: str, agents: int) -> dict[str, object]:
     socket = f"blaunch{os.getpid()}bash"
     try:
         t0, t1 = timed(["bash", str(script), socket, str(root), str(agents)], root, "bash loop")
+        cpu = LAST_CPU[0]  # bash, git, tmux clients (not the tmux server: nor for hatchctl)
         times = [float(x) for x in (root / ".bench" / "times").read_text().split()]
         panes = tmux_panes(socket)
         broken = broken_worktrees(root, root / ".bench" / "wt")
     finally:
-        Tmux(socket).kill_server()
+        kill_tmux(socket)
     return {
         "total": t1 - t0,
+        "cpu": cpu,
         "first": times[0] - t0,
         "spread": times[-1] - times[0],
         "panes": panes,
@@ -204,7 +210,7 @@ def tmuxp(tmp: Path, label: str, agents: int, exe: str, worktrees_timed: bool) -
         panes = tmux_panes(socket)
         broken = broken_worktrees(root, root / ".bench" / "wt")
     finally:
-        Tmux(socket).kill_server()
+        kill_tmux(socket)
     return {"total": t1 - t0, "panes": panes, "broken_worktrees": broken}
 
 
@@ -257,8 +263,10 @@ def main() -> int:
             results[label].append(r)
             print(f"rep {rep + 1} {label}: " + json.dumps(r, default=str), flush=True)
     print(f"load at end {load_average()}")
-    bash_totals = [num(r, "total") for r in results.get("bash", [])]
+    bash_totals = [num(r, "total") for r in results.get("bash", []) if "total" in r]
     floor = statistics.median(bash_totals) if bash_totals else None
+    bash_cpus = [num(r, "cpu") for r in results.get("bash", []) if "cpu" in r]
+    cpu_floor = statistics.median(bash_cpus) if bash_cpus else None
     print(f"\n| target | {n} agents launched (median, range) | vs bash | first-to-last spread |")
     print("|---|---|---|---|")
     for label, all_rs in results.items():
@@ -275,6 +283,12 @@ def main() -> int:
             for key in ("to_started", "from_started", "first", "worktrees", "cpu", "children_cpu"):
                 vals = [num(r, key) for r in rs]
                 print(f"|   {label} {key} | {fmt(vals)} | | |")
+            # the figure load disturbs least: CPU (own + waited children's) against the loop's
+            cpus = [num(r, "cpu") + num(r, "children_cpu") for r in rs]
+            versus = f"{statistics.median(cpus) / cpu_floor:.1f}x" if cpu_floor else ""
+            print(f"|   {label} CPU, own + children | {fmt(cpus)} | {versus} | |")
+        elif label == "bash" and bash_cpus:
+            print(f"|   bash CPU, bash + children | {fmt(bash_cpus)} | 1.0x | |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

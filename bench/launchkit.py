@@ -4,6 +4,7 @@ bounded polling, tmux and store queries, the supervisor's stop, formatting."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sqlite3
 import statistics
@@ -32,6 +33,7 @@ command = ["bash", "-c", "exec sleep 600", "agent"]  # the prompt argument: igno
 """
 
 TIMEOUT = 300.0  # every wait is bounded
+LAST_CPU = [0.0]  # the CPU of the last ``timed`` command, its waited children's included (s)
 
 
 def git(root: Path, *args: str) -> None:
@@ -84,6 +86,16 @@ def tmux_panes(socket: str) -> int:
         check=False,
     )
     return len(out.stdout.splitlines())  # every pane of the server (hatchctl's: its agents')
+
+
+def kill_tmux(socket: str) -> None:
+    """The benchmark's tmux server ended and its socket file removed (kill-server leaves it in
+    the socket directory: one file per target and repetition otherwise)."""
+    from hatchctl.runtime.tmux import Tmux
+
+    Tmux(socket).kill_server()
+    base = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+    (base / socket).unlink(missing_ok=True)
 
 
 def broken_worktrees(repo: Path, under: Path) -> list[str]:
@@ -139,14 +151,24 @@ def stop_supervisor(proc: subprocess.Popen[str], root: Path, env: dict[str, str]
             continue
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's children it has waited for (their own waited children
+    included): what ``timed`` reports of a command."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(argv: list[str], cwd: Path, what: str) -> tuple[float, float]:
-    """Run ``argv`` (no TMUX in its environment); its start and end (wall clock)."""
+    """Run ``argv`` (no TMUX in its environment); its start and end (wall clock). Its CPU (and
+    its waited children's: git, tmux clients; not a tmux server's) is in ``LAST_CPU[0]``."""
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+    c0 = children_cpu()
     t0 = time.time()
     out = subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
     )
     t1 = time.time()
+    LAST_CPU[0] = children_cpu() - c0
     if out.returncode != 0:
         raise RuntimeError(
             f"{what} exited {out.returncode}: {out.stderr[-2000:]}{out.stdout[-500:]}"

@@ -65,7 +65,8 @@ def prepare(
         )
     integration = deps.project.config.project.integration_branch
     mode = mode_for(deps, role)
-    protected = refguard.snapshot(root, integration, timeout)
+    # (one for-each-ref: the refs to protect and, for the sandbox's shadow, this task's branch)
+    protected, tip = refguard.snapshot_with_tip(root, integration, task_id, timeout)
     refguard.save(_refs_file(deps, run_id), protected, mode)
     reaper = reaper_prefix(deps)
     if mode == "none":
@@ -75,7 +76,7 @@ def prepare(
         raise HatchError(f"sandbox = bwrap for the {role} agent, but {problem}")
     common = refguard.common_dir(root, timeout)
     refguard.repair_links(common, worktree, task_id)
-    refguard.seed_shadow(root, common, task_id, refs, logs, timeout)
+    refguard.seed_shadow(root, common, task_id, refs, logs, timeout, tip)
     extra, programs = agent_paths(getattr(deps.project.config.agents, role), role, root)
     profile = sandbox.Profile(
         hatch_dir=paths.hatch,

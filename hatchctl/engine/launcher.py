@@ -12,8 +12,10 @@ Launch protocol (crash-safe, never starts an agent twice):
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,6 @@ from hatchctl.hosts.base import Host
 from hatchctl.hosts.ssh import SshHost
 from hatchctl.state.ids import run_name
 from hatchctl.state.rows import RunRow, TaskRow
-from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.spec import TaskSpec
 
 
@@ -38,6 +39,32 @@ class LaunchFailed(HatchError):
 
 def _rel(deps: Deps, path: Path) -> str:
     return str(path.relative_to(deps.project.root))
+
+
+def write_launch_file(path: Path, data: bytes) -> None:
+    """A launch's prompt or ticket: ``write_atomic`` (a private temp file made afresh, never
+    through a link, renamed over ``path``: readers see all of it or nothing) without its fsync.
+    Every reader of these files dies with the machine (the wrapper that claims the ticket, the
+    agent and the paste that read the prompt, a host's copy made right after, from the page
+    cache); a supervisor that crashes loses nothing (the kernel has them), and after an OS
+    crash no run is resumed from them (every run is crashed, a relaunch writes its own). The
+    fsync was two disk waits per launch in the supervisor's loop, serial."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 PROMPT_INLINE_MAX = 64 * 1024  # bytes; one argv string is capped at 128 KiB (MAX_ARG_STRLEN)
@@ -51,7 +78,7 @@ def _delivered_prompt(prompt: Path, text: str, shown: Path | None = None) -> Pat
     if size <= PROMPT_INLINE_MAX:
         return prompt
     pointer = prompt.with_name(prompt.stem + ".pointer.md")
-    write_atomic(
+    write_launch_file(
         pointer,
         (
             f"hatchctl: your instructions are too long for a command line ({size} bytes). "
@@ -132,7 +159,7 @@ def begin(
         resume_note=resume_note,
     )
     prompt.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(prompt, text.encode())
+    write_launch_file(prompt, text.encode())
     delivered = _delivered_prompt(prompt, text, where(prompt))
     stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     stop.unlink(missing_ok=True)
@@ -253,7 +280,7 @@ def finish(deps: Deps, p: Pending, opened: Opened) -> RunRow | None:
             deps.tmux.kill_pane(opened.pane_id)
         return None
     ticket = f"run_id={p.run.id} task={p.task.id} role={p.run.role}\n"
-    write_atomic(deps.project.paths.ticket(p.run.id), ticket.encode())
+    write_launch_file(deps.project.paths.ticket(p.run.id), ticket.encode())
     return running(deps, p.run, opened.pane_id, opened.pane_pid, {"sandbox": opened.mode})
 
 

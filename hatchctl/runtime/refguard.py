@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +86,42 @@ def worktree_gitdir(common: Path, task_id: str) -> Path:
     return gitdir
 
 
+def holds(path: Path, text: str) -> bool:
+    """Whether ``path`` already is what ``write_private(path, text)`` makes: a regular file (not
+    a link, not a FIFO), of one name (no hard link to it elsewhere), ours and private (no group
+    or other bits), holding exactly ``text``. Read without following a link or blocking."""
+    data = text.encode()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_nlink != 1
+            or st.st_uid != os.geteuid()
+            or st.st_mode & 0o077
+            or st.st_size != len(data)
+        ):
+            return False
+        return os.read(fd, len(data) + 1) == data
+    finally:
+        os.close(fd)
+
+
 def repair_links(common: Path, worktree: Path, task_id: str) -> None:
+    """Each link file made what it must be; one that already is exactly that (the usual case:
+    git wrote it so at `worktree add`, or the last repair did) is left as it is: no rewrite,
+    no fsync (``holds``: the same file ``write_private`` would leave)."""
     gitdir = worktree_gitdir(common, task_id)
-    write_private(gitdir / "commondir", "../..\n")
-    write_private(gitdir / "gitdir", f"{worktree}/.git\n")
-    write_private(worktree / ".git", f"gitdir: {gitdir}\n")
+    for path, text in (
+        (gitdir / "commondir", "../..\n"),
+        (gitdir / "gitdir", f"{worktree}/.git\n"),
+        (worktree / ".git", f"gitdir: {gitdir}\n"),
+    ):
+        if not holds(path, text):
+            write_private(path, text)
     for name in ("config.worktree",):
         with contextlib.suppress(FileNotFoundError):
             (gitdir / name).unlink()
@@ -100,18 +133,26 @@ def _seeded(refs: Path) -> Path:
 
 
 def seed_shadow(
-    repo: Path, common: Path, task_id: str, refs: Path, logs: Path, timeout: float
+    repo: Path,
+    common: Path,
+    task_id: str,
+    refs: Path,
+    logs: Path,
+    timeout: float,
+    tip: str | None = None,
 ) -> None:
     """Give a sandboxed run a ``refs/heads/hatch`` holding only its own branch. Call
-    ``take_back`` first: what an earlier run committed is kept."""
+    ``take_back`` first: what an earlier run committed is kept. ``tip``: the branch's commit as
+    ``snapshot_with_tip`` read it after ``take_back`` (no git call here); None: asked of git."""
     for d in (refs, logs):
         if d.is_symlink():
             d.unlink()
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(mode=0o700, parents=True)
-    sha = _git(repo, "rev-parse", "--verify", f"refs/heads/hatch/{task_id}", timeout=timeout)
-    tip = sha.stdout.strip()
+    if tip is None or not _SHA.fullmatch(tip):
+        ref = f"refs/heads/hatch/{task_id}"
+        tip = _git(repo, "rev-parse", "--verify", ref, timeout=timeout).stdout.strip()
     write_private(refs / task_id, tip + "\n")
     write_private(_seeded(refs), tip + "\n")
     for d in (common / "refs" / "heads" / "hatch", common / "logs" / "refs" / "heads" / "hatch"):
@@ -153,11 +194,23 @@ def take_back(repo: Path, task_id: str, refs: Path, timeout: float) -> TakeBack:
 
 # -- every other ref -------------------------------------------------------------------------
 def snapshot(repo: Path, integration_branch: str, timeout: float) -> dict[str, str]:
+    return snapshot_with_tip(repo, integration_branch, None, timeout)[0]
+
+
+def snapshot_with_tip(
+    repo: Path, integration_branch: str, task_id: str | None, timeout: float
+) -> tuple[dict[str, str], str | None]:
+    """``snapshot``, and the commit of ``hatch/<task_id>`` from the same `git for-each-ref` (what
+    `git rev-parse --verify` says of it; None when git lists no such branch)."""
     out = _git(repo, "for-each-ref", "--format=%(refname)%00%(objectname)", timeout=timeout)
     skip = f"refs/heads/{integration_branch}"
+    own = f"refs/heads/hatch/{task_id}" if task_id is not None else None
     refs: dict[str, str] = {}
+    tip = None
     for line in out.stdout.splitlines():
         name, _, sha = line.partition("\0")
+        if name == own:
+            tip = sha
         if name.startswith("refs/heads/hatch/") or name == skip:
             continue
         refs[name] = sha
@@ -166,7 +219,7 @@ def snapshot(repo: Path, integration_branch: str, timeout: float) -> dict[str, s
     head = read_small(_dirs(repo, timeout)[0] / "HEAD", 4096) or ""
     target = head.strip().removeprefix("ref: ") if head.startswith("ref: ") else ""
     refs["HEAD"] = "ref: " + target if target.startswith("refs/") else ""
-    return refs
+    return refs, tip
 
 
 def save(path: Path, refs: dict[str, str], sandbox: str) -> None:

@@ -72,8 +72,13 @@ def _outermost(paths: Iterable[Path]) -> list[Path]:
 def default_visible(root: Path, scripts_root: Path) -> tuple[Path, ...]:
     """What an agent needs to see even when it lives under /tmp: the project, the scripts and
     the Python that runs hatchctl (a test checkout or a CI clone may be under /tmp)."""
-    here = Path(__file__).resolve().parent.parent
-    return (root, scripts_root, Path(sys.prefix), Path(sys.base_prefix), here)
+    return (root, scripts_root, Path(sys.prefix), Path(sys.base_prefix), _package_dir())
+
+
+@functools.cache
+def _package_dir() -> Path:
+    """hatchctl's own directory, resolved once (a launch asks for it every time)."""
+    return Path(__file__).resolve().parent.parent
 
 
 def program_roots(program: Path) -> tuple[Path, ...]:

@@ -129,30 +129,34 @@ class Tmux:
         pid = self.server_pid()
         if pid is not None and self.has_session(AGENT_SESSION):
             return pid
-        # A placeholder window keeps the session alive while no agent runs.
-        home = self.run(
-            "new-session",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}",
-            "-s",
-            AGENT_SESSION,
-            "-n",
-            "home",
-            "-c",
-            escape_format(str(cwd)),
-            "--",
-            "sleep",
-            "infinity",
-        ).stdout.strip()
-        self.run("set-option", "-w", "-t", home, TAG_OPTION, self.tag)
-        self.run("set-option", "-g", "remain-on-exit", "off")
-        self.run("set-option", "-g", "history-limit", "20000")
-        self.run("set-option", "-g", "exit-empty", "off")
-        pid = self.server_pid()
-        if pid is None:
-            raise TmuxServerDead(f"tmux server {self.socket} did not start")
+        # A placeholder window keeps the session alive while no agent runs. One tmux call
+        # (was six): the commands after new-session act on its session's window, and the new
+        # session's line says the server's pid.
+        out = self.run_sequence(
+            [
+                "new-session",
+                "-d",
+                "-P",
+                "-F",
+                "#{pane_id} #{pid}",
+                "-s",
+                AGENT_SESSION,
+                "-n",
+                "home",
+                "-c",
+                escape_format(str(cwd)),
+                "--",
+                "sleep",
+                "infinity",
+            ],
+            ["set-option", "-w", TAG_OPTION, self.tag],
+            ["set-option", "-g", "remain-on-exit", "off"],
+            ["set-option", "-g", "history-limit", "20000"],
+            ["set-option", "-g", "exit-empty", "off"],
+        ).stdout.split()
+        pid = int(out[1]) if len(out) == 2 and out[1].isdigit() else None
+        if pid is None or not out[0].startswith("%"):
+            raise TmuxServerDead(f"tmux server {self.socket} did not start: {out[:2]}")
         self.log.info("tmux_server_started", pid=pid)
         return pid
 
