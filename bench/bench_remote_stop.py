@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -272,8 +273,13 @@ def e2e(mode: str, server: SshServer, base: Path, tasks: int) -> list[float]:
     runs = conn.execute("SELECT id, stop_path, host FROM runs").fetchall()
     parts: dict[str, list[float]] = {}
     via: dict[str, int] = {}  # how each stop came: on the watcher's stream, or read over ssh
-    for (data,) in conn.execute("SELECT data FROM events WHERE kind = 'remote_stop_collected'"):
+    steps: dict[int, dict[str, float]] = {}  # run id -> when its first stop went through each
+    for run_id, data in conn.execute(
+        "SELECT run_id, data FROM events WHERE kind = 'remote_stop_collected' ORDER BY id"
+    ):
         doc = json.loads(data)
+        if run_id not in steps:
+            steps[run_id] = {k: v for k, v in doc.get("at", {}).items() if v is not None}
         for part, ms in doc.get("ms", {}).items():
             parts.setdefault(part, []).append(ms)
         via[doc.get("via", "ssh")] = via.get(doc.get("via", "ssh"), 0) + 1
@@ -286,11 +292,40 @@ def e2e(mode: str, server: SshServer, base: Path, tasks: int) -> list[float]:
         )
     there = remote / project_dir_name(root)
     lat = []
+    split: dict[str, list[float]] = {}
     for run_id, stop_rel, host in runs:
         stop = (there / stop_rel) if host else (root / stop_rel)
         if run_id in stopped and stop.exists():
-            lat.append(stopped[run_id] - stop.stat().st_mtime_ns / 1e9)
+            mtime = stop.stat().st_mtime_ns / 1e9
+            lat.append(stopped[run_id] - mtime)
+            at = {"mtime": mtime, **steps.get(run_id, {}), "stopped": stopped[run_id]}
+            for part, ms in breakdown(at).items():
+                split.setdefault(part, []).append(ms)
+    if split:
+        print(f"# e2e {mode}: the parts (ms; stops that came on the stream, p50/p95/p99):")
+        for part, ms in split.items():
+            print(
+                f"#   {part}: n {len(ms)} p50 {pct(ms, 0.5):.1f} p95 {pct(ms, 0.95):.1f}"
+                f" p99 {pct(ms, 0.99):.1f} max {max(ms):.1f}"
+            )
     return lat
+
+
+STEPS = {  # a host's stop, from its file's mtime to the run's `stopped` committed
+    "there": "the host's watcher saw it (inotify, bash, date)",
+    "read": "shipped and read here (find/dd/base64 there, ssh, the reader thread)",
+    "queued": "on the supervisor's queue",
+    "collect": "the loop collects it (monitor.check)",
+    "stopped": "`stopped` committed (collect, record_stop)",
+}
+
+
+def breakdown(at: dict[str, float]) -> dict[str, float]:
+    """ms between consecutive steps of one stop (all of them known: a stop on the stream)."""
+    names = ["mtime", *STEPS]
+    if any(n not in at for n in names):
+        return {}
+    return {f"{a} -> {b}": (at[b] - at[a]) * 1000 for a, b in itertools.pairwise(names)}
 
 
 def row(name: str, values: list[float], stops: int) -> str:

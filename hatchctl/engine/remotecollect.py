@@ -20,10 +20,12 @@ verification finds the commits it claims missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hatchctl.engine import remotefiles, remotesandbox
@@ -31,7 +33,6 @@ from hatchctl.engine.remoteship import SUMMARY_LIMIT, Shipped
 from hatchctl.errors import CommandTimeout, HatchError, HostUnreachable, ScriptError
 from hatchctl.hosts.ssh import SshHost
 from hatchctl.state.rows import RunRow
-from hatchctl.state.snapshot import write_atomic
 
 if TYPE_CHECKING:
     from hatchctl.engine.remote import RemoteRuns
@@ -59,8 +60,10 @@ def collect(remote: RemoteRuns, run: RunRow) -> bool:
     root, results = remote.deps.project.root, remote.results
     host = remote.host(run)
     local_stop = root / run.stop_path
-    start = time.monotonic()
+    start, began = time.monotonic(), time.time()
     shipped = _shipped_stop(remote, host, run)
+    watch = remote.watches.get(host.name)
+    queued = None if watch is None else watch.queued.take(remote.io_rel(run))
     if shipped is not None:
         mtime, stop_text = float(shipped.mtime), shipped.text()
     else:
@@ -87,11 +90,16 @@ def collect(remote: RemoteRuns, run: RunRow) -> bool:
     results.pending[run.id] = Pending(remote, run)
     local_stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if summary is not None:
-        write_atomic(local_summary, summary[1].encode())
+        write_copy(local_summary, summary[1].encode())
         os.utime(local_summary, (summary[0], summary[0]))
-    write_atomic(local_stop, stop_text.encode())  # last: the run is stopped from here on
+    write_copy(local_stop, stop_text.encode())  # last: the run is stopped from here on
     results.collected[run.id] = key
     results.gone.pop(run.id, None)
+    # when the stop went through each step (time.time(); "there": the host's clock when its
+    # watcher shipped it): the parts of its latency (bench/bench_remote_stop.py)
+    at = {"queued": queued, "collect": began}
+    if shipped is not None:
+        at.update(there=shipped.there, read=shipped.received)
     with remote.deps.store.tx() as tx:
         tx.event(
             "remote_stop_collected",
@@ -102,9 +110,33 @@ def collect(remote: RemoteRuns, run: RunRow) -> bool:
                 "summary": summary is not None,
                 "via": "stream" if shipped is not None else "ssh",
                 "ms": {k: round(v * 1000, 1) for k, v in ms.items()},  # the time each part took
+                "at": {k: None if v is None else round(v, 6) for k, v in at.items()},
             },
         )
     return True
+
+
+def write_copy(path: Path, data: bytes) -> None:
+    """Write the local copy of a host's file as snapshot.write_atomic does (a temp file of
+    this thread's own, 0600, never through a link; a rename) but without its fsync (3-5 ms
+    each, on the way to the run's ``stopped``): the host keeps the original, and a supervisor
+    started after a crash collects the stop again (``Results`` is in memory)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _shipped_stop(remote: RemoteRuns, host: SshHost, run: RunRow) -> Shipped | None:
@@ -238,9 +270,9 @@ class Pending:
         return None
 
     def _worth_again(self, error: HatchError | None) -> bool:
-        """git failed (exit 3) with the link up: maybe this repository's own moment (another
-        task's worktree half made here: "bad object worktrees/X/HEAD"), so it is tried again
-        before the agent's branch is doubted."""
+        """git failed (exit 3) with the link up: maybe a moment of this repository's own, so it
+        is tried again before the agent's branch is doubted (another task's worktree half made
+        here no longer is one: fetch_from_host.sh fetches into a scratch repository)."""
         if not isinstance(error, ScriptError) or error.returncode != GIT_FAILED:
             return False
         return self.remote.host(self.run_row).master_alive()

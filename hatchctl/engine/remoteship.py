@@ -6,8 +6,10 @@ On the host (``EMIT``, in both the inotify and the poll loop), for a stop ``T/RO
 the summary of its directory, then the stop, each only when it is a regular file (not a link,
 the checks of remotefiles.READ), of a safe name, and no bigger than its cap (the summary
 MAX_AGENT_FILE, the stop remotefiles.STOP_LIMIT): ``F NONCE KIND MTIME SIZE NOW NAME``, its
-bytes in base64 lines, ``E NONCE``; ``NOW`` is the host's clock (``date +%s.%N``), so the
-controller knows the file's age by the host's own clock. A summary that does not exist is
+bytes in base64 lines, ``E NONCE``; ``NOW`` is the host's clock (``date +%s.%N``; the inotify
+loop's bash reads ``$EPOCHREALTIME`` instead, no process per stop), so the controller knows the
+file's age by the host's own clock. Per stop: one ``find`` (both files' mtime and size), a ``dd``
+and a ``base64`` per file shipped. A summary that does not exist is
 ``N NONCE NAME``. Anything else (a link, too big, no base64 there) ships nothing and the
 controller reads the file over ssh as before. ``NONCE`` is the stream's own random word (an
 argument of its command): a file name printed in a listing cannot open a block.
@@ -35,16 +37,17 @@ SUMMARY_LIMIT = MAX_AGENT_FILE
 MAX_STOPS = 256  # stops shipped and not collected yet, per host (the oldest dropped)
 MAX_BYTES = 16 * 1024 * 1024  # their bytes, summaries included
 # sh (POSIX; bash runs it too): needs $nonce set; ``emit IO REL`` ships REL's summary and stop
-# (then $m is the stop's "MTIME SIZE", empty when it was not shipped);
+# (then $m is the stop's "MTIME SIZE", empty when it was not shipped): a find for both, a dd and
+# a base64 for each (``host_now``: the host's clock, ``date``; bash's loop reads it without a
+# process: remotewatch.py);
 # ``ship_new`` those of the (at most 32) stops of the listing $cur not in $old nor $sent (the
 # ones the inotify loop shipped since its last listing) of the exchange directory $io
 EMIT = r"""
 emit1() {
   m=
-  case $3 in *[!A-Za-z0-9._/-]*) return 0 ;; esac
   if [ ! -e "$2" ] && [ ! -L "$2" ]; then printf 'N %s %s\n' "$nonce" "$3" || exit 0; return 0; fi
   [ -f "$2" ] && [ ! -L "$2" ] || return 0
-  m=$(find "$2" -maxdepth 0 -type f -printf '%T@ %s' 2>/dev/null) && [ -n "$m" ] || return 0
+  m=$5 && [ -n "$m" ] || return 0
   [ "${m#* }" -le "$4" ] 2>/dev/null || { m=; return 0; }
   printf 'F %s %s %s %s %s\n' "$nonce" "$1" "$m" "$now" "$3" || exit 0
   # at most the cap (a file that changed since: its size is not the header's, refused there);
@@ -53,12 +56,23 @@ emit1() {
   dd if="$2" iflag=nonblock,nofollow,fullblock bs="$4" count=1 status=none | base64 || exit 0
   printf 'E %s\n' "$nonce" || exit 0
 }
+host_now() {
+  now=$(date +%s.%N 2>/dev/null)
+}
 emit() {
   m=
   [ -n "$ship" ] || return 0
-  now=$(date +%s.%N 2>/dev/null)
-  emit1 summary "$1/${2%/*}/summary.json" "${2%/*}/summary.json" SUMMARY_LIMIT
-  emit1 stop "$1/$2" "$2" STOP_LIMIT
+  case $2 in *[!A-Za-z0-9._/-]*) return 0 ;; esac
+  host_now
+  # one find for both: "S|T MTIME:SIZE" of each that is a regular file (not a link)
+  sm=; tm=
+  for x in $(find "$1/${2%/*}/summary.json" "$1/$2" -maxdepth 0 -type f \
+      \( -name summary.json -printf 'S%T@:%s\n' -o -printf 'T%T@:%s\n' \) 2>/dev/null); do
+    case $x in S*) sm=${x#S} ;; T*) tm=${x#T} ;; esac
+  done
+  emit1 summary "$1/${2%/*}/summary.json" "${2%/*}/summary.json" SUMMARY_LIMIT \
+    "${sm:+${sm%:*} ${sm#*:}}"
+  emit1 stop "$1/$2" "$2" STOP_LIMIT "${tm:+${tm%:*} ${tm#*:}}"
 }
 ship_new() {
   k=0
@@ -193,3 +207,25 @@ class Shipments:
 
 def _size(stop: Shipped) -> int:
     return len(stop.data) + (len(stop.summary.data) if stop.summary is not None else 0)
+
+
+class Stamps:
+    """When each stop path was last put on the supervisor's queue, for the event that records
+    its collection (the latency's parts); the newest MAX_STAMPS kept."""
+
+    MAX_STAMPS = 256
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at: OrderedDict[str, float] = OrderedDict()
+
+    def put(self, rel: str) -> None:
+        with self.lock:
+            self.at.pop(rel, None)
+            self.at[rel] = time.time()
+            while len(self.at) > self.MAX_STAMPS:
+                self.at.popitem(last=False)
+
+    def take(self, rel: str) -> float | None:
+        with self.lock:
+            return self.at.pop(rel, None)

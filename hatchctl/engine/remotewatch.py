@@ -44,7 +44,15 @@ from pathlib import Path, PurePosixPath
 
 from hatchctl import logsetup
 from hatchctl.engine.remotefiles import LogMirror
-from hatchctl.engine.remoteship import EMIT, Block, Shipments, Shipped, directory, none_line
+from hatchctl.engine.remoteship import (
+    EMIT,
+    Block,
+    Shipments,
+    Shipped,
+    Stamps,
+    directory,
+    none_line,
+)
 from hatchctl.errors import HatchError
 from hatchctl.hosts.ssh import SshHost
 
@@ -85,6 +93,21 @@ io=$1; logs=$2; poll=$3; nonce=$4; ipid=; listed=; new=; old=; sent=
 """
     + EMIT
     + r"""
+# the host's clock without a process per stop: bash's $EPOCHREALTIME plus the whole seconds
+# ``date`` differs from it by (none on a real host; a test fakes ``date``), read once between
+# two readings in the same second; ``date`` per stop when that cannot be known
+skew=
+for _ in 1 2 3; do
+  a=$EPOCHREALTIME; d=$(date +%s 2>/dev/null); b=$EPOCHREALTIME
+  [[ $a =~ ^[0-9]+[.,][0-9]+$ && $d =~ ^[0-9]+$ && ${a%[.,]*} == "${b%[.,]*}" ]] || continue
+  skew=$(( d - ${a%[.,]*} )); break
+done
+if [ -n "$skew" ]; then
+  host_now() {
+    local t=$EPOCHREALTIME
+    now=$(( ${t%[.,]*} + skew )).${t#*[.,]}
+  }
+fi
 fallback() {
   printf 'W poll %s\n' "$1" || exit 0
   ipid=; exec sh -c "$poll" hatch-watch "$io" "$logs" "$nonce"
@@ -106,11 +129,11 @@ while :; do
     last=$SECONDS; out=; new=; n=$((n+1))
     if [ "$n" -ge 2 ]; then
       n=0
-      cur=$(find . -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null | sort)
+      cur=$(find . -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null)
       if [ "$cur" != "$prev" ]; then out=$cur; new=$listed; old=$prev; prev=$cur; fi
       listed=1
     fi
-    curl=$(find "$logs" -name '*.log' -type f -mmin -30 -printf 'L %s %P\n' 2>/dev/null | sort)
+    curl=$(find "$logs" -name '*.log' -type f -mmin -30 -printf 'L %s %P\n' 2>/dev/null)
     if [ "$curl" != "$prevl" ]; then out="$out
 $curl"; prevl=$curl; fi
     printf '%s\n' "$out" || exit 0
@@ -195,6 +218,7 @@ class HostWatch:
         self.mode = ""  # "inotify" or "poll", as the current stream said
         self.shipments = Shipments()  # stops shipped with their content (remoteship.py)
         self.nonce = ""  # the current stream's (remoteship.py)
+        self.queued = Stamps()  # when each reported stop was put on the queue (time.time())
         self._grew = threading.Event()  # a listed log size changed: the mirror looks
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch-{host.name}", daemon=True)
@@ -337,6 +361,7 @@ class HostWatch:
                 self._grew.set()
             if changed and self.local_io is not None:
                 for rel in changed[:64]:  # the supervisor checks these runs first
+                    self.queued.put(rel)
                     self.sink.put(("stop", str(self.local_io / rel)))
             if changed:
                 self.sink.put(("remote", self.host.name))
