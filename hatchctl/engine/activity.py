@@ -29,19 +29,25 @@ class Activity:
         deps, lim = self.deps, self.deps.limits
         size = self.monitor._log_size(run)
         # CPU of the process tree costs a scan of /proc: only when the log says nothing, and at
-        # most every 2 s per run
+        # most every `every` seconds per run: a tenth of the time a stall takes to be decided
+        # (2 s for a 20 s stall; 10 s at most, the default 150 s), never under 1 s
         grew = size != run.log_size
         previous = self.cpu.get(run.id)
         cpu = previous
         last = run.last_activity_at or started
+        decide = min(lim.stall_seconds, lim.idle_timeout)
+        every = min(10.0, max(1.0, decide / 10))
         # nor while it was active a moment ago (well before any stall could be decided): a
         # printing agent's log says enough, and a /proc pass holds up the loop (tens of ms on a
         # busy machine)
-        quiet = now - last >= min(1.0, min(lim.stall_seconds, lim.idle_timeout) / 2)
-        if not grew and quiet and run.pane_pid and now - self.cpu_at.get(run.id, -1e9) >= 2.0:
+        quiet = now - last >= min(1.0, decide / 2)
+        sampled_at = self.cpu_at.get(run.id, -1e9)
+        if not grew and quiet and run.pane_pid and now - sampled_at >= every:
             cpu = self.cpu_table.seconds(run.pane_pid)
             self.cpu[run.id], self.cpu_at[run.id] = cpu, now
-        busy = grew or (previous is not None and cpu is not None and cpu - previous > 0.02)
+        # busy: more than 1 % of a core since the last sample (0.02 s over 2 s, as before)
+        used = (cpu - previous) if previous is not None and cpu is not None else 0.0
+        busy = grew or used > 0.01 * max(2.0, now - sampled_at)
         if busy:
             if run.waiting_since is not None and size != run.log_size:
                 run = observe.clear_waiting(deps, run, "output")
