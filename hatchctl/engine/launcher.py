@@ -12,10 +12,8 @@ Launch protocol (crash-safe, never starts an agent twice):
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from hatchctl.hosts.base import Host
 from hatchctl.hosts.ssh import SshHost
 from hatchctl.state.ids import run_name
 from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.spec import TaskSpec
 
 
@@ -49,22 +48,7 @@ def write_launch_file(path: Path, data: bytes) -> None:
     cache); a supervisor that crashes loses nothing (the kernel has them), and after an OS
     crash no run is resumed from them (every run is crashed, a relaunch writes its own). The
     fsync was two disk waits per launch in the supervisor's loop, serial."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_atomic(path, data, durable=False)
 
 
 PROMPT_INLINE_MAX = 64 * 1024  # bytes; one argv string is capped at 128 KiB (MAX_ARG_STRLEN)

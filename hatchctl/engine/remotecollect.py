@@ -20,7 +20,6 @@ verification finds the commits it claims missing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -33,6 +32,7 @@ from hatchctl.engine.remoteship import SUMMARY_LIMIT, Shipped
 from hatchctl.errors import CommandTimeout, HatchError, HostUnreachable, ScriptError
 from hatchctl.hosts.ssh import SshHost
 from hatchctl.state.rows import RunRow
+from hatchctl.state.snapshot import write_atomic
 
 if TYPE_CHECKING:
     from hatchctl.engine.remote import RemoteRuns
@@ -121,22 +121,7 @@ def write_copy(path: Path, data: bytes) -> None:
     this thread's own, 0600, never through a link; a rename) but without its fsync (3-5 ms
     each, on the way to the run's ``stopped``): the host keeps the original, and a supervisor
     started after a crash collects the stop again (``Results`` is in memory)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_atomic(path, data, durable=False)
 
 
 def _shipped_stop(remote: RemoteRuns, host: SshHost, run: RunRow) -> Shipped | None:
