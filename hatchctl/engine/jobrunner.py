@@ -29,9 +29,8 @@ class JobRunner:
         self.guard = guard
         self.infra_failure = infra_failure
         self.jobs: dict[str, Future[Any]] = {}
-        # launch jobs (engine/launching.py) are handed back whatever their task's state
-        self.on_launch: Callable[[str, Future[Any]], None] | None = None
-        # other kinds handed back the same way: kind -> handler(task_id, future)
+        # kinds handed back to their owner whatever their task's state: kind -> handler(task_id,
+        # future) (launches: engine/launching.py; reaps: engine/stops.py)
         self.handlers: dict[str, Callable[[str, Future[Any]], None]] = {}
         self.pool = ThreadPoolExecutor(
             max_workers=max(2, deps.limits.max_active), thread_name_prefix="job"
@@ -71,7 +70,7 @@ class JobRunner:
             return  # (collected meanwhile)
         del self.jobs[task_id]
         kind: str = future.kind  # type: ignore[attr-defined]
-        handler = self.on_launch if kind == "launch" else self.handlers.get(kind)
+        handler = self.handlers.get(kind)
         if handler is not None:
             self.guard(task_id, handler, task_id, future)
             return

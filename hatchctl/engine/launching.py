@@ -37,7 +37,7 @@ class Launches:
         self.infra_failure = infra_failure
         self.raise_if_disk_full = raise_if_disk_full
         self.pending: dict[str, launcher.Pending] = {}
-        jobs.on_launch = self.opened
+        jobs.handlers[LAUNCH] = self.opened
 
     def start(self, task: TaskRow, spec: TaskSpec, role: str) -> None:
         deps = self.deps
