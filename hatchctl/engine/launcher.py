@@ -109,8 +109,8 @@ def begin(
 ) -> Pending:
     """The run's prompt written and its row committed in state ``starting`` (on ``host``:
     placement's choice; None or ``local``: this machine; on an SSH host the prompt names the
-    host's paths). Then ``launch_remote``, or, for this machine, ``open_pane`` (a job of
-    engine/launching.py) and ``finish``."""
+    host's paths). Then ``open_pane`` and ``finish`` (engine/remotelaunch.py's on an SSH host),
+    the first in a job of engine/launching.py."""
     project, paths = deps.project, deps.project.paths
     agent = getattr(project.config.agents, role)
     worktree = Path(task.worktree or paths.worktree(task.id))
@@ -169,18 +169,6 @@ def begin(
                 data={"bytes": len(text.encode()), "limit": PROMPT_INLINE_MAX},
             )
     return Pending(run, task, spec, worktree, prompt, delivered, handover, ssh)
-
-
-def launch_remote(deps: Deps, p: Pending) -> RunRow:
-    assert p.host is not None
-    files = {"prompt": p.prompt, "delivered": p.delivered, "handover": p.handover}
-    try:
-        return deps.remote.launch(p.host, p.run, p.task, p.spec, files)
-    except HatchError as exc:
-        failed(deps, p.run.id, str(exc))
-        raise LaunchFailed(
-            f"could not launch {p.run.window_name} on host {p.host.name}: {exc}"
-        ) from None
 
 
 def open_pane(deps: Deps, p: Pending) -> Opened:

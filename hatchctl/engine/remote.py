@@ -37,11 +37,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from hatchctl.engine import (
-    launcher,
     remoteadopt,
     remotecollect,
     remotefiles,
-    remotelaunch,
     remotesandbox,
 )
 from hatchctl.engine.remotefiles import LogMirror
@@ -53,8 +51,7 @@ from hatchctl.hosts.attach import host_socket
 from hatchctl.hosts.ssh import SshHost
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.tmux import AGENT_SESSION, Pane, Tmux
-from hatchctl.state.rows import RunRow, TaskRow
-from hatchctl.state.spec import TaskSpec
+from hatchctl.state.rows import RunRow
 
 if TYPE_CHECKING:
     from hatchctl.engine.deps import Deps
@@ -151,32 +148,6 @@ class RemoteRuns:
         """``host`` prepared (and able to make the sandbox ``role``'s agent requires), or its
         failure counted against it (engine/remotehealth.py, remotesandbox.py)."""
         return self.health.usable(host, self.sandboxes.preparer(role))
-
-    # -- launch ----------------------------------------------------------------------------
-    def launch(
-        self,
-        host: SshHost,
-        run: RunRow,
-        task: TaskRow,
-        spec: TaskSpec,
-        files: dict[str, Path | None],
-    ) -> RunRow:
-        """Start the run on ``host`` at once, in this thread (the supervisor opens the pane in a
-        job instead: engine/launching.py, remotelaunch.py); a failure counts against the host."""
-        prompt, delivered = files["prompt"], files["delivered"]
-        assert prompt is not None and delivered is not None
-        worktree = Path(task.worktree or self.deps.project.paths.worktree(task.id))
-        p = launcher.Pending(run, task, spec, worktree, prompt, delivered, files["handover"], host)
-        try:
-            sandbox = remotelaunch.mode(self, host, run.role)
-            row = remotelaunch.finish(self, p, remotelaunch.open_pane(self, p, sandbox))
-        except HatchError as exc:
-            self.health.failed(host.name, f"launch {run.window_name}: {exc}")
-            raise
-        if row is None:
-            raise HostError(f"host {host.name}: launch {run.id} was cancelled")
-        self.health.used.add(host.name)
-        return row
 
     # -- tickets ---------------------------------------------------------------------------
     def cancel_ticket(self, host: SshHost, run_id: int) -> bool:
