@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -285,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 141
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        import traceback
+
         from hatchctl import logsetup
 
         logsetup.get().error("internal_error", error=repr(exc), tb=traceback.format_exc())

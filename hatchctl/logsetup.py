@@ -13,6 +13,7 @@ import json
 import logging
 import logging.handlers
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,47 @@ def configure(path: Path | None, *, max_bytes: int = 5_000_000, backups: int = 3
         _structlog()
 
 
+class _RichUnavailable:
+    """A meta path finder: ``import rich`` (or a submodule) fails in the thread that made it,
+    as if rich were not installed. Other threads import rich as usual (see _import_structlog)."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if threading.get_ident() == self.thread and name.partition(".")[0] == "rich":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def _import_structlog() -> Any:
+    """``import structlog``, without rich when this process has not loaded rich already.
+
+    structlog imports rich (about 40 ms of a command's start) only to offer console
+    tracebacks and pretty reprs; events here go as JSON lines to a file, and their
+    tracebacks come from ``format_exc_info`` (the traceback module). So while structlog is
+    imported, ``import rich`` fails in this thread, which structlog handles: it takes its
+    path for rich not being installed. Afterwards rich imports as usual (Textual). A process
+    that has rich loaded (the control room) imports structlog as it is.
+    """
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        import structlog
+
+        return structlog
+    finder = _RichUnavailable()
+    sys.meta_path.insert(0, finder)
+    try:
+        import structlog
+    finally:
+        sys.meta_path.remove(finder)
+    return structlog
+
+
 def _structlog() -> Any:
-    """structlog, configured. Imported only when something is logged: it imports rich (about
-    60 ms), which a short command such as `hatchctl status` never needs."""
+    """structlog, configured. Imported only when something is logged: a short command such
+    as `hatchctl status` never needs it (see also _import_structlog)."""
     global _configured
-    import structlog
+    structlog = _import_structlog()
 
     if not _configured:
         _configured = True

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hatchctl import logsetup
-from hatchctl.engine.deps import Deps
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
-from hatchctl.runtime.notify import Notifier
-from hatchctl.runtime.scripts import Scripts, scripts_root
-from hatchctl.runtime.tmux import Tmux
+
+if TYPE_CHECKING:
+    from hatchctl.engine.deps import Deps
 
 
 def start_dir(args: argparse.Namespace) -> Path:
@@ -33,6 +33,11 @@ def load_project(args: argparse.Namespace) -> Project:
 
 def build_deps(project: Project) -> Deps:
     """Everything the engine needs, built once here and passed in."""
+    from hatchctl.engine.deps import Deps  # the engine's: not for read commands (status)
+    from hatchctl.runtime.notify import Notifier
+    from hatchctl.runtime.scripts import Scripts, scripts_root
+    from hatchctl.runtime.tmux import Tmux
+
     cfg = project.config
     store = project.open_store()
     root = scripts_root(project.root / cfg.project.scripts_dir if cfg.project.scripts_dir else None)

@@ -13,7 +13,6 @@ from hatchctl.cmds.common import load_project, start_dir
 from hatchctl.config import find_config, load_config
 from hatchctl.errors import HatchError
 from hatchctl.project import Project
-from hatchctl.runtime.logfollow import LogFollower, StablePrinter
 from hatchctl.state import features, metrics
 from hatchctl.state.ids import check_task_id
 from hatchctl.state.lockfile import probe
@@ -154,6 +153,8 @@ def logs(args: argparse.Namespace) -> int:
         _raw_logs(path, follow=args.follow)
         return 0
     # What the pane showed (a TUI's redraws rendered, not its escape codes), from the log's tail.
+    from hatchctl.runtime.logfollow import LogFollower, StablePrinter  # pyte: only `logs`
+
     follower = LogFollower(path)
     follower.poll()
     base, lines = follower.snapshot()

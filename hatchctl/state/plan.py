@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hatchctl.errors import HatchError, SpecError, SummaryError
 from hatchctl.state.ids import is_valid_task_id
 from hatchctl.state.simscript import SimScript
@@ -45,6 +43,8 @@ class Feature:
 
 def read_feature(path: Path) -> Feature:
     """A feature description, bounded; its name from ``feature:`` or the file's stem."""
+    import yaml  # only here: `hatchctl status` lists plans without parsing YAML
+
     try:
         text = read_agent_file(path, "feature description", MAX_FEATURE_BYTES).decode("utf-8")
     except SummaryError as exc:

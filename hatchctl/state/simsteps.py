@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 SLOW_SECONDS = 1.0
 NOISY_LINES = 200
 LOC_CAP = 500
@@ -61,6 +59,8 @@ class SimSpec:
 
 def read_sim_spec(path: Path) -> SimSpec:
     """The spec at ``path``; ValueError with the reason when it cannot be read as one."""
+    import yaml  # only here: importing this module (spec.py does) needs no YAML
+
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines or lines[0].strip() != "---":
         raise ValueError(f"{path}:1: missing YAML front matter")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hatchctl.errors import SummaryError
@@ -17,6 +17,9 @@ from hatchctl.state.ids import TASK_ID_PATTERN, is_valid_task_id
 from hatchctl.state.simscript import SimScript
 from hatchctl.state.simsteps import LOC_CAP
 from hatchctl.state.summary import read_agent_file
+
+if TYPE_CHECKING:
+    import yaml
 
 # bounds: a spec is read by hatchctl and handed to an agent (as one argument by default, which
 # Linux caps at 128 KiB: MAX_ARG_STRLEN), so sizes are checked when it is validated
@@ -115,29 +118,36 @@ class SpecParse:
     id_line: int = 1
 
 
-# libyaml's parser where PyYAML has it (10x faster at thousands of specs); same safe constructor
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _unique_key_loader() -> Any:
+    """The loader class, made at the first spec parsed: PyYAML is imported then (a command
+    that parses no spec, such as `hatchctl status` with unchanged specs, never imports it)."""
+    import yaml
 
+    # libyaml's parser where PyYAML has it (10x faster at thousands of specs); same safe constructor
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _UniqueKeyLoader(_BaseLoader):  # type: ignore[misc]
-    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+    class _UniqueKeyLoader(base):  # type: ignore[misc]
+        """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int | float | bool) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}'", key_node.start_mark
-                )
-            seen.add(key)
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key}'", key_node.start_mark
+                    )
+                seen.add(key)
+            mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+            return mapping
+
+    return _UniqueKeyLoader
 
 
 def _load(text: str) -> tuple[Any, yaml.Node | None]:
     """The front matter's value and its node (for key lines), parsed once."""
-    loader = _UniqueKeyLoader(text)
+    loader = _unique_key_loader()(text)
     try:
         node = loader.get_single_node()
         return (loader.construct_document(node) if node is not None else None), node
@@ -150,6 +160,8 @@ load_front = _load  # for other front matter (a feature description): unique key
 
 def _key_lines(node: yaml.Node | None, offset: int) -> dict[str, int]:
     """Line (1-based, in the whole file) of each top-level key of the front matter."""
+    import yaml
+
     lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, _ in node.value:
@@ -165,6 +177,8 @@ def spec_digest(data: bytes) -> str:
 
 def parse_spec(text: str, path: Path) -> SpecParse:
     """Parse one spec. Never raises for bad content: problems are returned as ``file:line: msg``."""
+    import yaml  # loaded by _load's first call (a dict lookup afterwards)
+
     name = str(path)
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
