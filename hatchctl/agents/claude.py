@@ -291,8 +291,10 @@ PRESET = ClaudePreset(
     command=("claude", "--dangerously-skip-permissions"),
     prompt_delivery="argument",
     stop="claude-hook",
-    # a pinned version: no self-update mid-run (it could not write its install anyway)
-    env={"DISABLE_AUTOUPDATER": "1"},
+    # a pinned version: no self-update mid-run (it could not write its install anyway); no clone
+    # of Anthropic's plugin marketplace from GitHub at every start (seen with strace: an ssh, then
+    # an https git clone per start; an agent's start reaches no network but its API)
+    env={"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1"},
     sandbox_writable=("~/.claude",),
     waiting_patterns=(
         r"Yes, I trust this folder",  # workspace trust dialog

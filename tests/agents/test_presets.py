@@ -26,6 +26,7 @@ from hatchctl.errors import ConfigError, HatchError
 from hatchctl.project import Project
 from hatchctl.runtime import sandbox
 from hatchctl.runtime.doctor import agent_checks
+from tests.agents.seed_worker import seed_one
 from tests.conftest import hatchctl, make_repo, poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,12 +290,19 @@ def test_explicit_keys_override_the_preset_and_env_is_merged(tmp_path: Path) -> 
     factory, qa = cfg.agents.factory, cfg.agents.qa
     assert factory.command == ["claude", "--dangerously-skip-permissions"]
     assert (factory.stop, factory.prompt_delivery) == ("claude-hook", "argument")
-    assert factory.env == {"DISABLE_AUTOUPDATER": "1"}
+    assert factory.env == {
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
+    }
     assert factory.sandbox_writable == ["~/.claude"]
     assert qa.command == ["claude", "--model", "opus"]
     assert qa.stop == "exit"
     assert qa.sandbox_writable == ["/srv/cache"]
-    assert qa.env == {"DISABLE_AUTOUPDATER": "0", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    assert qa.env == {  # merged: the preset's, a key set here wins
+        "DISABLE_AUTOUPDATER": "0",
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+    }
     assert qa.prompt_delivery == "argument"  # not set: from the preset
 
 
@@ -340,9 +348,7 @@ def test_init_choices_are_the_presets() -> None:
     assert sorted(choices) == sorted(REAL)
 
 
-@pytest.mark.parametrize("name", REAL)
-def test_init_agent_writes_a_hatch_toml_for_the_preset(name: str, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
+def _init_agent_writes_a_hatch_toml_for_the_preset(name: str, repo: Path) -> None:
     out = hatchctl("init", "--agent", name, cwd=repo)
     assert out.returncode == 0, out.stderr
     cfg = load_config(repo / "hatch.toml")
@@ -357,11 +363,18 @@ def test_init_agent_writes_a_hatch_toml_for_the_preset(name: str, tmp_path: Path
     assert hatchctl("validate", cwd=repo).returncode == 0
 
 
-def test_init_agent_claude_passes_validate_and_doctor(tmp_path: Path) -> None:
-    exe = cli("claude")
+@pytest.mark.parametrize("name", [n for n in REAL if n != "claude"])
+def test_init_agent_writes_a_hatch_toml_for_the_preset(name: str, tmp_path: Path) -> None:
+    """(claude's: in the next test, whose doctor run starts from the same init.)"""
+    _init_agent_writes_a_hatch_toml_for_the_preset(name, make_repo(tmp_path / "repo"))
+
+
+def test_init_agent_claude_writes_a_hatch_toml_that_passes_validate_and_doctor(
+    tmp_path: Path,
+) -> None:
     repo = make_repo(tmp_path / "repo")
-    assert hatchctl("init", "--agent", "claude", cwd=repo).returncode == 0
-    assert hatchctl("validate", cwd=repo).returncode == 0
+    _init_agent_writes_a_hatch_toml_for_the_preset("claude", repo)  # init, then validate
+    exe = cli("claude")
     env = private_env(tmp_path / "home")
     env["PATH"] = f"{exe.parent}{os.pathsep}{env['PATH']}"
     out = hatchctl("doctor", cwd=repo, env=env)
@@ -546,10 +559,6 @@ def test_trust_seeding_takes_claude_codes_lock(tmp_path: Path) -> None:
     assert not lock.exists()
 
 
-def _seed_one(args: tuple[str, str]) -> bool:
-    return claude.seed_trust(Path(args[0]), [Path(args[1])], timeout=30)
-
-
 def test_concurrent_seeding_loses_no_worktree(tmp_path: Path) -> None:
     path = tmp_path / ".claude.json"
     path.write_text('{"projects": {}, "keep": true}')
@@ -557,7 +566,7 @@ def test_concurrent_seeding_loses_no_worktree(tmp_path: Path) -> None:
     for wt in worktrees:
         wt.mkdir()
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        assert all(pool.map(_seed_one, [(str(path), str(w)) for w in worktrees]))
+        assert all(pool.map(seed_one, [(str(path), str(w)) for w in worktrees]))
     data = json.loads(path.read_text())
     assert data["keep"] is True
     assert all(claude.is_trusted(data, w) for w in worktrees)
