@@ -1,4 +1,7 @@
-"""Every bad input: one clear line on stderr, a non-zero exit, never a traceback."""
+"""Every bad input: one clear line on stderr, a non-zero exit, never a traceback.
+
+Each call is its own `python -m hatchctl` process, forked from an interpreter that imported
+hatchctl once (tests/e2e/forkrun.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import hatchctl, make_repo, write_spec
+from tests.conftest import make_repo, write_spec
+from tests.e2e.forkrun import Hatchctl
 
 
 def one_line_error(out: object, needle: str) -> None:
@@ -30,22 +34,22 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def test_missing_hatch_toml(tmp_path: Path) -> None:
+def test_missing_hatch_toml(tmp_path: Path, hatchctl: Hatchctl) -> None:
     one_line_error(hatchctl("status", cwd=tmp_path), "no hatch.toml found")
 
 
-def test_unknown_config_key(project: Path) -> None:
+def test_unknown_config_key(project: Path, hatchctl: Hatchctl) -> None:
     (project / "hatch.toml").write_text("[limits]\nmax_actve = 2\n")
     one_line_error(hatchctl("-C", str(project), "status"), "unknown key 'limits.max_actve'")
 
 
-def test_unreadable_db(project: Path) -> None:
+def test_unreadable_db(project: Path, hatchctl: Hatchctl) -> None:
     (project / ".hatch").mkdir()
     (project / ".hatch" / "hatch.db").write_bytes(b"garbage" * 1000)
     one_line_error(hatchctl("-C", str(project), "status"), "cannot open state database")
 
 
-def test_locked_db(project: Path) -> None:
+def test_locked_db(project: Path, hatchctl: Hatchctl) -> None:
     assert hatchctl("-C", str(project), "status").returncode == 0
     blocker = sqlite3.connect(project / ".hatch" / "hatch.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -60,22 +64,22 @@ def test_locked_db(project: Path) -> None:
         blocker.close()
 
 
-def test_invalid_task_id_argument(project: Path) -> None:
+def test_invalid_task_id_argument(project: Path, hatchctl: Hatchctl) -> None:
     one_line_error(hatchctl("-C", str(project), "events", "--task", "../etc"), "invalid task id")
     one_line_error(hatchctl("-C", str(project), "logs", "$(rm -rf x)"), "invalid task id")
 
 
-def test_usage_error_is_one_line(project: Path) -> None:
+def test_usage_error_is_one_line(project: Path, hatchctl: Hatchctl) -> None:
     out = hatchctl("-C", str(project), "status", "--bogus")
     one_line_error(out, "unrecognized arguments")
     assert out.returncode == 2
 
 
-def test_dash_c_not_a_directory(tmp_path: Path) -> None:
+def test_dash_c_not_a_directory(tmp_path: Path, hatchctl: Hatchctl) -> None:
     one_line_error(hatchctl("-C", str(tmp_path / "nope"), "status"), "not a directory")
 
 
-def test_validate_reports_all_problems(project: Path) -> None:
+def test_validate_reports_all_problems(project: Path, hatchctl: Hatchctl) -> None:
     specs = project / "specs"
     write_spec(specs, "B", "depends_on: [C]\n")
     write_spec(specs, "C", "depends_on: [B]\n")
@@ -95,12 +99,12 @@ def test_validate_reports_all_problems(project: Path) -> None:
     assert len(lines) == 5
 
 
-def test_validate_clean_exits_zero(project: Path) -> None:
+def test_validate_clean_exits_zero(project: Path, hatchctl: Hatchctl) -> None:
     out = hatchctl("-C", str(project), "validate")
     assert out.returncode == 0 and "1 specs are valid" in out.stdout
 
 
-def test_status_json_shape(project: Path) -> None:
+def test_status_json_shape(project: Path, hatchctl: Hatchctl) -> None:
     out = hatchctl("-C", str(project), "status", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
@@ -129,7 +133,7 @@ def test_status_json_shape(project: Path) -> None:
     assert task["state"] == "pending"
 
 
-def test_events_json_lines(project: Path) -> None:
+def test_events_json_lines(project: Path, hatchctl: Hatchctl) -> None:
     hatchctl("-C", str(project), "status")
     out = hatchctl("-C", str(project), "events", "--json")
     events = [json.loads(ln) for ln in out.stdout.splitlines()]
@@ -146,12 +150,12 @@ def test_events_json_lines(project: Path) -> None:
     assert events[0]["kind"] == "task_created" and events[0]["task_id"] == "A"
 
 
-def test_write_commands_without_supervisor(project: Path) -> None:
+def test_write_commands_without_supervisor(project: Path, hatchctl: Hatchctl) -> None:
     one_line_error(hatchctl("-C", str(project), "kill", "A"), "no supervisor is running")
     one_line_error(hatchctl("-C", str(project), "pause"), "no supervisor is running")
 
 
-def test_hostile_spec_files_are_problems_not_hangs(project: Path) -> None:
+def test_hostile_spec_files_are_problems_not_hangs(project: Path, hatchctl: Hatchctl) -> None:
     """A FIFO and a link to /dev/zero among the specs, a duplicate key, an overflowing priority,
     a huge title: validate names each (file:line) and exits 1 at once."""
     specs = project / "specs"
@@ -185,12 +189,16 @@ def test_hostile_spec_files_are_problems_not_hangs(project: Path) -> None:
         (f"idle_timeout = {'9' * 400}", "limits.idle_timeout"),
     ],
 )
-def test_insane_numbers_in_config_are_one_line(project: Path, limits: str, needle: str) -> None:
+def test_insane_numbers_in_config_are_one_line(
+    project: Path, limits: str, needle: str, hatchctl: Hatchctl
+) -> None:
     (project / "hatch.toml").write_text(f"[limits]\n{limits}\n")
     one_line_error(hatchctl("-C", str(project), "status"), needle)
 
 
-def test_what_would_fail_every_launch_is_refused_at_start(tmp_path: Path) -> None:
+def test_what_would_fail_every_launch_is_refused_at_start(
+    tmp_path: Path, hatchctl: Hatchctl
+) -> None:
     """No commits yet, the integration branch checked out by the user, an agent that exists but
     cannot be executed: one line at once, not restarts burnt one by one."""
     empty = tmp_path / "empty"

@@ -1,4 +1,6 @@
-"""`hatchctl demo --headless` end to end, as `make demo` runs it with no terminal."""
+"""`hatchctl demo --headless` end to end, as `make demo` runs it with no terminal (each
+`hatchctl` a process of its own, forked from an interpreter that imported hatchctl once:
+tests/e2e/forkrun.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from hatchctl.demo import EXPECTED, write_demo
 from hatchctl.project import tmux_socket
 from hatchctl.runtime.scripts import Scripts, builtin_root, mounts_under, unmount_all_under
 from hatchctl.runtime.tmux import Tmux
-from tests.conftest import git, hatchctl
+from tests.conftest import git
+from tests.e2e.forkrun import Hatchctl
 
 
-def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
+def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path, hatchctl: Hatchctl) -> None:
     root = tmp_path / f"demo-{uuid.uuid4().hex[:8]}"  # its own tmux socket (hatch-<dir name>)
     try:
         out = hatchctl("demo", "--headless", "--dir", str(root), timeout=110)
@@ -56,8 +59,8 @@ def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path) -> None:
         assert "\x1b[" not in logs.stdout  # ANSI stripped for display...
         raw = hatchctl("-C", str(root), "logs", "CALC-001", "--role", "factory", "--raw")
         assert "\x1b[32m" in raw.stdout  # ...while the raw terminal bytes are kept on disk
-        out = hatchctl("-C", str(root), "events", "--task", "CALC-005", "--json").stdout
-        strikes = [json.loads(x) for x in out.splitlines() if '"strike"' in x]
+        events = hatchctl("-C", str(root), "events", "--task", "CALC-005", "--json").stdout
+        strikes = [json.loads(x) for x in events.splitlines() if '"strike"' in x]
         assert [e["data"]["reason"] for e in strikes if e["kind"] == "strike"] == [
             "factory_partial",
             "unverified_claim",

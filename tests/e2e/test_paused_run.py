@@ -3,12 +3,14 @@ as if drained); `--resume` resumes it first and the work gets done."""
 
 from __future__ import annotations
 
-from tests.conftest import hatchctl
+from tests.e2e.forkrun import Hatchctl
 from tests.integration.conftest import Projects
 from tests.integration.conftest import projects as projects
 
 
-def test_until_drained_on_a_paused_project_refuses_then_resumes(projects: Projects) -> None:
+def test_until_drained_on_a_paused_project_refuses_then_resumes(
+    projects: Projects, hatchctl: Hatchctl
+) -> None:
     p = projects.make({"A": {"sim": {"files": {"a.txt": "a\n"}}}})
     root = str(p.root)
     store = p.open_store()

@@ -15,7 +15,7 @@ from hatchctl.demo import EXPECTED, write_demo
 from hatchctl.project import Project
 from hatchctl.state.store import Store
 from hatchctl.state.sync import sync_specs
-from tests.conftest import hatchctl
+from tests.e2e.forkrun import Hatchctl
 
 T0 = 1_795_000_000.0
 OK = "succeeded"
@@ -219,7 +219,9 @@ class _Checker(HTMLParser):
         self.text.append(data)
 
 
-def test_report_of_a_finished_demo_is_self_contained_and_escaped(tmp_path: Path) -> None:
+def test_report_of_a_finished_demo_is_self_contained_and_escaped(
+    tmp_path: Path, hatchctl: Hatchctl
+) -> None:
     evil = "<script>alert('x')</script> & <b>bold</b>"
     project = demo_like_project(tmp_path / "demo", titles={"CALC-004": f'"{evil}"'})
     out = tmp_path / "report.html"
@@ -259,7 +261,9 @@ def test_report_of_a_finished_demo_is_self_contained_and_escaped(tmp_path: Path)
     assert "$0.25" in text and "1.5k tok" in text  # CALC-001's metrics
 
 
-def test_report_refuses_a_symlink_and_defaults_to_exports(tmp_path: Path) -> None:
+def test_report_refuses_a_symlink_and_defaults_to_exports(
+    tmp_path: Path, hatchctl: Hatchctl
+) -> None:
     project = demo_like_project(tmp_path / "demo")
     target = tmp_path / "victim.txt"
     target.write_text("keep me\n")
