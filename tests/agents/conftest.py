@@ -135,15 +135,18 @@ def claude_agent(
             "DISABLE_AUTOUPDATER": "1",
             "DISABLE_TELEMETRY": "1",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            # else each start clones Anthropic's plugin marketplace from GitHub (ssh, then https)
+            "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
         },
     }
 
 
 class PaneRecorder:
     """Keeps every distinct screen of a project's agent panes (``tmux capture-pane``) while a
-    supervisor runs, so a test can show what an agent displayed after its pane is gone."""
+    supervisor runs, so a test can show what an agent displayed after its pane is gone (for
+    failure messages: 4 looks a second are plenty, each is tmux client processes)."""
 
-    def __init__(self, project: Project, interval: float = 0.1) -> None:
+    def __init__(self, project: Project, interval: float = 0.25) -> None:
         self.tmux = Tmux(project.tmux_socket, timeout=5)
         self.interval = interval
         self.screens: dict[str, list[tuple[float, str]]] = {}

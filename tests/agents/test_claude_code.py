@@ -142,7 +142,7 @@ def assert_merged(p: Project) -> None:
     assert "Add hello.txt" in git_out(p.root, "log", "--format=%s", "hatch/integration")
 
 
-def test_factory_and_qa_complete_a_task_and_the_transcript_gives_token_usage(
+def test_factory_and_qa_complete_with_transcript_usage_and_a_paste_reaches_a_slow_claude_once(
     projects: Projects, claude_cli: Path, claude_home: ClaudeHome
 ) -> None:
     """(c) The Stop hook's transcript_path is a real file whose per-message usage becomes the
@@ -150,9 +150,12 @@ def test_factory_and_qa_complete_a_task_and_the_transcript_gives_token_usage(
     (b) The factory's prompt is an argument; QA's is pasted (prompt_delivery = "paste"):
     hatchctl pastes it into Claude's input box once it has started, the whole prompt is that
     conversation's first user message, and Claude's UserPromptSubmit hook confirms the
-    delivery. (One run for both deliveries: each Claude run costs over a CPU-second.)"""
+    delivery. QA's Claude starts 1 s after its pane (a loaded machine, a wrapper script): the
+    prompt must still be its first user message, once. (One run for each claim: each Claude
+    run costs over a CPU-second.)"""
     with FakeAnthropic([]) as api:
         paste = claude_agent(claude_cli, api, claude_home, delivery="paste")
+        paste["command"] = ["sh", "-c", 'sleep 1; exec "$@"', "sh", *paste["command"]]
         p = claude_project(projects, claude_cli, api, claude_home, qa_agent=paste)
         api.conversations[:] = [factory(p.paths.worktree(TASK)), QA]
         with PaneRecorder(p) as panes:
@@ -204,12 +207,16 @@ def test_factory_and_qa_complete_a_task_and_the_transcript_gives_token_usage(
     users = [m for m in body["messages"] if m["role"] == "user"]
     assert len(users) == 1 and "assistant" not in [m["role"] for m in body["messages"]]
     assert qa_prompt.strip() in qa_first.prompt
+    # hatchctl pastes only once Claude turned bracketed paste on (ESC[?2004h in the pane log):
+    # pasted earlier, the terminal echoed it and Claude read it again when it started
+    assert qa_first.prompt.count(qa_prompt.strip().splitlines()[0]) == 1, qa_first.prompt
     qa_session = json.loads((p.root / qa_run.stop_path).read_text())["session_id"]
     submitted = [e for e in claude_home.events("UserPromptSubmit") if e["session_id"] == qa_session]
     assert submitted and qa_prompt.strip() in submitted[0]["prompt"]
     delivered = [e for e in deps.store.events(TASK) if e.run_id == qa_run.id]
     confirmed = [e.data for e in delivered if e.kind == "delivered"]
     assert [d["kind"] for d in confirmed] == ["prompt"] and confirmed[0]["how"] == "hook"
+    assert confirmed[0]["pastes"] == 1, confirmed
     assert "delivery_failed" not in [e.kind for e in delivered]
 
     launch = factory_run.running_at or factory_run.started_at
@@ -220,41 +227,91 @@ def test_factory_and_qa_complete_a_task_and_the_transcript_gives_token_usage(
     )
 
 
-def test_a_turn_without_a_summary_gets_the_pasted_request_as_a_new_user_message(
+def test_a_permission_prompt_waits_and_resumes_then_a_turn_without_a_summary_gets_the_request(
     projects: Projects, claude_cli: Path, claude_home: ClaudeHome
 ) -> None:
-    """(a) The factory's turn ends without a summary: after its Stop hook hatchctl pastes the
+    """One factory session shows two claims (each Claude run costs over a CPU-second):
+    (d) Without --dangerously-skip-permissions a tool call opens Claude's permission dialog.
+    Claude fires PermissionRequest at once and Notification (permission_prompt) about 6 s
+    later; hatchctl's hooks mark the run waiting (agent_waiting). A human (this test, through
+    tmux) then approves it and the run carries on.
+    (a) That turn then ends without a summary: after its Stop hook hatchctl pastes the
     summary request; Claude receives it as a new prompt and answers it. Two requests are
     allowed, so one request being enough shows the first paste was submitted."""
     with FakeAnthropic([]) as api:
+        # "default" asks before a tool runs; Bash is allowed so that only the Write asks.
+        # (2.1.332 starts in "auto" mode, whose safety check runs on Anthropic's servers:
+        # through a gateway it shows a dialog of its own instead.) --allowedTools takes every
+        # argument after it: it must not come last, where hatchctl appends the prompt.
+        args = ("--allowedTools", "Bash", "--permission-mode", "default")
+        agent = claude_agent(claude_cli, api, claude_home, args=args)
         p = claude_project(
-            projects, claude_cli, api, claude_home, claude_qa=False, limits={"summary_requests": 2}
+            projects,
+            claude_cli,
+            api,
+            claude_home,
+            factory_agent=agent,
+            claude_qa=False,
+            limits={"summary_requests": 2},
         )
-        api.conversations[:] = [factory(p.paths.worktree(TASK), with_summary=False), ANSWER_REQUEST]
-        with PaneRecorder(p) as panes:
+        wt = p.paths.worktree(TASK)
+        api.conversations[:] = [
+            Conversation(
+                "You are the FACTORY agent",
+                (
+                    write(str(wt / "hello.txt"), "hello from claude\n"),  # asks first
+                    bash(COMMIT, "commit"),
+                    say("Done: hello.txt is committed."),  # no summary: hatchctl asks for it
+                ),
+            ),
+            ANSWER_REQUEST,
+        ]
+        approver = Approver(p)
+        with PaneRecorder(p) as panes, approver:
             code, tasks, deps = drain(p, time_limit=60)
-    assert code == 0 and tasks[TASK].state == "completed", explain(api, panes)
+    why = explain(api, panes, deps, claude_home)
+    assert approver.error is None, f"{approver.error}\n{why}"
+    assert code == 0 and tasks[TASK].state == "completed", why
     assert_merged(p)
-    assert kinds(deps, TASK).count("summary_requested") == 1
-    factory_run = deps.store.runs(TASK)[0]
-    assert (factory_run.state, factory_run.summary_requests) == ("succeeded", 1)
 
+    # (d) the permission dialog: waiting, approved, resumed
+    dialog = approver.dialog
+    assert dialog is not None and "Do you want to create hello.txt?" in dialog, why
+    assert "1. Yes" in dialog
+    requested = claude_home.events("PermissionRequest")
+    assert [r["tool_name"] for r in requested] == ["Write"]
+    assert requested[0]["tool_input"]["file_path"] == str(wt / "hello.txt")
+    notes = claude_home.events("Notification")
+    factory_run = deps.store.runs(TASK)[0]
+    events = [e for e in deps.store.events(TASK) if e.run_id == factory_run.id]
+    waiting = [e for e in events if e.kind == "agent_waiting"]
+    # PermissionRequest marks the run waiting at once (Notification comes ~6 s later, if the
+    # dialog is still open then); each signal is one agent_waiting, never repeated
+    assert waiting and waiting[0].data["message"] == "permission to use Write", waiting
+    assert len(waiting) <= len(requested) + len(notes)
+    assert approver.waited_for is not None and approver.waited_for < 20
+    resumed = [e for e in events if e.kind == "agent_resumed"]
+    assert resumed and resumed[0].at > waiting[0].at
+
+    # (a) the summary request, pasted after the turn's end and answered
+    assert kinds(deps, TASK).count("summary_requested") == 1
+    assert (factory_run.state, factory_run.summary_requests) == ("succeeded", 1)
     summary_path = p.paths.summary_file(TASK, "factory", 1)
     expected = SUMMARY_REQUEST.format(path=summary_path)
     answered = [r for r in api.main_calls() if r.conversation == 1]
-    assert answered and answered[0].step == 0, explain(api, panes)
+    assert answered and answered[0].step == 0, why
     assert expected in answered[0].prompt  # verbatim, as the last user message
     # it came after the factory's own turn, in the same conversation (no new session)
     body = answered[0].body
     assert isinstance(body, dict)
     roles = [m["role"] for m in body["messages"]]
     assert roles[-1] == "user" and "assistant" in roles
-    events = deps.store.events(TASK)
-    confirmed = [e.data for e in events if e.kind == "delivered"]
+    all_events = deps.store.events(TASK)
+    confirmed = [e.data for e in all_events if e.kind == "delivered"]
     assert [d["kind"] for d in confirmed] == ["summary_request"], confirmed
     assert confirmed[0]["how"] == "hook"  # Claude's UserPromptSubmit hook saw it submitted
-    requested = next(e for e in events if e.kind == "summary_requested")
-    delay = answered[0].wall - requested.at
+    summary_asked = next(e for e in all_events if e.kind == "summary_requested")
+    delay = answered[0].wall - summary_asked.at
     assert delay < SUMMARY_TIMEOUT
 
     # on Claude's side: the factory's session took two prompts, the second the request
@@ -265,94 +322,12 @@ def test_a_turn_without_a_summary_gets_the_pasted_request_as_a_new_user_message(
     assert len(ours) == 2 and expected in ours[1]["prompt"], prompts
     assert stop["stop_hook_active"] is False and stop["last_assistant_message"].startswith("Done")
     assert Path(stop["transcript_path"]).is_file()
-    print(f"\nsummary request: {confirmed[0]}; answered {delay:.2f}s after it was requested")
-    print(f"Stop hook payload: {json.dumps(stop, indent=2)}")
-
-
-def test_a_pasted_prompt_reaches_a_slow_starting_claude_exactly_once(
-    projects: Projects, claude_cli: Path, claude_home: ClaudeHome
-) -> None:
-    """prompt_delivery = "paste" with a Claude that starts 1 s after its pane (a loaded
-    machine, a wrapper script): the prompt must still be its first user message, once."""
-    with FakeAnthropic([]) as api:
-        paste = claude_agent(claude_cli, api, claude_home, delivery="paste")
-        paste["command"] = ["sh", "-c", 'sleep 1; exec "$@"', "sh", *paste["command"]]
-        p = claude_project(
-            projects, claude_cli, api, claude_home, factory_agent=paste, claude_qa=False
-        )
-        api.conversations[:] = [factory(p.paths.worktree(TASK))]
-        with PaneRecorder(p) as panes:
-            code, tasks, deps = drain(p, time_limit=60)
-    assert code == 0 and tasks[TASK].state == "completed", explain(api, panes, deps, claude_home)
-    prompt = p.paths.prompt_file(TASK, "factory", 1, 1).read_text()
-    first = api.main_calls()[0]
-    assert (first.conversation, first.step) == (0, 0)
-    assert prompt.strip() in first.prompt
-    copies = first.prompt.count(prompt.strip().splitlines()[0])
-    delivery = [e.data for e in deps.store.events(TASK) if e.kind == "delivered"]
-    # hatchctl pastes only once Claude turned bracketed paste on (ESC[?2004h in the pane log):
-    # pasted earlier, the terminal echoed it and Claude read it again when it started
-    assert copies == 1, delivery
-    assert delivery and delivery[0]["pastes"] == 1
-
-
-def test_a_permission_prompt_shows_as_waiting_and_approving_it_resumes_the_run(
-    projects: Projects, claude_cli: Path, claude_home: ClaudeHome
-) -> None:
-    """(d) Without --dangerously-skip-permissions a tool call opens Claude's permission dialog.
-    Claude fires PermissionRequest at once and Notification (permission_prompt) about 6 s
-    later; hatchctl's Notification hook marks the run waiting (agent_waiting). A human (this
-    test, through tmux) then approves it and the run carries on to completion."""
-    with FakeAnthropic([]) as api:
-        # "default" asks before a tool runs; Bash is allowed so that only the Write asks.
-        # (2.1.332 starts in "auto" mode, whose safety check runs on Anthropic's servers:
-        # through a gateway it shows a dialog of its own instead.) --allowedTools takes every
-        # argument after it: it must not come last, where hatchctl appends the prompt.
-        args = ("--allowedTools", "Bash", "--permission-mode", "default")
-        agent = claude_agent(claude_cli, api, claude_home, args=args)
-        p = claude_project(
-            projects, claude_cli, api, claude_home, factory_agent=agent, claude_qa=False
-        )
-        wt = p.paths.worktree(TASK)
-        api.conversations[:] = [
-            Conversation(
-                "You are the FACTORY agent",
-                (
-                    write(str(wt / "hello.txt"), "hello from claude\n"),  # asks first
-                    bash(COMMIT, "commit"),
-                    bash(FACTORY_SUMMARY, "write the summary"),
-                    say("Done."),
-                ),
-            ),
-        ]
-        approver = Approver(p)
-        with PaneRecorder(p) as panes, approver:
-            code, tasks, deps = drain(p, time_limit=60)
-    why = explain(api, panes, deps, claude_home)
-    assert approver.error is None, f"{approver.error}\n{why}"
-    assert code == 0 and tasks[TASK].state == "completed", why
-    assert_merged(p)
-
-    dialog = approver.dialog
-    assert dialog is not None and "Do you want to create hello.txt?" in dialog, why
-    assert "1. Yes" in dialog
-    requested = claude_home.events("PermissionRequest")
-    assert [r["tool_name"] for r in requested] == ["Write"]
-    assert requested[0]["tool_input"]["file_path"] == str(wt / "hello.txt")
-    notes = claude_home.events("Notification")
-    events = [e for e in deps.store.events(TASK) if e.run_id == deps.store.runs(TASK)[0].id]
-    waiting = [e for e in events if e.kind == "agent_waiting"]
-    # PermissionRequest marks the run waiting at once (Notification comes ~6 s later, if the
-    # dialog is still open then); each signal is one agent_waiting, never repeated
-    assert waiting and waiting[0].data["message"] == "permission to use Write", waiting
-    assert len(waiting) <= len(requested) + len(notes)
-    assert approver.waited_for is not None and approver.waited_for < 20
-    resumed = [e for e in events if e.kind == "agent_resumed"]
-    assert resumed and resumed[0].at > waiting[0].at
     print(f"\npermission dialog (capture-pane):\n{tidy(dialog)}")
     print(f"PermissionRequest payload: {json.dumps(requested[0], indent=2)}")
     print(f"Notification payloads: {json.dumps(notes, indent=2)}")
     print(f"agent_waiting {approver.waited_for:.1f}s after the run started")
+    print(f"summary request: {confirmed[0]}; answered {delay:.2f}s after it was requested")
+    print(f"Stop hook payload: {json.dumps(stop, indent=2)}")
 
 
 BRACKETED_PASTE_ON = b"\x1b[?2004h"  # what a TUI prints when it turns bracketed paste on
