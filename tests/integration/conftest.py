@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -137,9 +141,6 @@ class SupervisorProcess:
     """`hatchctl run` in a child process, as a user runs it."""
 
     def __init__(self, project: Project, *args: str) -> None:
-        import subprocess
-        import sys
-
         self.project = project
         self.log = open(project.root / f"supervisor-{uuid.uuid4().hex[:6]}.out", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -167,6 +168,13 @@ class SupervisorProcess:
     def wait(self, timeout: float = 60.0) -> int:
         return self.proc.wait(timeout=timeout)
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop it as a signal does (SIGTERM: it finishes its pass and exits), where a test's
+        end is not about `hatchctl down` (each CLI call is a new interpreter, ~0.2 CPU-s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=timeout)
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -185,11 +193,31 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
 
 
 def notify_recorder(path: Path) -> list[str]:
-    """A notify command that appends the JSON it receives on stdin to ``path``, one per line."""
-    import sys
-
+    """A notify command that appends the JSON it receives on stdin to ``path``, one per line
+    (one write each: notifications sent at once never interleave in the file)."""
     return [
         sys.executable,
         "-c",
         f"import sys; open({str(path)!r}, 'a').write(sys.stdin.read() + '\\n')",
     ]
+
+
+def hatchctl_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """A ``hatchctl`` command that reads (status, events, review, validate, plan --list) or is
+    refused before it acts, run in this process: the same parser, command code, output and exit
+    status as the CLI, without the ~0.2 CPU-s of starting an interpreter. Commands that act, or
+    whose claim is about a process of their own, run as subprocesses (tests.conftest.hatchctl)."""
+    from hatchctl import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    umask = os.umask(0o077)  # cli.main sets the CLI's umask: this process's is kept
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.umask(umask)
+        logsetup.configure(None)  # the command logged to its project's log: nowhere again
+    return subprocess.CompletedProcess(["hatchctl", *args], code, out.getvalue(), err.getvalue())

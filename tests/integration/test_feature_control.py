@@ -6,7 +6,7 @@ tasks and their combined change, then `approve --feature` approves them all and 
 from __future__ import annotations
 
 from tests.conftest import hatchctl
-from tests.integration.conftest import Projects, SupervisorProcess, wait_for
+from tests.integration.conftest import Projects, SupervisorProcess, hatchctl_here, wait_for
 
 
 def test_a_feature_is_held_and_reviewed_as_a_whole(projects: Projects) -> None:
@@ -35,7 +35,8 @@ def test_a_feature_is_held_and_reviewed_as_a_whole(projects: Projects) -> None:
         wait_for(lambda: where("A")[:2] == ("active", "review"), what="A waiting for review")
         wait_for(lambda: any(r.state == "running" for r in store.runs("B")), what="B's agent")
 
-        out = hatchctl("-C", root, "approve", "--feature", "calc")
+        # refusals and reads run in this process (hatchctl_here); what acts is a CLI process
+        out = hatchctl_here("-C", root, "approve", "--feature", "calc")
         assert out.returncode == 1 and out.stdout == "", out.stderr
         assert "feature calc is not ready for review as a whole: B is active (phase factory)" in (
             out.stderr
@@ -56,17 +57,17 @@ def test_a_feature_is_held_and_reviewed_as_a_whole(projects: Projects) -> None:
         assert out.returncode == 0 and "unheld A" in out.stdout and "unheld B" in out.stdout
         assert [store.task(t).held for t in "ABC"] == [0, 0, 0]  # type: ignore[union-attr]
 
-        out = hatchctl("-C", root, "hold", "--feature", "calk")
+        out = hatchctl_here("-C", root, "hold", "--feature", "calk")
         assert out.returncode == 1 and out.stderr == (
             "hatchctl: no feature 'calk' (features: calc)\n"
         )
-        out = hatchctl("-C", root, "hold", "A", "--feature", "calc")
+        out = hatchctl_here("-C", root, "hold", "A", "--feature", "calc")
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not allowed" in out.stderr
 
         assert hatchctl("-C", root, "send", "B", "finish").returncode == 0
         wait_for(lambda: where("A") == ("active", "review", 2), what="A's second round")
         wait_for(lambda: where("B")[:2] == ("active", "review"), what="B waiting for review")
-        out = hatchctl("-C", root, "review", "--feature", "calc")
+        out = hatchctl_here("-C", root, "review", "--feature", "calc")
         assert out.returncode == 0, out.stderr
         assert "feature calc: 2 waiting for review, 0 done, 0 not ready" in out.stdout
         stat = {
@@ -84,6 +85,5 @@ def test_a_feature_is_held_and_reviewed_as_a_whole(projects: Projects) -> None:
         wait_for(lambda: where("A")[0] == where("B")[0] == "completed", what="both merged")
         store.close()
     finally:
-        hatchctl("-C", root, "down")
-        sup.wait(timeout=30)
+        sup.stop()  # (not `hatchctl down`: not what this test is about)
         sup.kill()

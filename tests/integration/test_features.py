@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import hatchctl
-from tests.integration.conftest import Projects, drain
+from tests.integration.conftest import Projects, drain, hatchctl_here
 
 
 def test_features_roll_up_in_status(projects: Projects) -> None:
@@ -21,15 +20,16 @@ def test_features_roll_up_in_status(projects: Projects) -> None:
     )
     _, _, deps = drain(p)
     deps.store.close()
-    doc = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+    # (read-only queries: run in this process, tests.integration.conftest.hatchctl_here)
+    doc = json.loads(hatchctl_here("-C", str(p.root), "status", "--json").stdout)
     calc, docs = doc["features"]["calc"], doc["features"]["docs"]
     assert (calc["total"], calc["completed"], calc["failed"], calc["blocked"]) == (3, 1, 1, 1)
     assert calc["tasks"] == ["A", "B", "C"] and calc["metrics"]["wall_seconds"] > 0
     assert (docs["total"], docs["completed"]) == (1, 1)
     assert set(doc["features"]) == {"calc", "docs"}
-    out = hatchctl("-C", str(p.root), "status").stdout
+    out = hatchctl_here("-C", str(p.root), "status").stdout
     assert "feature calc  1/3 done  1 failed  1 blocked" in out
     bad = p.root / "specs" / "X.md"
     bad.write_text("---\nid: X\ntitle: x\nfeature: '../etc'\n---\nx\n")
-    out = hatchctl("-C", str(p.root), "validate")
+    out = hatchctl_here("-C", str(p.root), "validate")
     assert out.returncode != 0 and "X.md:4: feature" in out.stdout + out.stderr

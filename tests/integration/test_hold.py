@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 
 from tests.conftest import hatchctl
-from tests.integration.conftest import Projects, SupervisorProcess, wait_for
+from tests.integration.conftest import Projects, SupervisorProcess, hatchctl_here, wait_for
 
 
 def _status(root: object) -> dict[str, dict[str, object]]:
-    doc = json.loads(hatchctl("-C", str(root), "status", "--json").stdout)
+    """`hatchctl status --json`, read-only: run in this process (hatchctl_here)."""
+    doc = json.loads(hatchctl_here("-C", str(root), "status", "--json").stdout)
     return {t["id"]: t for t in doc["tasks"]}
 
 
@@ -46,8 +47,9 @@ def test_hold_unhold_and_cancel(projects: Projects) -> None:
         a = store.task("A")
         assert a is not None and a.state == "active" and a.phase == "verify"  # and it waits
         assert [r.role for r in store.runs("A")] == ["factory"]  # no QA launched while held
-        assert _status(root)["B"]["state"] == "pending" and _status(root)["B"]["held"]
-        assert "pending (held)" in hatchctl("-C", str(root), "status").stdout
+        b = _status(root)["B"]
+        assert b["state"] == "pending" and b["held"]
+        assert "pending (held)" in hatchctl_here("-C", str(root), "status").stdout
 
         assert hatchctl("-C", str(root), "unhold", "A").returncode == 0
         wait_for(lambda: state("A") == "completed", what="A completed")
@@ -61,6 +63,5 @@ def test_hold_unhold_and_cancel(projects: Projects) -> None:
         assert out.returncode != 0 and "completed: nothing to hold" in out.stderr
         store.close()
     finally:
-        hatchctl("-C", str(root), "down")
-        sup.wait(timeout=30)
+        sup.stop()  # (not `hatchctl down`: not what this test is about)
         sup.kill()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import git, hatchctl
-from tests.integration.conftest import Projects, SupervisorProcess, drain, wait_for
+from tests.integration.conftest import Projects, SupervisorProcess, drain, hatchctl_here, wait_for
 
 
 def _fail_a_and_complete_b(projects: Projects) -> tuple[Path, Path]:
@@ -24,9 +24,10 @@ def _fail_a_and_complete_b(projects: Projects) -> tuple[Path, Path]:
     return p.root, p.paths.worktree("A")
 
 
-def test_clean_removes_a_failed_tasks_worktree_and_only_a_planted_link(
-    projects: Projects, tmp_path: Path
-) -> None:
+def test_clean_then_forget_without_a_supervisor(projects: Projects, tmp_path: Path) -> None:
+    """Clean removes a failed task's worktree and only a planted link; then forget refuses
+    while the spec exists, then removes the task. One drained project serves both (clean
+    removes the worktree; forget needs the task's row and its spec gone, not the worktree)."""
     root, kept = _fail_a_and_complete_b(projects)
     assert kept.is_dir()  # a failed task's worktree is kept for inspection
     outside = tmp_path / "precious"
@@ -47,9 +48,7 @@ def test_clean_removes_a_failed_tasks_worktree_and_only_a_planted_link(
     assert not planted.exists() and not planted.is_symlink()
     assert (outside / "keep.txt").read_text() == "mine\n"  # the link was removed, not followed
 
-
-def test_forget_refuses_while_the_spec_exists_then_removes_the_task(projects: Projects) -> None:
-    root, _ = _fail_a_and_complete_b(projects)
+    # forget
     out = hatchctl("-C", str(root), "forget", "A")
     assert out.returncode != 0 and "spec still exists" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
@@ -58,9 +57,10 @@ def test_forget_refuses_while_the_spec_exists_then_removes_the_task(projects: Pr
     out = hatchctl("-C", str(root), "forget", "A")
     assert out.returncode == 0, out.stderr
     assert "forgot A (failed); its branch is kept" in out.stdout
-    status = json.loads(hatchctl("-C", str(root), "status", "--json").stdout)
+    # (read-only queries run in this process, tests.integration.conftest.hatchctl_here)
+    status = json.loads(hatchctl_here("-C", str(root), "status", "--json").stdout)
     assert [t["id"] for t in status["tasks"]] == ["B"]
-    events = hatchctl("-C", str(root), "events", "--task", "A", "--json").stdout
+    events = hatchctl_here("-C", str(root), "events", "--task", "A", "--json").stdout
     assert '"task_forgotten"' in events  # the audit trail stays
     assert git(root, "rev-parse", "--verify", "hatch/A")
     out = hatchctl("-C", str(root), "forget", "A")
@@ -80,11 +80,10 @@ def test_forget_and_clean_go_through_a_running_supervisor(projects: Projects) ->
         assert "removed 1 worktree(s): A" in out.stdout and not kept.exists()
         out = hatchctl("-C", str(root), "forget", "A")
         assert out.returncode == 0, out.stderr + sup.output()
-        events = hatchctl("-C", str(root), "events", "--json").stdout
+        events = hatchctl_here("-C", str(root), "events", "--json").stdout
         done = [json.loads(x) for x in events.splitlines() if '"command_done"' in x]
         assert {e["data"]["command"] for e in done} >= {"clean", "forget"}  # applied by it
         wait_for(lambda: sup.proc.poll() is None, what="the supervisor still running")
     finally:
-        hatchctl("-C", str(root), "down")
-        sup.wait(timeout=30)
+        sup.stop()  # (not `hatchctl down`: not what this test is about)
         sup.kill()

@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import hatchctl
-from tests.integration.conftest import Projects, drain, kinds, notify_recorder
+from tests.integration.conftest import Projects, drain, hatchctl_here, kinds, notify_recorder
 
 ADD = {"calc.py": "def add(a, b):\n    return a + b\n"}
 HOOK = {"agents": {"factory": {"stop": "claude-hook"}, "qa": {"stop": "claude-hook"}}}
@@ -26,12 +25,12 @@ def test_metrics_from_the_transcript_are_stored_summed_and_shown(projects: Proje
         assert m["source"] == "claude-transcript" and m["model"] == "claude-sonnet-sim"
         assert m["turns"] >= 1 and m["tokens_in"] >= 1000 and m["tokens_out"] >= 200
         assert m["cache_read"] >= 3000 and m["cost_usd"] > 0 and m["wall_seconds"] >= 0
-    out = hatchctl("-C", str(p.root), "status", "--json")
+    out = hatchctl_here("-C", str(p.root), "status", "--json")  # (read-only: in this process)
     doc = json.loads(out.stdout)
     task = next(t for t in doc["tasks"] if t["id"] == "A")
     assert task["metrics"]["tokens_in"] == sum(r.metrics["tokens_in"] for r in runs)
     assert doc["metrics"]["turns"] == sum(r.metrics["turns"] for r in runs)
-    table = hatchctl("-C", str(p.root), "status").stdout
+    table = hatchctl_here("-C", str(p.root), "status").stdout
     assert "USAGE" in table and "tok" in table and "$" in table
 
 

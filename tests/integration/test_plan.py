@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import hatchctl
-from tests.integration.conftest import Projects
+from tests.integration.conftest import Projects, hatchctl_here
 
 PLANNER = {"agents": {"planner": {"command": ["hatchctl", "sim-agent"], "sandbox": "auto"}}}
 
@@ -50,12 +50,12 @@ def test_plan_refuses_a_cycle_then_holds_a_good_plan_until_approved(
     assert out.returncode == 1, out.stderr
     assert "dependency cycle: L-1 -> L-3 -> L-2 -> L-1" in out.stdout, out.stdout
     assert specs_in(root) == {"A"}  # nothing entered the queue
-    listed = hatchctl("-C", str(root), "plan", "--list")
+    listed = hatchctl_here("-C", str(root), "plan", "--list")  # (read-only: run in this process)
     assert "loop  refused" in listed.stdout
     out = hatchctl("-C", str(root), "plan", "--approve", "loop")
     assert out.returncode != 0 and "not proposed" in out.stderr
     assert hatchctl("-C", str(root), "plan", "--reject", "loop").returncode == 0
-    assert "no plans" in hatchctl("-C", str(root), "plan", "--list").stdout
+    assert "no plans" in hatchctl_here("-C", str(root), "plan", "--list").stdout
 
     good = feature(
         tmp_path / "search.md",
@@ -67,7 +67,7 @@ def test_plan_refuses_a_cycle_then_holds_a_good_plan_until_approved(
     assert "2 task(s), held for your approval" in out.stdout
     assert "S-2  Task S-2  after S-1" in out.stdout
     assert specs_in(root) == {"A"}  # held: not in the queue yet
-    status = hatchctl("-C", str(root), "status").stdout
+    status = hatchctl_here("-C", str(root), "status").stdout
     assert "plan search: proposed, 2 spec(s) (hatchctl plan --approve search)" in status
     again = hatchctl("-C", str(root), "plan", str(good))
     assert again.returncode != 0 and "exists (proposed)" in again.stderr
@@ -78,10 +78,10 @@ def test_plan_refuses_a_cycle_then_holds_a_good_plan_until_approved(
     written = (root / "specs" / "S-1.md").read_text()
     assert "feature: search" in written  # the plan's feature, added where the planner left it out
     assert (root / "specs" / "S-1.md").stat().st_mode & 0o777 == 0o600
-    assert hatchctl("-C", str(root), "validate").returncode == 0
-    status = json.loads(hatchctl("-C", str(root), "status", "--json").stdout)
+    assert hatchctl_here("-C", str(root), "validate").returncode == 0
+    status = json.loads(hatchctl_here("-C", str(root), "status", "--json").stdout)
     assert {t["id"] for t in status["tasks"]} >= {"A", "S-1", "S-2"}
-    kinds = hatchctl("-C", str(root), "events", "--json").stdout
+    kinds = hatchctl_here("-C", str(root), "events", "--json").stdout
     for kind in ("plan_refused", "plan_rejected", "plan_proposed", "plan_approved"):
         assert kind in kinds
 

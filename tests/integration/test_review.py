@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import git, hatchctl
-from tests.integration.conftest import Projects, SupervisorProcess, wait_for
+from tests.integration.conftest import Projects, SupervisorProcess, hatchctl_here, wait_for
 
 
 def _task(root: object, task_id: str) -> dict[str, object]:
@@ -37,7 +37,7 @@ def test_reject_with_a_note_then_approve_merge_and_land(projects: Projects) -> N
             return task("A").get("phase") == "review"
 
         wait_for(in_review, what="A waiting for review")
-        out = hatchctl("-C", str(root), "review")
+        out = hatchctl_here("-C", str(root), "review")  # (read-only: in this process)
         assert "A  Task A  (iteration 1)" in out.stdout and "a.txt" in out.stdout, out.stderr
         # B runs although max_active = 1: a task in review holds no agent slot
         wait_for(lambda: task("B").get("state") == "completed", what="B completed")

@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     Projects,
     SupervisorProcess,
     drain,
+    hatchctl_here,
     kinds,
     notify_recorder,
     wait_for,
@@ -77,41 +78,15 @@ def test_hang_is_detected_restarted_with_backoff_then_struck(projects: Projects)
         assert psinfo.marked(deps.run_key(r.id)) == []
 
 
-def test_kill_from_another_process_has_taken_effect_when_the_cli_returns(
-    projects: Projects,
-) -> None:
-    p = projects.make({"K": {"sim": {"factory": ["hang"]}}}, {"limits": {"idle_timeout": "60s"}})
-    sup = SupervisorProcess(p)
-    try:
-        sup.wait_running()
-        run = wait_for(lambda: live_run(p, "K"), what="the agent to run")
-        out = hatchctl("-C", str(p.root), "kill", "K")
-        assert out.returncode == 0, out.stderr
-        assert "killed K" in out.stdout
-        store = store_of(p)
-        cmd = store.command(1)
-        assert cmd is not None and cmd.state == "done" and cmd.done_at is not None
-        assert cmd.done_at >= cmd.at  # queued, then applied: the agent gone when `kill` returns
-        assert psinfo.marked(run_key(p.root, run.id)) == []
-        task = store.task("K")
-        assert (
-            task is not None
-            and task.state == "failed"
-            and task.last_error == "killed by user (hatchctl kill)"
-        )
-        assert store.run(run.id).state == "killed"  # type: ignore[union-attr]
-        assert "command_done" in [e.kind for e in store.events("K")]
-        store.close()
-    finally:
-        sup.kill()
-
-
 @pytest.mark.parametrize("sandbox", ["none", "auto"])
-def test_kill_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
+def test_kill_from_another_process_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
     projects: Projects, sandbox: str
 ) -> None:
-    """Without the sandbox the agent's SIGTERM-proof tree needs SIGKILL; under bwrap SIGTERM to
-    the sandbox ends its pid namespace, every process in it at once. Either way: nothing left."""
+    """Two claims, one supervisor. `hatchctl kill` from another process has taken effect when
+    the CLI returns: the command applied, the agent gone, the task failed, the run killed.
+    And the kill escalates for an agent ignoring SIGTERM with a setsid grandchild: without the
+    sandbox its SIGTERM-proof tree needs SIGKILL; under bwrap SIGTERM to the sandbox ends its
+    pid namespace, every process in it at once. Either way: nothing left."""
     p = projects.make(
         {"S": {"sim": {"factory": ["stubborn"]}}},
         {
@@ -137,8 +112,20 @@ def test_kill_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
         assert len(procs) >= 3 and len(sessions) >= 2  # the grandchild left the agent's session
         out = hatchctl("-C", str(p.root), "kill", "S")
         assert out.returncode == 0, out.stderr
+        assert "killed S" in out.stdout
         assert psinfo.marked(key) == []  # fully gone: agent, wrapper and grandchild
         store = store_of(p)
+        cmd = store.command(1)
+        assert cmd is not None and cmd.state == "done" and cmd.done_at is not None
+        assert cmd.done_at >= cmd.at  # queued, then applied: the agent gone when `kill` returns
+        task = store.task("S")
+        assert (
+            task is not None
+            and task.state == "failed"
+            and task.last_error == "killed by user (hatchctl kill)"
+        )
+        assert store.run(run.id).state == "killed"  # type: ignore[union-attr]
+        assert "command_done" in [e.kind for e in store.events("S")]
         ev = next(e for e in store.events("S") if e.kind == "run_state" and e.to_state == "killed")
         assert ev.data["kill"]["survivors"] == [] and ev.data["kill"]["found"] >= 3
         if sandbox == "none":
@@ -166,11 +153,12 @@ def test_second_supervisor_refused_status_still_works_pause_resume_down(projects
             second.stderr.strip()
             == f"hatchctl: another supervisor is already running for this project (pid {pid})"
         )
-        status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+        # (read-only queries run in this process: the supervisor is still another process)
+        status = json.loads(hatchctl_here("-C", str(p.root), "status", "--json").stdout)
         assert status["supervisor"] == {"running": True, "pid": pid}
         wait_for(lambda: live_run(p, "A"), what="A to run")
         assert hatchctl("-C", str(p.root), "pause").returncode == 0
-        status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+        status = json.loads(hatchctl_here("-C", str(p.root), "status", "--json").stdout)
         assert status["paused"] is True
         out = hatchctl("-C", str(p.root), "down")
         assert out.returncode == 0, out.stderr
@@ -188,9 +176,15 @@ def test_second_supervisor_refused_status_still_works_pause_resume_down(projects
         sup.kill()
 
 
-def test_killing_the_tmux_server_mid_run(projects: Projects) -> None:
+def test_restart_command_relaunches_without_a_strike_then_killing_the_tmux_server_mid_run(
+    projects: Projects,
+) -> None:
+    """Two claims, one supervisor (--until-drained). `hatchctl restart` relaunches R's hung
+    agent without a strike; then the tmux server is killed while A's first attempt runs: the
+    supervisor starts a new server, A's vanished run is restarted, and A completes."""
     p = projects.make(
         {
+            "R": {"sim": {"files": {"r.txt": "r\n"}, "factory": [["hang", "ok"]]}},
             "A": {
                 # attempt 1 runs until the server's death ends it, however long that takes
                 "sim": {
@@ -198,18 +192,29 @@ def test_killing_the_tmux_server_mid_run(projects: Projects) -> None:
                     "factory": [["slow", "ok"]],
                     "slow_seconds": 3600,
                 }
-            }
+            },
         },
         {"limits": {"idle_timeout": "3600s", "run_timeout": "3600s"}},
     )
     sup = SupervisorProcess(p, "--until-drained")
     try:
         sup.wait_running()
+        wait_for(lambda: live_run(p, "R"), what="R to run")
+        out = hatchctl("-C", str(p.root), "restart", "R")
+        assert out.returncode == 0 and "restarting the factory of R" in out.stdout
+        store = store_of(p)
+        wait_for(
+            lambda: (r := store.task("R")) is not None and r.state == "completed",
+            timeout=40,
+            what="R to complete",
+        )
         run = wait_for(lambda: live_run(p, "A"), what="A to run")
         wait_for(lambda: p.paths.claimed(run.id).exists(), what="the agent to start")
         Tmux(p.tmux_socket).kill_server()
         assert sup.wait(40) == 0, sup.output()
-        store = store_of(p)
+        r = store.task("R")
+        assert r is not None and (r.state, r.strikes, r.restarts) == ("completed", 0, 0)
+        assert next(x.reason for x in store.runs("R") if x.role == "factory") == "restarted_by_user"
         k = [e.kind for e in store.events()]
         assert "tmux_server_died" in k and "tmux_server_started" in k
         a = store.task("A")
@@ -288,7 +293,7 @@ def test_circuit_breaker_pauses_instead_of_burning_strikes(
         reason.startswith("circuit breaker: 3 infrastructure failures") and "disk on fire" in reason
     )
     assert all(t.strikes == 0 for t in tasks.values())  # no task paid for the infrastructure
-    status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+    status = json.loads(hatchctl_here("-C", str(p.root), "status", "--json").stdout)
     assert status["paused"] is True and status["pause_reason"] == reason
     deps.notifier.drain()
     sent = [
@@ -301,7 +306,12 @@ def test_circuit_breaker_pauses_instead_of_burning_strikes(
     assert any(n["event"] == "supervisor_paused" and n["reason"] == reason for n in sent)
 
 
-def test_notifications_on_complete_fail_and_block(projects: Projects, tmp_path: Path) -> None:
+def test_notifications_on_complete_fail_and_block_and_time_is_bounded_by_the_run_timeout(
+    projects: Projects, tmp_path: Path
+) -> None:
+    """Two claims, one drain: a notification is sent when a task completes, fails or is
+    blocked; and a run's time is bounded by the run timeout (T's agent prints without end:
+    without the timeout it outlives the drain's limit)."""
     notes = tmp_path / "notes.jsonl"
     notify = notify_recorder(notes)
     p = projects.make(
@@ -309,6 +319,7 @@ def test_notifications_on_complete_fail_and_block(projects: Projects, tmp_path: 
             "OK": {"sim": {"files": {"a.txt": "a\n"}}},
             "BAD": {"sim": {"files": {"b.txt": "b\n"}, "factory": ["false_claims"]}},
             "DEP": {"depends_on": ["BAD"]},
+            "T": {"timeout": "1s", "sim": {"factory": ["noisy", "ok"], "noisy_lines": 10**7}},
         },
         {"notify": {"command": notify}, "limits": {"max_strikes": 1}},
     )
@@ -325,35 +336,6 @@ def test_notifications_on_complete_fail_and_block(projects: Projects, tmp_path: 
     got = {(n["event"], n["task_id"]) for n in events}
     assert {("task_completed", "OK"), ("task_failed", "BAD"), ("task_blocked", "DEP")} <= got
     assert tasks["DEP"].state == "blocked"
-
-
-def test_restart_command_relaunches_without_a_strike(projects: Projects) -> None:
-    p = projects.make(
-        {"R": {"sim": {"files": {"r.txt": "r\n"}, "factory": [["hang", "ok"]]}}},
-        {"limits": {"idle_timeout": "60s"}},
-    )
-    sup = SupervisorProcess(p, "--until-drained")
-    try:
-        sup.wait_running()
-        wait_for(lambda: live_run(p, "R"), what="R to run")
-        out = hatchctl("-C", str(p.root), "restart", "R")
-        assert out.returncode == 0 and "restarting the factory of R" in out.stdout
-        assert sup.wait(40) == 0, sup.output()
-        store = store_of(p)
-        r = store.task("R")
-        assert r is not None and (r.state, r.strikes, r.restarts) == ("completed", 0, 0)
-        assert next(x.reason for x in store.runs("R") if x.role == "factory") == "restarted_by_user"
-        store.close()
-    finally:
-        sup.kill()
-
-
-def test_time_is_bounded_by_the_run_timeout(projects: Projects) -> None:
-    p = projects.make(
-        {"T": {"timeout": "1s", "sim": {"factory": ["noisy", "ok"], "noisy_lines": 10**7}}},
-        {"limits": {"max_strikes": 1}},
-    )
-    _, tasks, deps = drain(p)  # (without the timeout the noisy run outlives the drain's limit)
     t = tasks["T"]
     assert (t.state, t.failure_class) == ("failed", "timeout") and "run_timeout" in (
         t.last_error or ""
@@ -370,7 +352,7 @@ def test_bare_hatchctl_starts_the_supervisor_in_a_hidden_tmux_window(projects: P
     assert f"tmux -L {p.tmux_socket}" in out.stdout
     tmux = Tmux(p.tmux_socket)
     assert tmux.has_session("hatch-supervisor")
-    status = json.loads(hatchctl("-C", str(p.root), "status", "--json").stdout)
+    status = json.loads(hatchctl_here("-C", str(p.root), "status", "--json").stdout)
     pid = status["supervisor"]["pid"]
     assert status["supervisor"]["running"] and f"pid {pid}" in out.stdout
     # the supervisor belongs to tmux, not to the terminal that started it

@@ -56,7 +56,9 @@ def live(project: Project) -> bool:
 
 
 def test_two_projects_with_the_same_name_run_at_once(projects: Projects) -> None:
-    specs = {"A": CHAT, "B": CHAT}
+    # one agent per project: what is shared or not is the project's tmux server and its tag,
+    # the same for one pane as for two (a second task added two agents and a `send` each)
+    specs = {"A": CHAT}
     quiet = {"limits": {"idle_timeout": "60s", "stall_after": "60s"}}  # chat agents are silent
     one = projects.make(specs, {"project": {"name": "same"}, **quiet})
     two = projects.make(specs, {"project": {"name": "same"}, **quiet})
@@ -75,13 +77,12 @@ def test_two_projects_with_the_same_name_run_at_once(projects: Projects) -> None
             panes = [x for x in Tmux(p.tmux_socket).list_panes() if x.session == AGENT_SESSION]
             # a window being launched is tagged a moment after tmux creates it: only tagged or
             # untagged-yet panes of this server, never another project's key
-            assert len(panes) >= 2 and {x.tag for x in panes} <= {p.key, ""}
+            assert len(panes) >= 1 and {x.tag for x in panes} <= {p.key, ""}
             assert p.key in {x.tag for x in panes}
         for p in (one, two):  # now let every waiting agent finish its task
-            for task_id in ("A", "B"):
-                wait_for(lambda p=p, t=task_id: running(p, t), what=f"{task_id} waiting")
-                out = hatchctl("-C", str(p.root), "send", task_id, "finish")
-                assert out.returncode == 0, out.stderr
+            wait_for(lambda p=p: running(p, "A"), what="A waiting")
+            out = hatchctl("-C", str(p.root), "send", "A", "finish")
+            assert out.returncode == 0, out.stderr
         assert first.wait(60) == 0, first.output()
         assert second.wait(60) == 0, second.output()
     finally:
@@ -91,14 +92,14 @@ def test_two_projects_with_the_same_name_run_at_once(projects: Projects) -> None
     for p in (one, two):
         store = p.open_store()
         try:
-            assert {t.id: t.state for t in store.tasks()} == {"A": "completed", "B": "completed"}
+            assert {t.id: t.state for t in store.tasks()} == {"A": "completed"}
             runs = store.runs()  # none killed as a stray, none vanished or restarted
             assert runs and {(r.role, r.state) for r in runs} == {
                 ("factory", "succeeded"),
                 ("qa", "succeeded"),
             }
             restarts = [e.data for e in store.events() if e.kind == "restart_scheduled"]
-            assert [t.restarts for t in store.tasks()] == [0, 0], restarts  # why, if it fails
+            assert [t.restarts for t in store.tasks()] == [0], restarts  # why, if it fails
             reconciled = [e.data for e in store.events() if e.kind == "reconciled"]
             assert reconciled and all(d["stray_panes"] == [] for d in reconciled)
         finally:

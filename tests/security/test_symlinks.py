@@ -27,8 +27,8 @@ from hatchctl.runtime.scripts import Scripts, builtin_root, mounts_under
 from hatchctl.state.spec import TaskSpec
 from hatchctl.state.summary import Summary
 from hatchctl.state.sync import sync_specs
-from tests.conftest import git, hatchctl
-from tests.integration.conftest import FAST_LIMITS, Projects, drain, kinds, to_toml
+from tests.conftest import git
+from tests.integration.conftest import FAST_LIMITS, Projects, drain, hatchctl_here, kinds, to_toml
 from tests.integration.test_scripts import script
 
 SCRIPTS = builtin_root()
@@ -262,7 +262,8 @@ def commit_all(message: str) -> str:
 
 
 def status_text(p: Project) -> str:
-    out = hatchctl("-C", str(p.root), "status")
+    """`hatchctl status`, read-only: run in this process (hatchctl_here)."""
+    out = hatchctl_here("-C", str(p.root), "status")
     assert out.returncode in (0, 1), out.stderr
     return out.stdout
 
