@@ -1,20 +1,17 @@
 """The control room, driven with Pilot: a snapshot of the dashboard on a fixed store, keys, the
-drill-down, read-only mode, and a kill sent to a real supervisor."""
+drill-down, read-only mode. (`k` against a real supervisor: tests/tui/test_message.py, whose
+supervisor test sends a message and a kill.)"""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from textual.widgets import ProgressBar
 from textual.widgets._progress_bar import Bar
 
-from hatchctl.cmds.control import send
-from hatchctl.engine.deps import run_key
 from hatchctl.project import Project
-from hatchctl.runtime import psinfo
 from hatchctl.state.store import Store
 from hatchctl.tui.app import HatchApp
 from hatchctl.tui.data import DataSource
@@ -196,52 +193,6 @@ async def test_drill_down_tabs(tmp_path: Path) -> None:
 def test_sparkline() -> None:
     assert sparkline([0, 0, 0], width=3) == "   "
     assert sparkline([1, 2, 4, 8], width=4) == "▁▂▄█"
-
-
-async def test_kill_key_reaches_a_real_supervisor(tmp_path: Path) -> None:
-    from tests.integration.conftest import Projects, SupervisorProcess, wait_for
-
-    projects = Projects(tmp_path)
-    try:
-        p = projects.make(
-            {"HANG": {"sim": {"factory": ["hang"]}}}, {"limits": {"idle_timeout": "60s"}}
-        )
-        sup = SupervisorProcess(p)
-        try:
-            sup.wait_running()
-            store = p.open_store()
-            run = wait_for(
-                lambda: next((r for r in store.runs("HANG") if r.state == "running"), None),
-                what="the agent",
-            )
-
-            def sender(kind: str, task_id: str | None) -> tuple[bool, str]:
-                return send(p, kind, task_id)
-
-            app = HatchApp(p, store, send=sender, refresh_every=0.2)
-            async with app.run_test(size=(140, 32)) as pilot:
-                await pilot.pause(0.5)
-                await pilot.press("k")
-                await pilot.pause(0.1)
-                assert isinstance(app.screen, ConfirmScreen)
-                await pilot.press("y")
-                for _ in range(100):
-                    await pilot.pause(0.05)
-                    task = store.task("HANG")
-                    if task is not None and task.state == "failed":
-                        break
-                assert store.task("HANG").state == "failed"  # type: ignore[union-attr]
-                assert psinfo.marked(run_key(p.root, run.id)) == []
-                for _ in range(40):
-                    await pilot.pause(0.05)
-                    if str(app.query_one("#tasks").get_cell("HANG", "STATE")) == "failed":
-                        break
-                assert str(app.query_one("#tasks").get_cell("HANG", "STATE")) == "failed"
-        finally:
-            sup.kill()
-    finally:
-        projects.cleanup()
-        os.environ.pop("HATCH_JOB_KEY", None)
 
 
 async def test_command_palette_offers_task_actions(tmp_path: Path) -> None:

@@ -1,17 +1,21 @@
 """`m` in the control room: a line of text for a task's running agent, queued as a ``send``
 command through the app's sender, from the dashboard and from the drill-down; refused in
 read-only mode; the delivery's outcome (an event) shown as a notification. The last test sends
-through a real supervisor to a real (simulated) agent."""
+through a real supervisor to a real (simulated) agent, and kills another agent there with `k`."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from hatchctl.cmds.ui import sender_for
+from hatchctl.engine.deps import run_key
+from hatchctl.runtime import psinfo
 from hatchctl.tui.app import HatchApp
-from hatchctl.tui.screens import DetailScreen, MessageScreen
+from hatchctl.tui.screens import ConfirmScreen, DetailScreen, MessageScreen
+from hatchctl.tui.table import TaskTable
 from tests.tui.test_app import app_for, fixed_project, settle
 
 Sent = list[tuple[str, str | None, dict[str, str] | None]]
@@ -103,12 +107,23 @@ async def test_m_is_refused_in_read_only_mode(tmp_path: Path) -> None:
         assert not isinstance(app.screen, MessageScreen) and sent == []
 
 
-async def test_m_reaches_a_real_agent_through_a_real_supervisor(tmp_path: Path) -> None:
+async def test_m_and_k_reach_a_real_agent_through_a_real_supervisor(tmp_path: Path) -> None:
+    """One real supervisor (started once, not twice) for two claims: `m` reaches a real
+    (simulated) agent, which receives the text; `k`, confirmed, kills another task's agent
+    through the supervisor: the task fails, no process of its run is left and the table shows
+    it failed."""
     from tests.integration.conftest import Projects, SupervisorProcess, wait_for
+    from tests.tui.test_feature_keys import select
 
     projects = Projects(tmp_path)
     try:
-        p = projects.make({"A": {"sim": {"factory": ["chat"], "files": {"a.txt": "a\n"}}}})
+        p = projects.make(
+            {
+                "A": {"sim": {"factory": ["chat"], "files": {"a.txt": "a\n"}}},
+                "HANG": {"sim": {"factory": ["hang"]}},
+            },
+            {"limits": {"idle_timeout": "60s"}},
+        )
         sup = SupervisorProcess(p)
         try:
             sup.wait_running()
@@ -120,12 +135,36 @@ async def test_m_reaches_a_real_agent_through_a_real_supervisor(tmp_path: Path) 
                 return bool(log and log.exists() and "waiting for instructions" in log.read_text())
 
             wait_for(waiting, what="the agent waiting for a message")
+            hang = wait_for(
+                lambda: next((r for r in store.runs("HANG") if r.state == "running"), None),
+                what="the hanging agent",
+            )
             app = HatchApp(p, store, send=sender_for(p), refresh_every=0.2)
-            async with app.run_test(size=(120, 30)) as pilot:
+            async with app.run_test(size=(140, 32)) as pilot:
                 await until(pilot, lambda: app.can_message("A"), "the running agent shown")
+                await select(pilot, app, "A")
                 await pilot.press("m", *"please add a.txt; then finish", "enter")
                 await until(pilot, lambda: "message delivered" in " ".join(notes(app)), "delivery")
                 assert any(n.startswith("sending 29 characters to A.factory") for n in notes(app))
+
+                await select(pilot, app, "HANG")  # `k`: the kill reaches the supervisor
+                await pilot.press("k")
+                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirm")
+                await pilot.press("y")
+                await until(
+                    pilot,
+                    lambda: getattr(store.task("HANG"), "state", None) == "failed",
+                    "HANG killed",
+                )
+                assert psinfo.marked(run_key(p.root, hang.id)) == []
+                await until(
+                    pilot,
+                    lambda: (
+                        str(app.query_one("#tasks", TaskTable).get_cell("HANG", "STATE"))
+                        == "failed"
+                    ),
+                    "HANG shown failed",
+                )
             factory = next(r for r in store.runs("A") if r.role == "factory")
             assert (
                 "received: please add a.txt; then finish" in (p.root / factory.log_path).read_text()
@@ -135,3 +174,4 @@ async def test_m_reaches_a_real_agent_through_a_real_supervisor(tmp_path: Path) 
             sup.kill()
     finally:
         projects.cleanup()
+        os.environ.pop("HATCH_JOB_KEY", None)

@@ -36,7 +36,6 @@ from tests.e2e.test_report import demo_like_project
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
 )
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
 # textual.js keeps its xterm.js Terminal in a closure; this hook (run before the page's own
 # scripts) catches the object that assigns `fitAddon`, textual.js's session, which holds it
@@ -193,77 +192,92 @@ async def chromium(profile: Path) -> AsyncIterator[Page]:
         proc.wait(timeout=10)
 
 
-@needs_chromium
-async def test_serve_shows_the_dashboard_in_chromium_and_refuses_actions(tmp_path: Path) -> None:
+def turns_strangers_away(url: str) -> None:
+    """The page with the key answers; no key, a wrong key, another Host (DNS rebinding) and a
+    websocket from another origin or from no page are turned away."""
+    base = url.split("?")[0]
+
+    def status(target: str, headers: dict[str, str] | None = None) -> int:
+        req = urllib.request.Request(target, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    assert status(url) == 200
+    assert status(base) == 403  # no key
+    assert status(base + "?key=wrong") == 403
+    assert status(url, {"Host": "attacker.example:80"}) == 403  # DNS rebinding
+    ws_headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+    }
+    ws = url.replace("/?", "/ws?")
+    assert status(ws, {**ws_headers, "Origin": "http://attacker.example"}) == 403
+    assert status(ws, ws_headers) == 403  # no Origin: not a page of this server
+
+
+async def test_serve_turns_strangers_away_and_shows_the_dashboard_in_chromium(
+    tmp_path: Path,
+) -> None:
+    """One `hatchctl serve` for two claims (a server started once, not twice): it turns
+    strangers away, and in a real headless Chromium its page shows the dashboard and refuses
+    actions (read-only). Without chromium only the strangers' part runs, then the test skips."""
     # a directory name a shell would act on: the session command must be quoted
     project = demo_like_project(tmp_path / "demo dir; touch pwned $(touch pwned2)")
     with serving(project.root) as (server, url):
-        async with chromium(tmp_path / "chromium-profile") as page:
-            await page.call("Page.enable")
-            await page.call("Network.enable")
-            await page.call("Page.addScriptToEvaluateOnNewDocument", source=HOOK)
-            await page.call("Page.navigate", url=url)
-            screen = await page.wait_text(*EXPECTED, "read-only")
-            shot = await page.call("Page.captureScreenshot", format="png")
-            png = base64.b64decode(shot["data"])
-            (tmp_path / "serve.png").write_bytes(png)
-            assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-            width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-            assert width == 1400 and height > 500  # the window's viewport
-            assert "supervisor" in screen  # the dashboard's overview line
-            # offline: the page fetched nothing from outside this server
-            origin = url.split("/?")[0]
-            fetched = [
-                e["params"]["request"]["url"]
-                for e in page.events
-                if e["method"] == "Network.requestWillBeSent"
-            ]
-            assert fetched and all(
-                u.startswith((origin + "/", origin.replace("http:", "ws:") + "/")) for u in fetched
-            ), fetched
-
-            # read-only: `p` (pause) is refused on screen, and nothing reaches the supervisor
-            await page.call(
-                "Runtime.evaluate",
-                expression="document.querySelector('.xterm-helper-textarea').focus()",
-            )
-            await page.key("p")
-            await page.wait_text("read-only: actions are refused")
+        turns_strangers_away(url)
+        if CHROMIUM is not None:
+            await shows_the_dashboard_and_refuses_actions(tmp_path, url)
     with sqlite3.connect(project.paths.db) as db:
         assert db.execute("SELECT COUNT(*) FROM commands").fetchone() == (0,)
     assert server.returncode is not None
     assert not list(tmp_path.rglob("pwned*"))
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: the page was not checked")
 
 
-def test_serve_turns_strangers_away_and_quotes_its_command(tmp_path: Path) -> None:
-    project = demo_like_project(tmp_path / "demo")
-    with serving(project.root) as (_, url):
-        base = url.split("?")[0]
+async def shows_the_dashboard_and_refuses_actions(tmp_path: Path, url: str) -> None:
+    async with chromium(tmp_path / "chromium-profile") as page:
+        await page.call("Page.enable")
+        await page.call("Network.enable")
+        await page.call("Page.addScriptToEvaluateOnNewDocument", source=HOOK)
+        await page.call("Page.navigate", url=url)
+        screen = await page.wait_text(*EXPECTED, "read-only")
+        shot = await page.call("Page.captureScreenshot", format="png")
+        png = base64.b64decode(shot["data"])
+        (tmp_path / "serve.png").write_bytes(png)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert width == 1400 and height > 500  # the window's viewport
+        assert "supervisor" in screen  # the dashboard's overview line
+        # offline: the page fetched nothing from outside this server
+        origin = url.split("/?")[0]
+        fetched = [
+            e["params"]["request"]["url"]
+            for e in page.events
+            if e["method"] == "Network.requestWillBeSent"
+        ]
+        assert fetched and all(
+            u.startswith((origin + "/", origin.replace("http:", "ws:") + "/")) for u in fetched
+        ), fetched
 
-        def status(target: str, headers: dict[str, str] | None = None) -> int:
-            req = urllib.request.Request(target, headers=headers or {})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as resp:
-                    return int(resp.status)
-            except urllib.error.HTTPError as exc:
-                return int(exc.code)
+        # read-only: `p` (pause) is refused on screen, and nothing reaches the supervisor
+        await page.call(
+            "Runtime.evaluate",
+            expression="document.querySelector('.xterm-helper-textarea').focus()",
+        )
+        await page.key("p")
+        await page.wait_text("read-only: actions are refused")
 
-        assert status(url) == 200
-        assert status(base) == 403  # no key
-        assert status(base + "?key=wrong") == 403
-        assert status(url, {"Host": "attacker.example:80"}) == 403  # DNS rebinding
-        ws_headers = {
-            "Connection": "Upgrade",
-            "Upgrade": "websocket",
-            "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
-        }
-        ws = url.replace("/?", "/ws?")
-        assert status(ws, {**ws_headers, "Origin": "http://attacker.example"}) == 403
-        assert status(ws, ws_headers) == 403  # no Origin: not a page of this server
-    # the session command: a shell string that splits back into exactly the argv
+
+def test_serve_quotes_its_session_command(tmp_path: Path) -> None:
+    """The session command: a shell string that splits back into exactly the argv."""
     for allow in (False, True):
-        argv = session_argv(project.root, allow_actions=allow)
+        argv = session_argv(tmp_path / "demo dir; touch pwned", allow_actions=allow)
         assert ("--read-only" in argv) is not allow and argv[-1] == "ui"
         assert argv[:3] == [sys.executable, "-m", "hatchctl"]
         assert shlex.split(shlex.join(argv)) == argv
