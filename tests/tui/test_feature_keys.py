@@ -19,6 +19,8 @@ async def select(pilot: Any, app: HatchApp, task_id: str) -> None:
     table = app.query_one("#tasks", TaskTable)
 
     def selected() -> bool:
+        if task_id not in table.rows:  # its row is not there yet (a first, partial screenful)
+            return False
         if table.current != task_id:
             table.move_cursor(row=table.get_row_index(task_id))
         return table.current == app.selected == task_id

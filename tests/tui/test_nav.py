@@ -207,8 +207,15 @@ async def test_attention_strip_notifies_persists_and_clears(tmp_path: Path) -> N
         await until(pilot, "the waiting item", lambda: "API-1" in shown(app, "#attention"))
         assert "API-1 waiting for input" in shown(app, "#attention")
         assert "supervisor paused" in shown(app, "#attention")
-        messages = [str(n.message) for n in app._notifications]
-        assert "API-1 waiting for input: Allow edit? [y/n]" in messages
+        # announced too (a notification is added when the app handles its message: waited for)
+        await until(
+            pilot,
+            "the notification",
+            lambda: (
+                "API-1 waiting for input: Allow edit? [y/n]"
+                in [str(n.message) for n in app._notifications]
+            ),
+        )
         assert table.get_cell("API-1", "STATE").plain == "factory:waiting"
         # looked at: opening DB-1 clears its item
         await pilot.press("down", "down")
