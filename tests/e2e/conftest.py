@@ -1,5 +1,5 @@
-"""The e2e tests' `hatchctl` calls run as forks of one interpreter that imported hatchctl once
-(tests/e2e/forkrun.py): each is still its own `python -m hatchctl` process."""
+"""The e2e tests' `hatchctl` calls run as forks of interpreters that imported hatchctl once
+(tests/forkrun.py): each is still its own `python -m hatchctl` process."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.forkrun import Hatchctl, Zygote
-
-
-@pytest.fixture(scope="session")
-def zygote() -> Iterator[Zygote]:
-    z = Zygote()
-    try:
-        yield z
-    finally:
-        z.close()
+from tests import conftest
+from tests.forkrun import Hatchctl, Zygote, pool
 
 
 @pytest.fixture
-def hatchctl(zygote: Zygote) -> Hatchctl:
-    """As tests.conftest.hatchctl (args, cwd=, timeout=, env=), through the zygote."""
-    return zygote.run
+def zygote() -> Iterator[Zygote]:
+    """A zygote of this process's pool, for one test; back to the pool after it (its child
+    killed if it still runs)."""
+    z = pool().acquire()
+    try:
+        yield z
+    finally:
+        z.kill()
+        pool().release(z)
+
+
+@pytest.fixture
+def hatchctl() -> Hatchctl:
+    """tests.conftest.hatchctl (args, cwd=, timeout=, env=), through the pool of zygotes."""
+    return conftest.hatchctl

@@ -2,7 +2,7 @@
 and restarted each time. Replay a failure with HATCH_CHAOS_SEED=<seed printed below>.
 
 Each supervisor is its own `python -m hatchctl run` process, forked from an interpreter that
-imported hatchctl once (tests/e2e/forkrun.py): a kill lands only once the supervisor holds its
+imported hatchctl once (tests/forkrun.py): a kill lands only once the supervisor holds its
 lock, long after its imports, so importing afresh 21 times (~0.2 CPU-s each) tested nothing."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hatchctl.project import Project
 from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.lockfile import probe
-from tests.e2e.forkrun import Zygote
+from tests.forkrun import Zygote
 
 KILLS = 20
 # A bound for a hang, not a timing hope: idle, the run takes about 25 s; with four xdist

@@ -1,7 +1,7 @@
 """Every bad input: one clear line on stderr, a non-zero exit, never a traceback.
 
 Each call is its own `python -m hatchctl` process, forked from an interpreter that imported
-hatchctl once (tests/e2e/forkrun.py)."""
+hatchctl once (tests/forkrun.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_repo, write_spec
-from tests.e2e.forkrun import Hatchctl
+from tests.forkrun import Hatchctl
 
 
 def one_line_error(out: object, needle: str) -> None:

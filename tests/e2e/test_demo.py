@@ -1,6 +1,6 @@
 """`hatchctl demo --headless` end to end, as `make demo` runs it with no terminal (each
 `hatchctl` a process of its own, forked from an interpreter that imported hatchctl once:
-tests/e2e/forkrun.py)."""
+tests/forkrun.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hatchctl.project import tmux_socket
 from hatchctl.runtime.scripts import Scripts, builtin_root, mounts_under, unmount_all_under
 from hatchctl.runtime.tmux import Tmux
 from tests.conftest import git
-from tests.e2e.forkrun import Hatchctl
+from tests.forkrun import Hatchctl
 
 
 def test_headless_demo_reaches_every_expected_end_state(tmp_path: Path, hatchctl: Hatchctl) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.forkrun import Hatchctl
+from tests.forkrun import Hatchctl
 
 
 def test_init_creates_a_valid_project(repo: Path, hatchctl: Hatchctl) -> None:

@@ -3,7 +3,7 @@ as if drained); `--resume` resumes it first and the work gets done."""
 
 from __future__ import annotations
 
-from tests.e2e.forkrun import Hatchctl
+from tests.forkrun import Hatchctl
 from tests.integration.conftest import Projects
 from tests.integration.conftest import projects as projects
 

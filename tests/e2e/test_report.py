@@ -15,7 +15,7 @@ from hatchctl.demo import EXPECTED, write_demo
 from hatchctl.project import Project
 from hatchctl.state.store import Store
 from hatchctl.state.sync import sync_specs
-from tests.e2e.forkrun import Hatchctl
+from tests.forkrun import Hatchctl
 
 T0 = 1_795_000_000.0
 OK = "succeeded"

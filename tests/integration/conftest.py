@@ -25,6 +25,7 @@ from hatchctl.runtime.gitrepo import exclude_hatch_paths
 from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.rows import TaskRow
+from tests import forkrun
 from tests.conftest import git, make_repo
 
 FAST_LIMITS: dict[str, Any] = {
@@ -138,16 +139,15 @@ Make = Callable[..., Project]
 
 
 class SupervisorProcess:
-    """`hatchctl run` in a child process, as a user runs it."""
+    """`hatchctl run` in a child process, as a user runs it (tests/forkrun.py: a fork of an
+    interpreter that imported hatchctl once; `proc` is Popen-like)."""
 
     def __init__(self, project: Project, *args: str) -> None:
         self.project = project
         self.log = open(project.root / f"supervisor-{uuid.uuid4().hex[:6]}.out", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hatchctl", "-C", str(project.root), "run", *args],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        log = Path(self.log.name)  # stdout and stderr, appended
+        # its own `python -m hatchctl` process, forked from an interpreter that imported hatchctl
+        self.proc = forkrun.pool().popen(["-C", str(project.root), "run", *args], log, log)
 
     def wait_running(self, timeout: float = 15.0) -> int:
         from hatchctl.state.lockfile import probe

@@ -36,7 +36,7 @@ def test_hold_unhold_and_cancel(projects: Projects) -> None:
             task = store.task(task_id)
             return task.state if task else ""
 
-        wait_for(lambda: state("A") == "active", what="A active")
+        wait_for(lambda: state("A") == "active" and store.runs("A"), what="A's run launched")
         # A runs and waits for a message: hold it, then let its run finish
         out = hatchctl("-C", str(root), "hold", "A")
         assert out.returncode == 0 and "finishes its run first" in out.stdout, out.stderr

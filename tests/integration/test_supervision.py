@@ -347,7 +347,7 @@ def test_bare_hatchctl_starts_the_supervisor_in_a_hidden_tmux_window(projects: P
     p = projects.make(
         {"A": {"sim": {"files": {"a.txt": "a\n"}, "factory": ["slow"], "slow_seconds": 1}}}
     )
-    out = hatchctl("-C", str(p.root))  # no terminal: start the supervisor, say where, exit
+    out = hatchctl("-C", str(p.root), fresh=True)  # no terminal: starts the supervisor, says where
     assert out.returncode == 0, out.stderr
     assert f"tmux -L {p.tmux_socket}" in out.stdout
     tmux = Tmux(p.tmux_socket)
