@@ -2,7 +2,8 @@
 # Create the git worktree for a task, on branch hatch/<TASK_ID>, from BASE_REF.
 # Usage: create_worktree.sh [--dry-run] [--reset] REPO WORKTREE TASK_ID BASE_REF
 #   --reset  recreate the branch at BASE_REF even if it exists (a retried task starts fresh)
-# Idempotent: an existing worktree of this task on its branch is kept as it is.
+# Idempotent: an existing worktree of this task on its branch is kept as it is (its checkout
+# finished if it had not); what an add killed before it finished left is made again.
 # Prints the commit the branch starts from (or is at) on stdout.
 # Exit codes: 0 ok, 2 usage, 3 git failed, 4 WORKTREE exists but is not this task's worktree,
 # 7 unsafe path (WORKTREE is a symbolic link).
@@ -27,15 +28,44 @@ branch="hatch/$task"
 
 commit=$(query git -C "$repo" rev-parse --verify --quiet "$base^{commit}") || die 3 "unknown base ref: $base"
 
+# Whether WORKTREE is what a `git worktree add` left that never finished (its supervisor killed
+# mid-add): git's own "initializing" lock on the registration, HEAD not yet a commit, nothing in
+# the directory but its .git file, which names a registration of REPO. Sets $admin.
+unfinished_add() {
+  local gitfile=$worktree/.git line common name
+  [[ -f $gitfile && ! -L $gitfile ]] || return 1
+  [[ -z $(find "$worktree" -mindepth 1 -maxdepth 1 ! -name .git -print -quit) ]] || return 1
+  read -r line <"$gitfile" || return 1
+  admin=${line#gitdir: } name=${line##*/}
+  common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir) || return 1
+  [[ -n $name && $admin == "$common/worktrees/$name" && -d $admin && ! -L $admin ]] || return 1
+  [[ -f $admin/locked && ! -L $admin/locked && $(<"$admin/locked") == initializing* ]]
+}
+
 if [[ -e $worktree ]]; then
   current=$(git -C "$worktree" rev-parse --abbrev-ref HEAD 2>/dev/null || true)
-  [[ $current == "$branch" ]] || die 4 "$worktree exists and is not the worktree of $branch"
-  if [[ $reset == 0 ]]; then
-    git -C "$worktree" rev-parse HEAD
-    exit 0
+  if [[ $current != "$branch" ]] && unfinished_add; then
+    # nothing of it was used (no checkout, no agent): its registration and directory go, and
+    # it is made again below
+    run rm -rf -- "$admin"
+    run rm -f -- "$worktree/.git"
+    run rmdir -- "$worktree"
+  else
+    [[ $current == "$branch" ]] || die 4 "$worktree exists and is not the worktree of $branch"
+    if [[ $reset == 0 ]]; then
+      index=$(git -C "$worktree" rev-parse --path-format=absolute --git-path index)
+      if [[ ! -e $index ]]; then
+        # its checkout never finished (killed: `add --no-checkout` writes no index, the checkout
+        # writes it last, through index.lock): no agent has run in it; checked out now
+        run rm -f -- "$index.lock"
+        run git -C "$worktree" reset -q --hard --no-recurse-submodules >&2 || die 3 "cannot check out $worktree"
+      fi
+      git -C "$worktree" rev-parse HEAD
+      exit 0
+    fi
+    # through remove_worktree.sh: it unmounts the read-only planning view first
+    run bash "$here/remove_worktree.sh" "$repo" "$worktree" >&2 || die 3 "cannot remove stale worktree $worktree"
   fi
-  # through remove_worktree.sh: it unmounts the read-only planning view first
-  run bash "$here/remove_worktree.sh" "$repo" "$worktree" >&2 || die 3 "cannot remove stale worktree $worktree"
 fi
 parent_of parent "$worktree"
 [[ -d $parent ]] || run mkdir -p -- "$parent"

@@ -114,6 +114,55 @@ def test_create_worktree_after_its_registration_went_stale(repo: Path, tmp_path:
         assert git(wt / name, "symbolic-ref", "HEAD") == f"refs/heads/hatch/{name}"
 
 
+def killed_mid_add(repo: Path, worktree: Path, branch: str) -> Path:
+    """What `git worktree add` leaves when it is SIGKILLed before it finished (seen in a chaos
+    run): the registration still locked "initializing", HEAD not yet a commit, the directory
+    holding only its .git file. Made from a real add, rewound to that state; its admin dir."""
+    git(repo, "worktree", "add", "-q", "--no-checkout", "-b", branch, str(worktree), "main")
+    admin = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    admin = admin / "worktrees" / worktree.name
+    (admin / "locked").write_text("initializing\n")
+    (admin / "HEAD").write_text("0" * 40 + "\n")
+    return admin
+
+
+def test_create_worktree_after_an_add_killed_midway(repo: Path, tmp_path: Path) -> None:
+    """The supervisor SIGKILLed during `git worktree add`: the next setup made the task fail
+    ("exists and is not the worktree of hatch/T", 3 restarts, then failed). What the unfinished
+    add left is removed and the worktree made; a directory with anything else in it is kept."""
+    wt = tmp_path / "wt"
+    killed_mid_add(repo, wt / "A", "hatch/A")
+    out = script("git/create_worktree.sh", str(repo), str(wt / "A"), "A", "main")
+    assert out.returncode == 0, out.stderr
+    assert (wt / "A" / "README.md").is_file()
+    assert git(wt / "A", "symbolic-ref", "HEAD") == "refs/heads/hatch/A"
+    assert "locked" not in git(repo, "worktree", "list", "--porcelain")
+    # the same state with a file of someone's in the directory: not this script's to delete
+    killed_mid_add(repo, wt / "B", "hatch/B")
+    (wt / "B" / "notes.txt").write_text("mine\n")
+    out = script("git/create_worktree.sh", str(repo), str(wt / "B"), "B", "main")
+    assert out.returncode == 4 and "is not the worktree of hatch/B" in out.stderr
+    assert (wt / "B" / "notes.txt").read_text() == "mine\n"
+
+
+def test_create_worktree_after_a_checkout_killed_midway(repo: Path, tmp_path: Path) -> None:
+    """Killed after the add, during the checkout (or before it): the worktree is this task's,
+    on its branch, with no index (the checkout writes it last) and perhaps an index.lock. Kept
+    as it was, it would hand the agent a tree with files missing; it is checked out now."""
+    wt = tmp_path / "wt" / "A"
+    git(repo, "worktree", "add", "-q", "--no-checkout", "-b", "hatch/A", str(wt), "main")
+    index = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+    Path(f"{index}.lock").write_text("")  # what a killed checkout leaves
+    out = script("git/create_worktree.sh", str(repo), str(wt), "A", "main")
+    assert out.returncode == 0, out.stderr
+    assert (wt / "README.md").is_file() and git(wt, "status", "--porcelain") == ""
+    # a finished worktree is kept as it is: an agent's uncommitted work stays
+    (wt / "README.md").write_text("changed by the agent\n")
+    out = script("git/create_worktree.sh", str(repo), str(wt), "A", "main")
+    assert out.returncode == 0, out.stderr
+    assert (wt / "README.md").read_text() == "changed by the agent\n"
+
+
 def test_mount_view_is_read_only_in_mountinfo(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("a bind mount needs root")
