@@ -28,13 +28,16 @@ def test_hold_unhold_and_cancel(projects: Projects) -> None:
     sup = SupervisorProcess(p)
     try:
         sup.wait_running()
-        out = hatchctl("-C", str(root), "hold", "B")  # pending: never started while held
-        assert out.returncode == 0 and "held B" in out.stdout, out.stderr
         store = p.open_store()  # polled directly: a `hatchctl status` per poll costs CPU
 
         def state(task_id: str) -> str:
             task = store.task(task_id)
             return task.state if task else ""
+
+        # the supervisor has its lock before it has read the specs: B is a task once it has
+        wait_for(lambda: state("B") == "pending", what="B known")
+        out = hatchctl("-C", str(root), "hold", "B")  # pending: never started while held
+        assert out.returncode == 0 and "held B" in out.stdout, out.stderr
 
         wait_for(lambda: state("A") == "active" and store.runs("A"), what="A's run launched")
         # A runs and waits for a message: hold it, then let its run finish
