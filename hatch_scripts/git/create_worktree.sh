@@ -38,7 +38,9 @@ unfinished_add() {
   read -r line <"$gitfile" || return 1
   admin=${line#gitdir: } name=${line##*/}
   common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir) || return 1
-  [[ -n $name && $admin == "$common/worktrees/$name" && -d $admin && ! -L $admin ]] || return 1
+  # its own registration only (named as git names it: the directory's name), never another's
+  [[ $name == "${worktree##*/}" && $admin == "$common/worktrees/$name" ]] || return 1
+  [[ -d $admin && ! -L $admin ]] || return 1
   [[ -f $admin/locked && ! -L $admin/locked && $(<"$admin/locked") == initializing* ]]
 }
 
