@@ -4,7 +4,7 @@ A real 1 GiB log (real bytes, not sparse: ~16M numbered agent-like lines of ~68 
 colour, CR LF as a pane log has them; ``--shape tui``: a full-screen TUI redrawing in place) is written once under /tmp and shared by every repetition; it is the
 log of the one run of the one task of a small real project (store written through hatchctl's own
 transactions). Targets, each in a 160x45 pane of its own private tmux server (the harness of
-bench_keys.py: no config, xterm-256color, read through a tmux control-mode client):
+bench/tmuxpane.py: no config, xterm-256color, read through a tmux control-mode client):
 
 - `hatchctl`: the control room (``hatchctl --read-only``) on that project, on its dashboard;
   the clock starts at Enter on the task (the drill-down, Log tab);
@@ -39,10 +39,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_keys import ESCAPE, Pane, press, settle
 from bench_logtail import frame
 from bigstore import make_project
-from common import ROOT, load_average, machine
+from common import ROOT, compile_tree, load_average, machine
+from tmuxpane import ESCAPE, Pane, press, settle
 
 from hatchctl import logsetup
 from hatchctl.project import Project
@@ -294,7 +294,7 @@ def main() -> int:
             tail = [sys.executable, "-c", LAUNCH, "tail", "-n", "40", str(log)]
             targets.append(("tail", tail, anywhere, prompt))
         if args.baseline is not None:
-            env = ["env", f"PYTHONPATH={args.baseline.resolve()}"]
+            env = ["env", f"PYTHONPATH={compile_tree(args.baseline.resolve())}"]
             targets.append(("baseline", [*env, *hatch], on_drill, dashboard))
         targets.append(("hatchctl", hatch, on_drill, dashboard))
         if tl is not None and args.shape == "lines":

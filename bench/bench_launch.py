@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, load_average, machine
+from common import ROOT, compile_tree, load_average, machine
 from launchkit import (
     LAST_CPU,
     QUERIES,
@@ -226,6 +226,7 @@ def main() -> int:
     parser.add_argument("--tick", help="[limits] tick for hatchctl (default: hatchctl's, 1s)")
     args = parser.parse_args()
     n = args.agents
+    compile_tree(args.tree)
     targets: dict[str, Callable[[Path], dict[str, object]]] = {
         "hatchctl": lambda t: hatchctl(
             t, "hatchctl", n, args.tree, None, spy("hatchctl"), args.tick

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import pct
+from common import compile_tree, pct
 from rawinotify import RawInotify
 
 from hatchctl import logsetup
@@ -254,6 +254,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the samples here")
     parser.add_argument("--py-spy", type=Path, help="profile the supervisor into FILE-<label>")
     args = parser.parse_args()
+    compile_tree(HERE.parent)  # the tree measured runs from bytecode, as installed
     logsetup.configure(None)
     labels = [args.only] if args.only else ["after", "before"]
     results = []

@@ -2,7 +2,7 @@
 
 A project whose store holds 10 000 tasks in every state and ~100 000 events (bench/bigstore.py:
 the store's own transactions), and one of 20 tasks. Each target runs in a 160x45 pane of its own
-private tmux server (bench/bench_keys.py's Pane: no config, xterm-256color, read through a tmux
+private tmux server (bench/tmuxpane.py's Pane: no config, xterm-256color, read through a tmux
 control-mode client). Measured side by side, in turns, in the same run:
 
 - `hatchctl`: `python -m hatchctl -C ROOT --read-only ui` (no supervisor: nothing writes the
@@ -37,10 +37,11 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_keys import Pane, running, stop_project
 from bench_keys import make_project as make_agents_project
+from bench_keys import running, stop_project
 from bigstore import make_project, populate
-from common import HATCHCTL, load_average, machine
+from common import HATCHCTL, ROOT, compile_tree, load_average, machine
+from tmuxpane import Pane
 
 from hatchctl import logsetup
 from hatchctl.project import Project, ProjectPaths
@@ -342,6 +343,9 @@ def main() -> int:
         "--before", help="a directory holding an earlier tree's hatchctl package: measured too"
     )
     args = parser.parse_args()
+    compile_tree(ROOT)  # the trees measured run from bytecode, as installed
+    if args.before:
+        compile_tree(Path(args.before))
     logsetup.configure(None)
     print(f"# bench_ui_scale · {machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="hatch-bench-ui-"))
