@@ -43,6 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, compile_tree, load_average, machine
 from launchkit import (
+    BASH_SAME,
     LAST_CPU,
     QUERIES,
     broken_worktrees,
@@ -56,6 +57,7 @@ from launchkit import (
     stop_supervisor,
     timed,
     tmux_panes,
+    unmount_views,
 )
 
 from hatchctl.project import tmux_socket
@@ -177,6 +179,34 @@ def bash(tmp: Path, label: str, agents: int) -> dict[str, object]:
     }
 
 
+def bash_same(tmp: Path, label: str, agents: int, tree: Path) -> dict[str, object]:
+    """hatchctl's own commands for N launches (launchkit.BASH_SAME) in a bash loop."""
+    root = tmp / "proj"
+    make_repo(root, label, agents, "none")
+    script = tmp / "launch.sh"
+    script.write_text(BASH_SAME)
+    socket = f"blaunch{os.getpid()}bashsame"
+    argv = ["bash", str(script), socket, str(root), str(agents)]
+    argv += [str(tree / "hatch_scripts"), sys.executable]
+    try:
+        t0, t1 = timed(argv, root, "bash-same loop")
+        cpu = LAST_CPU[0]
+        times = [float(x) for x in (root / ".bench" / "times").read_text().split()]
+        panes = tmux_panes(socket)
+        broken = broken_worktrees(root, root / ".bench" / "wt")
+    finally:
+        kill_tmux(socket)
+        unmount_views(root)
+    return {
+        "total": t1 - t0,
+        "cpu": cpu,
+        "first": times[0] - t0,
+        "spread": times[-1] - times[0],
+        "panes": panes,
+        "broken_worktrees": broken,
+    }
+
+
 def tmuxp(tmp: Path, label: str, agents: int, exe: str, worktrees_timed: bool) -> dict[str, object]:
     root = tmp / "proj"
     make_repo(root, label, agents, None)
@@ -235,6 +265,7 @@ def main() -> int:
             t, "hatchctl-none", n, args.tree, "none", spy("none"), args.tick
         ),
         "bash": lambda t: bash(t, "bash", n),
+        "bash-same": lambda t: bash_same(t, "bash-same", n, args.tree),
         "tmuxp-panes": lambda t: tmuxp(t, "tmuxp-panes", n, args.tmuxp, False),
         "tmuxp-wt": lambda t: tmuxp(t, "tmuxp-wt", n, args.tmuxp, True),
     }
@@ -264,32 +295,47 @@ def main() -> int:
             results[label].append(r)
             print(f"rep {rep + 1} {label}: " + json.dumps(r, default=str), flush=True)
     print(f"load at end {load_average()}")
-    bash_totals = [num(r, "total") for r in results.get("bash", []) if "total" in r]
-    floor = statistics.median(bash_totals) if bash_totals else None
-    bash_cpus = [num(r, "cpu") for r in results.get("bash", []) if "cpu" in r]
-    cpu_floor = statistics.median(bash_cpus) if bash_cpus else None
-    print(f"\n| target | {n} agents launched (median, range) | vs bash | first-to-last spread |")
-    print("|---|---|---|---|")
+
+    for all_rs in results.values():
+        for r in all_rs:
+            if "cpu" in r:
+                r["own_children_cpu"] = num(r, "cpu") + num(r, "children_cpu", 0.0)
+
+    def paired(label: str, ref: str, key: str = "total") -> str:
+        """The median over repetitions of label's figure / ref's in the same repetition (they
+        ran one after the other: a load that drifts over the run cancels out)."""
+        pairs = zip(results.get(label, []), results.get(ref, []), strict=False)
+        ratios = [num(a, key) / num(b, key) for a, b in pairs if key in a and key in b]
+        return f"{statistics.median(ratios):.2f}x" if ratios else ""
+
+    print(f"\n| target | {n} agents launched (median, range) | vs bash | vs bash-same | spread |")
+    print("|---|---|---|---|---|")
     for label, all_rs in results.items():
         rs = [r for r in all_rs if "total" in r]
         if len(rs) < len(all_rs):
-            print(f"| {label}: {len(all_rs) - len(rs)} of {len(all_rs)} reps failed | | | |")
+            print(f"| {label}: {len(all_rs) - len(rs)} of {len(all_rs)} reps failed | | | | |")
         if not rs:
             continue
         totals = [num(r, "total") for r in rs]
-        ratio = f"{statistics.median(totals) / floor:.1f}x" if floor else ""
         spreads = [num(r, "spread") for r in rs if "spread" in r]
-        print(f"| {label} | {fmt(totals, n)} | {ratio} | {fmt(spreads) if spreads else ''} |")
+        print(
+            f"| {label} | {fmt(totals, n)} | {paired(label, 'bash')} | "
+            f"{paired(label, 'bash-same')} | {fmt(spreads) if spreads else ''} |"
+        )
         if label.startswith("hatchctl"):
             for key in ("to_started", "from_started", "first", "worktrees", "cpu", "children_cpu"):
                 vals = [num(r, key) for r in rs]
-                print(f"|   {label} {key} | {fmt(vals)} | | |")
-            # the figure load disturbs least: CPU (own + waited children's) against the loop's
-            cpus = [num(r, "cpu") + num(r, "children_cpu") for r in rs]
-            versus = f"{statistics.median(cpus) / cpu_floor:.1f}x" if cpu_floor else ""
-            print(f"|   {label} CPU, own + children | {fmt(cpus)} | {versus} | |")
-        elif label == "bash" and bash_cpus:
-            print(f"|   bash CPU, bash + children | {fmt(bash_cpus)} | 1.0x | |")
+                print(f"|   {label} {key} | {fmt(vals)} | | | |")
+            # the figure load disturbs least: CPU (own + waited children's) against the loops'
+            cpus = [num(r, "own_children_cpu") for r in rs]
+            print(
+                f"|   {label} CPU, own + children | {fmt(cpus)} | "
+                f"{paired(label, 'bash', 'own_children_cpu')} | "
+                f"{paired(label, 'bash-same', 'own_children_cpu')} | |"
+            )
+        elif label.startswith("bash"):
+            cpus = [num(r, "cpu") for r in rs]
+            print(f"|   {label} CPU, bash + children | {fmt(cpus)} | | | |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0

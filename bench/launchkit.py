@@ -176,8 +176,8 @@ def timed(argv: list[str], cwd: Path, what: str) -> tuple[float, float]:
     return t0, t1
 
 
-def num(r: dict[str, object], key: str) -> float:
-    value = r[key]
+def num(r: dict[str, object], key: str, default: float | None = None) -> float:
+    value = r.get(key, default)
     assert isinstance(value, (int, float))
     return float(value)
 
@@ -202,3 +202,43 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     tick = os.sysconf("SC_CLK_TCK")
     return (utime + stime) / tick, (cutime + cstime) / tick
+
+
+# bash-same: hatchctl's own per-launch work (sandbox none) by a bash loop, no supervisor: the
+# integration tip read once (hatchctl reads it once per burst), then per agent its scripts
+# (create_worktree.sh, mount_readonly.sh), the launch ticket, and one tmux call opening the
+# window (run_agent.sh, the reaper, the agent) with its log pipe, as the supervisor makes them.
+# Args: SOCKET ROOT N SCRIPTS PYTHON
+BASH_SAME = r"""
+set -eu
+T=(tmux -L "$1" -f /dev/null)
+R=$2 N=$3 S=$4 PY=$5
+cd "$R"
+"${T[@]}" new-session -d -s bench -x 200 -y 50
+st=$R/.bench/state
+mkdir -p "$st/runs" "$st/io" "$R/.bench/logs" "$R/.bench/plan"
+tip=$(bash "$S/git/ensure_integration.sh" "$R" "$R/.bench/wt/_integration" hatch/integration main)
+tip=${tip##*$'\n'}
+for i in $(seq 1 "$N"); do
+  d="$R/.bench/wt/T-$i"
+  bash "$S/git/create_worktree.sh" --reset "$R" "$d" "T-$i" "$tip" >/dev/null
+  bash "$S/mount/mount_readonly.sh" "$R/.bench/plan" "$d/project-state-readonly" >/dev/null
+  printf 'run_id=%s task=T-%s role=factory\n' "$i" "$i" > "$st/runs/$i.ticket"
+  "${T[@]}" new-window -d -t "bench:$((i + 1))" -c "$d" \
+    -e HATCH_RUN_ID="$i" -e HATCH_TASK_ID="T-$i" -e HATCH_ROLE=factory \
+    -e HATCH_ITERATION=1 -e HATCH_ATTEMPT=1 -e HATCH_WORKTREE="$d" \
+    -e HATCH_STOP_FILE="$st/io/T-$i.stop" -e HATCH_STATE_DIR="$st" \
+    bash "$S/agent/run_agent.sh" "$PY" -I -m hatchctl.runtime.reaper --grace 5 -- sleep 600 \; \
+    pipe-pane -o -t "bench:$((i + 1))" "exec cat >> '$R/.bench/logs/T-$i.log'"
+  echo "$EPOCHREALTIME" >> "$R/.bench/times"
+done
+"""
+
+
+def unmount_views(root: Path) -> None:
+    """The read-only views bash-same mounted under ``root``, unmounted (lazily: a pane may still
+    be in one)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(f"{root}/"):
+            subprocess.run(["umount", "-l", point], capture_output=True, timeout=30, check=False)

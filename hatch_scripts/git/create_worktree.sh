@@ -21,12 +21,19 @@ if [[ ${1:-} == --reset ]]; then
 fi
 [[ $# -eq 4 ]] || die 2 "usage: create_worktree.sh [--dry-run] [--reset] REPO WORKTREE TASK_ID BASE_REF"
 repo=$1 worktree=${2%/} task=$3 base=$4
+[[ $worktree == /* ]] || worktree=$PWD/$worktree  # git -C REPO would read it from REPO
 require_dir "$repo"
 check_id "$task"
 refuse_link "$worktree"
 branch="hatch/$task"
 
-commit=$(query git -C "$repo" rev-parse --verify --quiet "$base^{commit}") || die 3 "unknown base ref: $base"
+# A full sha (what hatchctl passes: the tip it read) is taken as it is, `worktree add` refusing
+# one that is not a commit; a name is resolved once
+if [[ $base =~ ^[0-9a-f]{40}([0-9a-f]{24})?$ ]]; then
+  commit=$base
+else
+  commit=$(query git -C "$repo" rev-parse --verify --quiet "$base^{commit}") || die 3 "unknown base ref: $base"
+fi
 
 # Whether WORKTREE is what a `git worktree add` left that never finished (its supervisor killed
 # mid-add): git's own "initializing" lock on the registration, HEAD not yet a commit, nothing in

@@ -14,6 +14,7 @@ import re
 import shlex
 import stat
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,31 @@ UNSAFE_PATH_EXIT = 7  # hatch_scripts/lib.sh: a symbolic link where a plain path
 SETTINGS = ".claude/settings.local.json"
 
 
+TIP_TTL = 1.0  # seconds a read of the integration tip serves the setups that follow it
+
+
+@dataclass
+class TipCache:
+    """The integration tip the last ``ensure_integration`` read, for the setups started in the
+    same second (a launch of 20 agents ran the script, a bash and a git, 20 times in a row under
+    the lock for one answer). Only with ``integration_lock`` held; a merge clears it, and a tip
+    moved outside hatchctl is seen at the latest ``TIP_TTL`` later (a task started then begins
+    from the tip of a moment before, as it would have had it started a moment earlier)."""
+
+    tip: str = ""
+    at: float = 0.0
+
+    def fresh(self) -> str:
+        return self.tip if self.tip and time.monotonic() - self.at < TIP_TTL else ""
+
+    def keep(self, tip: str) -> str:
+        self.tip, self.at = tip, time.monotonic()
+        return tip
+
+    def clear(self) -> None:
+        self.tip = ""
+
+
 @dataclass(frozen=True)
 class JobEnv:
     root: Path
@@ -50,6 +76,7 @@ class JobEnv:
     confine: Confine | None = None
     # the integration worktree is shared: creating it and merging into it happen one at a time
     integration_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+    tips: TipCache = field(default_factory=TipCache, compare=False)
 
     @property
     def integration_worktree(self) -> Path:
@@ -178,7 +205,7 @@ def _worktree(env: JobEnv, spec: TaskSpec, *, reset: bool) -> tuple[str, str]:
     branch), its read-only planning view and hook settings. Returns (commit, mount method)."""
     worktree = env.paths.worktree(spec.id)
     with env.integration_lock:  # the tip, read where no merge moves it meanwhile
-        tip = ensure_integration(env)
+        tip = env.tips.fresh() or env.tips.keep(ensure_integration(env))
     # outside the lock: the jobs of different tasks run concurrently; the scripts serialize
     # git's own worktree add/prune/remove on the repository (lib.sh lock_worktrees: git is not
     # safe running them at once)
@@ -277,7 +304,11 @@ def merge(env: JobEnv, spec: TaskSpec, completed: Sequence[TaskSpec] = ()) -> Me
     if unsafe is not None:
         return MergeResult(False, failure_class="agent", reason="unsafe_path", detail=unsafe)
     with env.integration_lock:
-        result = _merge_locked(env, spec, completed)
+        env.tips.clear()  # the merge moves the tip (or undoes a move): the next setup reads it
+        try:
+            result = _merge_locked(env, spec, completed)
+        finally:
+            env.tips.clear()
     if result.ok:
         remove_worktree(env, spec.id)
     return result
