@@ -26,6 +26,7 @@ from hatchctl.engine.monitor import Monitor
 from hatchctl.engine.policy import plan
 from hatchctl.engine.reconcile import reconcile
 from hatchctl.engine.stops import Stops
+from hatchctl.engine.tmuxwatch import TmuxServerWatch
 from hatchctl.errors import HatchError, SpecError, StoreBusyError
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.gitrepo import check_repository
@@ -69,8 +70,7 @@ class Supervisor:
         self.lock = SupervisorLock(deps.project.paths.supervisor_lock)
         self.stop_requested = False
         self.going_down = False
-        self.server_pid: int | None = None
-        self.tmux_retry_at = 0.0
+        self.tmux_server = TmuxServerWatch(deps, self._infra_failure)
         self.job_env = jobs.JobEnv(
             root=deps.project.root,
             paths=deps.project.paths,
@@ -120,7 +120,7 @@ class Supervisor:
                 )
             self.disk.prepare()
             self.disk.adopt()
-            self.server_pid = deps.tmux.ensure_server(deps.project.root)
+            self.tmux_server.start()
             deps.remote.attach(self.queue)  # a host's watcher wakes the loop like inotify
             reconcile(deps)
             for task in deps.store.tasks():  # a cleanup interrupted by a crash is finished now
@@ -286,7 +286,7 @@ class Supervisor:
         """One pass. Returns True when nothing can make progress any more."""
         deps = self.deps
         now = deps.clock()
-        self._check_tmux(now)
+        self.tmux_server.check(now)
         self.commands.process()
         if self.going_down:
             return False
@@ -387,28 +387,6 @@ class Supervisor:
 
     def _resume(self) -> None:
         self.breaker.reset()
-
-    # -- tmux server -----------------------------------------------------------------------
-    def _check_tmux(self, now: float) -> None:
-        if self.server_pid is not None and psinfo.alive(self.server_pid):
-            return
-        if now < self.tmux_retry_at:
-            return
-        deps = self.deps
-        if self.server_pid is not None:
-            with deps.store.tx() as tx:
-                tx.event(
-                    "tmux_server_died", data={"pid": self.server_pid, "socket": deps.tmux.socket}
-                )
-            deps.log.error("tmux_server_died", pid=self.server_pid)
-            self.server_pid = None
-        try:
-            self.server_pid = deps.tmux.ensure_server(deps.project.root)
-            with deps.store.tx() as tx:
-                tx.event("tmux_server_started", data={"pid": self.server_pid})
-        except HatchError as exc:
-            self.tmux_retry_at = now + min(30.0, max(1.0, deps.limits.restart.initial_backoff))
-            self._infra_failure(None, f"tmux server: {exc}")
 
     # -- down --------------------------------------------------------------------------------
     def _down(self) -> None:
