@@ -29,7 +29,8 @@ from bigstore import LegacyExporter, make_project, populate
 
 from hatchctl import logsetup
 from hatchctl.project import Project
-from hatchctl.state.snapshot import DocumentBuilder, SnapshotExporter, status_document
+from hatchctl.state.snapshot import SnapshotExporter
+from hatchctl.state.statusdoc import DocumentBuilder, status_document
 from hatchctl.state.store import Store
 
 CYCLE = {"pending": "active", "active": "failed", "failed": "pending"}

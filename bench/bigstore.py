@@ -10,7 +10,8 @@ import random
 import sqlite3
 from pathlib import Path
 
-from hatchctl.state.snapshot import status_document, write_atomic
+from hatchctl.state.atomicfile import write_atomic
+from hatchctl.state.statusdoc import status_document
 from hatchctl.state.store import Store, Tx
 
 HATCH_TOML = '[project]\nname = "{name}"\nbase_ref = "main"\n'

@@ -17,8 +17,8 @@ from hatchctl.state import features, metrics
 from hatchctl.state.ids import check_task_id
 from hatchctl.state.lockfile import probe
 from hatchctl.state.plan import plan_dirs
-from hatchctl.state.snapshot import status_document
 from hatchctl.state.spec import load_specs
+from hatchctl.state.statusdoc import status_document
 from hatchctl.state.store import Store
 from hatchctl.state.sync import specs_unchanged, sync_specs
 

@@ -16,9 +16,9 @@ from hatchctl.engine import planner
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import HatchError, SpecError
 from hatchctl.project import Project
+from hatchctl.state.atomicfile import write_atomic
 from hatchctl.state.featureops import order_ids
 from hatchctl.state.plan import Feature, PlanDir, Proposal, check, plan_dirs, read_feature
-from hatchctl.state.snapshot import write_atomic
 from hatchctl.tui.specedit import write_new
 
 

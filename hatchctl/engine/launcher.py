@@ -26,9 +26,9 @@ from hatchctl.engine.prompt import load_template, render
 from hatchctl.errors import HatchError, TmuxError
 from hatchctl.hosts.base import Host
 from hatchctl.hosts.ssh import SshHost
+from hatchctl.state.atomicfile import write_atomic
 from hatchctl.state.ids import run_name
 from hatchctl.state.rows import RunRow, TaskRow
-from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.spec import TaskSpec
 
 

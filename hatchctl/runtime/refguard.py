@@ -28,7 +28,7 @@ from pathlib import Path
 from hatchctl.errors import CommandError, HatchError, SummaryError
 from hatchctl.runtime import proc
 from hatchctl.runtime.gitrepo import git_env
-from hatchctl.state.snapshot import write_atomic
+from hatchctl.state.atomicfile import write_atomic
 from hatchctl.state.summary import read_agent_file
 
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")

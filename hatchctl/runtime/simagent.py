@@ -5,13 +5,14 @@ acceptance command, commits, and writes its summary; or hangs, crashes, skips or
 summary, or lies, as scripted per role, iteration and attempt (see state/simscript.py; read by state/simsteps.py).
 Interactive mode behaves like Claude Code: at the end of a turn it runs the Stop hooks from
 ``.claude/settings.local.json`` and waits for input (it answers a pasted summary request).
+Its work in the worktree (git, acceptance, files) is runtime/simworktree.py; the hooks and the
+transcript it imitates Claude Code with, runtime/simhooks.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -20,15 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hatchctl.runtime.simhooks import append_transcript, run_hooks
+from hatchctl.runtime.simworktree import SimWorktree
 from hatchctl.state.simsteps import SimSpec, read_sim_spec
-
-GIT_ID = {
-    "GIT_AUTHOR_NAME": "hatchctl sim-agent",
-    "GIT_AUTHOR_EMAIL": "sim-agent@hatchctl.invalid",
-    "GIT_COMMITTER_NAME": "hatchctl sim-agent",
-    "GIT_COMMITTER_EMAIL": "sim-agent@hatchctl.invalid",
-}
-
 
 WORK_STEPS = {
     "factory": ["reading the spec", "planning the change", "editing files", "running the tests"],
@@ -58,7 +53,7 @@ class SimAgent:
         self.iteration = int(env["HATCH_ITERATION"])
         self.attempt = int(env["HATCH_ATTEMPT"])
         self.worktree = Path(env.get("HATCH_WORKTREE") or os.getcwd())
-        self.turns = 0  # assistant messages written to its transcript
+        self.turns = 0  # turns ended: its transcript's assistant messages (with a stop file)
         self.summary_file = Path(env["HATCH_SUMMARY_FILE"])
         self.base = env.get("HATCH_BASE_SHA", "")
         spec_file = Path(env["HATCH_SPEC_FILE"])
@@ -70,6 +65,7 @@ class SimAgent:
         self.behaviour = self.sim.behaviour(self.role, self.iteration, self.attempt)
         self.interactive = interactive if self.sim.interactive is None else self.sim.interactive
         self.pace = pace_from(env.get("HATCH_SIM_PACE", ""))
+        self.tree = SimWorktree(self.worktree, self.base)
 
     def work_visibly(self) -> None:
         """At a demo's pace (``HATCH_SIM_PACE`` > 0): show the steps of the work, a line at
@@ -88,85 +84,7 @@ class SimAgent:
                 if left > 0:
                     print("  .", flush=True)
 
-    # -- helpers -------------------------------------------------------------------------
-    def git(self, *args: str, check: bool = True) -> str:
-        env = {**os.environ}
-        if not os.environ.get("GIT_AUTHOR_EMAIL"):
-            env.update(GIT_ID)
-        out = subprocess.run(
-            ["git", *args],
-            cwd=self.worktree,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
-        if check and out.returncode != 0:
-            raise SystemExit(f"sim-agent: git {args[0]} failed: {out.stderr.strip()}")
-        return out.stdout.strip()
-
-    def acceptance(self) -> tuple[bool, int, int, str]:
-        argv = self.spec.acceptance_argv()
-        if not argv:
-            return True, 0, 0, "no acceptance command"
-        try:
-            out = subprocess.run(
-                argv, cwd=self.worktree, capture_output=True, text=True, timeout=120, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return False, 0, 1, str(exc)
-        text = out.stdout + out.stderr
-        ran = re.search(r"Ran (\d+) tests?", text)
-        total = int(ran.group(1)) if ran else 1
-        bad = re.search(r"FAILED \((?:failures=(\d+))?(?:, )?(?:errors=(\d+))?", text)
-        failed = (
-            sum(int(g) for g in bad.groups() if g) if bad else (0 if out.returncode == 0 else 1)
-        )
-        return out.returncode == 0, max(total - failed, 0), failed, text[-2000:]
-
-    def write_files(self, files: dict[str, str], append: dict[str, str]) -> list[str]:
-        changed = []
-        for rel, content in files.items():
-            path = self.worktree / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists() or path.read_text(encoding="utf-8") != content:
-                path.write_text(content, encoding="utf-8")
-                changed.append(rel)
-        for rel, text in append.items():
-            path = self.worktree / rel
-            current = path.read_text(encoding="utf-8") if path.exists() else ""
-            if text not in current:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(current + text, encoding="utf-8")
-                changed.append(rel)
-        return changed
-
-    def commit(self, message: str) -> None:
-        self.git("add", "-A")  # project-state-readonly/ and .claude/ are in info/exclude
-        if self.git("diff", "--cached", "--name-only"):
-            self.git("commit", "-q", "-m", message)
-
-    def branch_commits(self) -> list[str]:
-        if not self.base:
-            return [self.git("rev-parse", "HEAD")]
-        out = self.git("rev-list", f"{self.base}..HEAD", check=False)
-        return out.split()
-
-    def diff_files(self) -> list[str]:
-        if not self.base:
-            return []
-        return self.git("diff", "--name-only", f"{self.base}..HEAD", check=False).split()
-
-    def loc(self) -> int:
-        if not self.base:
-            return 0
-        total = 0
-        for line in self.git("diff", "--numstat", f"{self.base}..HEAD", check=False).splitlines():
-            parts = line.split("\t")
-            total += sum(int(p) for p in parts[:2] if p.isdigit())
-        return total
-
+    # -- its summary ---------------------------------------------------------------------
     def write_summary(self, data: dict[str, Any] | str) -> None:
         text = data if isinstance(data, str) else json.dumps(data, indent=2)
         tmp = self.summary_file.with_name(self.summary_file.name + f".{os.getpid()}.tmp")
@@ -179,7 +97,7 @@ class SimAgent:
     def factory_work(self) -> dict[str, Any]:
         broken = self.behaviour == "fail_tests"
         files = self.sim.broken_files if broken and self.sim.broken_files else self.sim.files
-        changed = self.write_files(files, {} if broken else self.sim.append)
+        changed = self.tree.write_files(files, {} if broken else self.sim.append)
         if self.iteration > 1 and not changed:
             note = self.worktree / ".hatch-sim-notes"
             note.write_text(
@@ -189,8 +107,8 @@ class SimAgent:
             self.sim.commit_message
             or f"{self.task_id}: {self.spec.title} (iteration {self.iteration})"
         )
-        self.commit(msg)
-        ok, passed, failed, _ = self.acceptance()
+        self.tree.commit(msg)
+        ok, passed, failed, _ = self.tree.acceptance(self.spec.acceptance_argv())
         say(f"acceptance {'passed' if ok else 'FAILED'}: {passed} passed, {failed} failed")
         status = "completed" if ok else "partial"
         summary: dict[str, Any] = {
@@ -200,12 +118,12 @@ class SimAgent:
             "iteration": self.iteration,
             "status": status,
             "implementation_files": sorted(
-                set(self.diff_files()) & (set(files) | set(self.sim.append))
+                set(self.tree.diff_files()) & (set(files) | set(self.sim.append))
             )
             or sorted(files),
-            "commits": self.branch_commits(),
+            "commits": self.tree.branch_commits(),
             "test_results": {"passed": passed, "failed": failed},
-            "loc_analysis": {"actual": self.loc(), "cap": self.spec.loc_cap},
+            "loc_analysis": {"actual": self.tree.loc(), "cap": self.spec.loc_cap},
             "next_steps": ["QA review"] if ok else ["fix the failing tests"],
             "handover_notes": f"simulated factory, behaviour {self.behaviour}",
             "metrics": {"turns": 1, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0},
@@ -225,10 +143,10 @@ class SimAgent:
             first = next(iter(self.sim.files), "the change")
             findings.append(f"{first}:1: simulated finding: handle the edge cases explicitly")
         elif self.behaviour != "approve":
-            ok, passed, failed, output = self.acceptance()
+            ok, passed, failed, output = self.tree.acceptance(self.spec.acceptance_argv())
             if not ok:
                 findings.append(f"acceptance failed: {output.strip().splitlines()[-1:]}")
-            if self.base and not self.diff_files():
+            if self.base and not self.tree.diff_files():
                 findings.append("the branch has no changes")
         status = "rejected" if findings else "approved"
         say(f"review: {status}")
@@ -313,66 +231,15 @@ class SimAgent:
             return 0
         return self.interact(summary)
 
-    def write_transcript(self) -> str:
-        """Like Claude Code's session transcript: one JSON line per assistant message with the
-        API's usage (deterministic numbers), next to the stop file (the sandbox lets it write
-        there and hatchctl can read it)."""
-        stop = os.environ.get("HATCH_STOP_FILE", "")
-        if not stop:
-            return ""
-        path = Path(stop).with_suffix(".transcript.jsonl")
-        self.turns += 1
-        line = {
-            "type": "assistant",
-            "message": {
-                "id": f"msg_sim_{os.getpid()}_{self.turns}",
-                "role": "assistant",
-                "model": "claude-sonnet-sim",
-                "usage": {
-                    "input_tokens": 1000 * self.turns,
-                    "output_tokens": 200,
-                    "cache_creation_input_tokens": 500,
-                    "cache_read_input_tokens": 3000,
-                },
-            },
-        }
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
-        return str(path)
-
     def run_stop_hooks(self) -> None:
-        self.run_hooks("Stop", transcript_path=self.write_transcript(), stop_hook_active=False)
+        self.turns += 1
+        self.run_hooks(
+            "Stop", transcript_path=append_transcript(self.turns), stop_hook_active=False
+        )
 
     def run_hooks(self, event: str, **fields: object) -> None:
-        """Run the hooks configured for ``event`` in .claude/settings.local.json, as Claude Code
-        does: through a shell, the event's JSON on stdin."""
-        settings = self.worktree / ".claude" / "settings.local.json"
-        try:
-            hooks = json.loads(settings.read_text(encoding="utf-8"))["hooks"][event]
-        except (OSError, ValueError, KeyError, TypeError):
+        if not run_hooks(self.worktree, event, **fields):
             say(f"no {event} hook configured")
-            return
-        payload = json.dumps(
-            {
-                "session_id": f"sim-{os.getpid()}",
-                "cwd": str(self.worktree),
-                "hook_event_name": event,
-                **fields,
-            }
-        )
-        for entry in hooks:
-            for hook in entry.get("hooks", []):
-                if hook.get("type") == "command":
-                    # Claude Code runs hook commands through a shell; so does its double.
-                    subprocess.run(  # noqa: S602
-                        hook["command"],
-                        shell=True,
-                        input=payload,
-                        text=True,
-                        timeout=float(hook.get("timeout", 60)),
-                        check=False,
-                        cwd=self.worktree,
-                    )
 
     def interact(self, summary: dict[str, Any]) -> int:
         say("turn finished; waiting for input")

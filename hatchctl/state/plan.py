@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from hatchctl.errors import HatchError, SpecError, SummaryError
+from hatchctl.state.atomicfile import write_atomic
 from hatchctl.state.ids import is_valid_task_id
 from hatchctl.state.simscript import SimScript
-from hatchctl.state.snapshot import write_atomic
 from hatchctl.state.spec import MAX_SPEC_BYTES, copy_specs, load_front, load_specs, parse_spec
 from hatchctl.state.summary import read_agent_file
 

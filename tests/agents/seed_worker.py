@@ -1,4 +1,4 @@
-"""A worker for test_presets' concurrent trust seeding, in a module of its own: each spawned
+"""A worker for test_preset_claude's concurrent trust seeding, in a module of its own: each spawned
 process imports it (and hatchctl.agents.claude) only, not the whole test module."""
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hatchctl.state.snapshot import SnapshotExporter, status_document
+from hatchctl.state.snapshot import SnapshotExporter
+from hatchctl.state.statusdoc import status_document
 from hatchctl.state.store import Store
 
 HOUR = 3600.0
