@@ -42,9 +42,18 @@ common=${info%%$'\n'*} info=${info#*$'\n'}
 head=${info%%$'\n'*} current=${info#*$'\n'}
 [[ $current == "hatch/$task" ]] || die 4 "$worktree is not on hatch/$task"
 [[ $common == /* && -d $common/objects/pack ]] || die 3 "$worktree: no repository at $common"
-refuse_link "$common/hatch-fetch"
-scratch="$common/hatch-fetch/$task.git"
-[[ ! -e $scratch ]] || run rm -rf -- "$scratch"  # (one a fetch killed by its timeout left)
+# The scratch repositories' directory is this user's own and private (made 0700): a link or a
+# directory another user can write in would let them put a link at the scratch just before it
+# is made, and the fetch would make, write and then remove it wherever that link led.
+fetch_dir=$common/hatch-fetch
+refuse_link "$fetch_dir"
+if [[ -e $fetch_dir ]]; then
+  [[ -d $fetch_dir ]] || die 3 "$fetch_dir is not a directory"
+  [[ -O $fetch_dir ]] || die 7 "unsafe path: $fetch_dir is not this user's (another could put a link in it)"
+fi
+scratch="$fetch_dir/$task.git"
+# one a fetch killed by its timeout left, or a link: removed (a link itself, never followed)
+[[ ! -e $scratch && ! -L $scratch ]] || run rm -rf -- "$scratch"
 if [[ $HATCH_DRY_RUN == 1 ]]; then
   run git -C "$scratch" fetch --quiet --no-tags "$url" "+refs/heads/hatch/$task:refs/fetched"
   printf '%s\n' "$head"
@@ -52,8 +61,8 @@ if [[ $HATCH_DRY_RUN == 1 ]]; then
 fi
 trap 'rm -rf -- "$scratch"' EXIT
 # a bare repository by hand (HEAD, objects, refs: what git looks for; no `git init` process)
-mkdir -p -m 700 -- "$scratch/objects/info" "$scratch/objects/pack" "$scratch/refs" ||
-  die 3 "cannot make $scratch"
+mkdir -p -m 700 -- "$fetch_dir" "$scratch" "$scratch/objects" "$scratch/objects/info" \
+  "$scratch/objects/pack" "$scratch/refs" || die 3 "cannot make $scratch"
 printf 'ref: refs/heads/none\n' >"$scratch/HEAD"
 printf '%s\n' "$common/objects" >"$scratch/objects/info/alternates"
 run git -C "$scratch" -c fetch.unpackLimit=1 -c maintenance.auto=false fetch --quiet --no-tags \
