@@ -42,6 +42,9 @@ common=${info%%$'\n'*} info=${info#*$'\n'}
 head=${info%%$'\n'*} current=${info#*$'\n'}
 [[ $current == "hatch/$task" ]] || die 4 "$worktree is not on hatch/$task"
 [[ $common == /* && -d $common/objects/pack ]] || die 3 "$worktree: no repository at $common"
+# the packs fetched are moved into objects/pack: never through a link (an agent writes objects)
+refuse_link "$common/objects"
+refuse_link "$common/objects/pack"
 # The scratch repositories' directory is this user's own and private (made 0700): a link or a
 # directory another user can write in would let them put a link at the scratch just before it
 # is made, and the fetch would make, write and then remove it wherever that link led.

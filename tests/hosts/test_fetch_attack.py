@@ -14,7 +14,8 @@ write its HEAD, alternates and pack, then ``rm -rf`` it, wherever the link point
 - ``.git/hatch-fetch`` a directory of another user's, who can write in it: refused (exit 7)
   before anything is made in it. The other user putting a link at the scratch just as the fetch
   makes it (a ``mkdir`` first on PATH does that, as that user: the race won every time) then
-  never leads the fetch outside.
+  never leads the fetch outside;
+- `.git/objects/pack` a link (an agent writes objects): refused, the packs never moved through it.
 """
 
 from __future__ import annotations
@@ -226,3 +227,24 @@ def test_a_hatch_fetch_another_user_can_write_in_is_refused(
     assert code == 0, err
     assert "Permission denied" in raced.read_text() and "planted" not in raced.read_text()
     assert tree(target) == before
+
+
+def test_a_link_at_the_object_packs_is_refused_and_nothing_outside_changes(
+    host: SshHost, tmp_path: Path
+) -> None:
+    """``.git/objects/pack`` replaced by a link (an agent writes objects: its worktree's commits
+    go there): the fetched packs are never moved through it."""
+    repo, worktree, url, ahead = layout(tmp_path, host)
+    base = git(worktree, "rev-parse", "HEAD").strip()
+    target = elsewhere(tmp_path)
+    packs = repo / ".git" / "objects" / "pack"
+    for item in packs.iterdir():  # git still finds its objects through the link
+        shutil.move(str(item), str(target / item.name))
+    packs.rmdir()
+    packs.symlink_to(target)
+    before = tree(target)
+    code, out, err = fetch(worktree, url, host, tmp_path / "fetch")
+    assert code == 7, (code, out, err)
+    assert f"{packs} is a symbolic link" in err
+    assert tree(target) == before
+    unmoved(repo, worktree, base, ahead)
