@@ -23,8 +23,10 @@ check: bootstrap
 	$(VENV)/ruff format --check hatchctl tests bench
 	$(VENV)/mypy
 
+# the references (tmuxp, toolong, py-spy) in venvs of their own, first on PATH
 bench: bootstrap
-	$(VENV)/python bench/run_all.py
+	tools/bench_refs.sh
+	PATH="$(CURDIR)/tools/bench-venv/bin:$(CURDIR)/tools/toolong-venv/bin:$$PATH" $(VENV)/python bench/run_all.py
 
 clean:
 	rm -rf .venv $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

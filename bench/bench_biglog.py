@@ -234,7 +234,7 @@ def drill(
 
 
 def find_tl(given: str | None) -> str | None:
-    for candidate in (given, str(ROOT / ".venv/bin/tl"), shutil.which("tl")):
+    for candidate in (given, shutil.which("tl"), str(ROOT / "tools/toolong-venv/bin/tl")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
