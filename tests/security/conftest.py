@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 from tests.integration.conftest import projects  # noqa: F401
+from tests.security.symlinkkit import copy_view, outside  # noqa: F401
