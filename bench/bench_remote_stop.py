@@ -16,9 +16,14 @@ trip comes on top).
    wrapper writing each stop) run by `hatchctl run --until-drained` with every task on this
    machine, then with every task on the loopback host (``host_labels``) in each mode: the stop
    file's mtime (on the host for a remote run) -> the run's ``stopped`` transition committed,
-   and how many stops came with their content on the stream (else read over ssh).
+   and how many stops came with their content on the stream (else read over ssh)
+   (bench/remote_stop_parts.py).
+5. With ``--rtt N`` (default 50): the loopback host's own round trip over the master connection,
+   a line echoed on an open channel and a command (``true``), so "a local stop plus the round
+   trip" is a number.
 
 Usage: bench_remote_stop.py [--stops 100] [--idle 20] [--modes local,inotify,poll] [--e2e 30]
+       [--rtt 50]
 Needs /usr/sbin/sshd (openssh-server); inotify mode needs inotifywait (inotify-tools).
 """
 
@@ -26,14 +31,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
-import json
 import os
 import queue
 import random
 import shutil
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.hosts.sshd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_average, machine, pct
+from remote_stop_parts import e2e, round_trip
 
 from hatchctl import logsetup
 from hatchctl.config import HostSection
@@ -123,14 +125,19 @@ def proc_cpu(pids: list[int]) -> float:
 
 
 def remote_loop_pids(server: SshServer) -> list[int]:
-    """The stream's processes on the (loopback) host: its sh/bash loop and inotifywait."""
-    found = []
+    """The stream's processes on the (loopback) host: its sh/bash loop, inotifywait and the
+    reader (python3, a child of the bash loop)."""
+    found: list[int] = []
     assert server.proc is not None
-    for p in psutil.Process(server.proc.pid).children(recursive=True):
+    every = psutil.Process(server.proc.pid).children(recursive=True)
+    for p in every:
         with contextlib.suppress(psutil.Error):
-            argv = p.cmdline()
-            if "hatch-watch" in argv or p.name() == "inotifywait":
+            if "hatch-watch" in p.cmdline():
                 found.append(p.pid)
+    for p in every:
+        with contextlib.suppress(psutil.Error):
+            if p.pid not in found and p.ppid() in found:
+                found.append(p.pid)  # inotifywait, the reader
     return found
 
 
@@ -151,17 +158,21 @@ class Meter:
         return ssh, threads, there
 
 
-def remote_mode(
-    mode: str, server: SshServer, base: Path, stops: int, idle: float
-) -> dict[str, object]:
+def loop_host(server: SshServer, base: Path, name: str) -> SshHost:
     section = HostSection(
         ssh=server.destination,
         port=server.port,
         ssh_config=str(server.ssh_config),
         root=str(base / "remote"),
     )
-    project = base / f"project-{mode}"
-    host = SshHost("loop", section, project_root=project, state_dir=project / ".hatch")
+    project = base / f"project-{name}"
+    return SshHost("loop", section, project_root=project, state_dir=project / ".hatch")
+
+
+def remote_mode(
+    mode: str, server: SshServer, base: Path, stops: int, idle: float
+) -> dict[str, object]:
+    host = loop_host(server, base, mode)
     hatch = base / f"there-{mode}" / ".hatch"
     (hatch / "io").mkdir(parents=True)
     (hatch / "logs" / "factory").mkdir(parents=True)
@@ -212,122 +223,6 @@ def local_mode(base: Path, stops: int) -> dict[str, object]:
     return {"lat": lat}
 
 
-def e2e(mode: str, server: SshServer, base: Path, tasks: int) -> list[float]:
-    """Seconds from each run's stop file written to its ``stopped`` transition committed."""
-    from bench_stop_latency import CONFIG  # the same project and agent as the local bench
-
-    from hatchctl.hosts.base import project_dir_name
-    from hatchctl.project import tmux_socket
-    from hatchctl.runtime.tmux import Tmux
-
-    root = base / f"e2e-{mode}"
-    remote = base / f"e2e-root-{mode}"
-    remote.mkdir()
-    root.mkdir()
-    for argv in (["init", "-q", "-b", "main"], ["config", "user.email", "b@example.invalid"]):
-        subprocess.run(["git", *argv], cwd=root, check=True)
-    subprocess.run(["git", "config", "user.name", "bench"], cwd=root, check=True)
-    name = f"brs{os.getpid()}{mode}"
-    agent = Path(__file__).resolve().parent / "fake_agent.sh"
-    config = CONFIG.format(name=name, active=4, agent=agent, min=1, max=2)
-    labels = ""
-    if mode != "local":
-        config += (
-            f'\n[hosts.loop]\nssh = "{server.destination}"\nport = {server.port}\n'
-            f'ssh_config = "{server.ssh_config}"\nroot = "{remote}"\nmax_active = 4\n'
-            'labels = ["gpu"]\n'
-        )
-        labels = "host_labels: [gpu]\n"
-    (root / "hatch.toml").write_text(config)
-    (root / "specs").mkdir()
-    for i in range(tasks):
-        tid = f"E{i:04d}"
-        (root / "specs" / f"{tid}.md").write_text(
-            f"---\nid: {tid}\ntitle: Bench task {i}\nfiles: [src/{tid}.py]\n{labels}---\nDo {i}.\n"
-        )
-    (root / "README.md").write_text("bench\n")
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", "bench"], cwd=root, check=True)
-    env = {**os.environ, MODE_ENV: "poll" if mode == "poll" else "auto"}
-    try:
-        out = subprocess.run(
-            [sys.executable, "-m", "hatchctl", "-C", str(root), "run", "--until-drained"],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            env=env,
-            check=False,
-        )
-    finally:
-        Tmux(tmux_socket(name, root)).kill_server()
-        Tmux(f"{tmux_socket(name, root)}-loop").kill_server()
-    if out.returncode != 0:
-        print(f"# e2e {mode}: exit {out.returncode}: {out.stderr[-500:]}")
-    conn = sqlite3.connect(str(root / ".hatch" / "hatch.db"))
-    stopped = dict(
-        conn.execute(
-            "SELECT run_id, MIN(at) FROM events WHERE kind = 'run_state' "
-            "AND to_state = 'stopped' GROUP BY run_id"
-        ).fetchall()
-    )
-    runs = conn.execute("SELECT id, stop_path, host FROM runs").fetchall()
-    parts: dict[str, list[float]] = {}
-    via: dict[str, int] = {}  # how each stop came: on the watcher's stream, or read over ssh
-    steps: dict[int, dict[str, float]] = {}  # run id -> when its first stop went through each
-    for run_id, data in conn.execute(
-        "SELECT run_id, data FROM events WHERE kind = 'remote_stop_collected' ORDER BY id"
-    ):
-        doc = json.loads(data)
-        if run_id not in steps:
-            steps[run_id] = {k: v for k, v in doc.get("at", {}).items() if v is not None}
-        for part, ms in doc.get("ms", {}).items():
-            parts.setdefault(part, []).append(ms)
-        via[doc.get("via", "ssh")] = via.get(doc.get("via", "ssh"), 0) + 1
-    conn.close()
-    if parts:
-        print(
-            f"# e2e {mode}: collect's parts, p50 ms: "
-            + ", ".join(f"{k} {pct(v, 0.5):.1f}" for k, v in parts.items())
-            + f"; stops via {via}"
-        )
-    there = remote / project_dir_name(root)
-    lat = []
-    split: dict[str, list[float]] = {}
-    for run_id, stop_rel, host in runs:
-        stop = (there / stop_rel) if host else (root / stop_rel)
-        if run_id in stopped and stop.exists():
-            mtime = stop.stat().st_mtime_ns / 1e9
-            lat.append(stopped[run_id] - mtime)
-            at = {"mtime": mtime, **steps.get(run_id, {}), "stopped": stopped[run_id]}
-            for part, ms in breakdown(at).items():
-                split.setdefault(part, []).append(ms)
-    if split:
-        print(f"# e2e {mode}: the parts (ms; stops that came on the stream, p50/p95/p99):")
-        for part, ms in split.items():
-            print(
-                f"#   {part}: n {len(ms)} p50 {pct(ms, 0.5):.1f} p95 {pct(ms, 0.95):.1f}"
-                f" p99 {pct(ms, 0.99):.1f} max {max(ms):.1f}"
-            )
-    return lat
-
-
-STEPS = {  # a host's stop, from its file's mtime to the run's `stopped` committed
-    "there": "the host's watcher saw it (inotify, bash, date)",
-    "read": "shipped and read here (find/dd/base64 there, ssh, the reader thread)",
-    "queued": "on the supervisor's queue",
-    "collect": "the loop collects it (monitor.check)",
-    "stopped": "`stopped` committed (collect, record_stop)",
-}
-
-
-def breakdown(at: dict[str, float]) -> dict[str, float]:
-    """ms between consecutive steps of one stop (all of them known: a stop on the stream)."""
-    names = ["mtime", *STEPS]
-    if any(n not in at for n in names):
-        return {}
-    return {f"{a} -> {b}": (at[b] - at[a]) * 1000 for a, b in itertools.pairwise(names)}
-
-
 def row(name: str, values: list[float], stops: int) -> str:
     ms = [v * 1000 for v in values]
     if not ms:
@@ -344,6 +239,7 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=20.0)
     ap.add_argument("--modes", default="local,inotify,poll")
     ap.add_argument("--e2e", type=int, default=0, help="tasks per end-to-end project (0: none)")
+    ap.add_argument("--rtt", type=int, default=50, help="round trips of each kind (0: none)")
     args = ap.parse_args()
     logsetup.configure(None)
     reason = unavailable()
@@ -357,11 +253,18 @@ def main() -> int:
     print(f"# bench_remote_stop {machine()}")
     print(f"# {args.stops} stops per mode, idle {args.idle:g}s per host mode")
     results: dict[str, dict[str, object]] = {}
+    rtt: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="hatch-bench-rstop-") as tmp:
         base = Path(tmp)
         server = make_server(base / "sshd")
         server.start()
         try:
+            if args.rtt:
+                host = loop_host(server, base, "rtt")
+                try:
+                    rtt = round_trip(host, args.rtt)
+                finally:
+                    host.close()
             for mode in modes:
                 run: Callable[[], dict[str, object]]
                 if mode == "local":
@@ -375,6 +278,11 @@ def main() -> int:
                 print(f"# e2e {mode} done, load average {load_average()}", flush=True)
         finally:
             server.stop()
+    if args.rtt:
+        print("\n| the loopback host's round trip | n | p50 ms | p95 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|---|")
+        print(row("a line echoed on an open channel (cat)", rtt["echo"], args.rtt))
+        print(row("a command over the master (`true`)", rtt["command"], args.rtt))
     print(
         "\n| .stop written -> on the controller's queue | stops | p50 ms | p95 ms | p99 ms | max ms |"
     )

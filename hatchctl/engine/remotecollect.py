@@ -87,12 +87,13 @@ def collect(remote: RemoteRuns, run: RunRow) -> bool:
     ms["summary"] = time.monotonic() - start - ms["stop"]
     wait(remote, run.id)  # the last stop's fetch, if any: one at a time per worktree
     results.done.discard(run.id)
-    results.pending[run.id] = Pending(remote, run)
+    results.pending[run.id] = Pending(remote, run)  # started at once: under way while recorded
     local_stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if summary is not None:
         write_copy(local_summary, summary[1].encode())
         os.utime(local_summary, (summary[0], summary[0]))
     write_copy(local_stop, stop_text.encode())  # last: the run is stopped from here on
+    ms["write"] = time.monotonic() - start - sum(ms.values())  # (the fetch waited, started)
     results.collected[run.id] = key
     results.gone.pop(run.id, None)
     # when the stop went through each step (time.time(); "there": the host's clock when its

@@ -45,16 +45,24 @@ mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1.tmp" && cat > "$1.tmp" && chmod
 """
 STOP_LIMIT = 64 * 1024  # bytes of a stop file read (over ssh or on the watcher's stream)
 # a regular file (not a link) of the host: its mtime on the first line (with $4 = now: then a
-# space and the host's clock), then at most $2 bytes
+# space and the host's clock), then at most $2 bytes, its first ($3 = head) or its last (tail);
+# opened without following a link swapped in since the check, nor waiting on a FIFO (GNU dd;
+# a link met there: exit 3 as well)
 READ = r"""
 [ -f "$1" ] && [ ! -L "$1" ] || exit 3
-find "$1" -maxdepth 0 -printf '%T@' && { [ "$4" != now ] || printf ' %s' "$(date +%s.%N)"; } &&
-  printf '\n' && "$3" -c "$2" -- "$1"
+s=$(find "$1" -maxdepth 0 -printf '%T@ %s') && [ -n "$s" ] || exit 3
+k=0; [ "$3" = head ] || [ "${s#* }" -le "$2" ] || k=$(( ${s#* } - $2 ))
+printf '%s' "${s% *}" && { [ "$4" != now ] || printf ' %s' "$(date +%s.%N)"; } && printf '\n' &&
+  { dd if="$1" iflag=nofollow,nonblock,fullblock,skip_bytes skip="$k" bs="$2" count=1 \
+    status=none || exit 3; }
 """
-# a regular file (not a link): its size on the first line, then bytes $2.. (1-based), at most $3
+# a regular file (not a link): its size on the first line, then at most $3 bytes from byte $2
+# (0-based), opened as READ opens it
 READ_FROM = r"""
 [ -f "$1" ] && [ ! -L "$1" ] || exit 3
-find "$1" -maxdepth 0 -printf '%s\n' && tail -c "+$2" -- "$1" | head -c "$3"
+find "$1" -maxdepth 0 -printf '%s\n' &&
+  { dd if="$1" iflag=nofollow,nonblock,skip_bytes,count_bytes skip="$2" count="$3" bs=65536 \
+    status=none || exit 3; }
 """
 TICKET = r"""
 umask 077
@@ -164,7 +172,7 @@ def read_from(
 ) -> tuple[int, bytes] | None:
     """(size, at most ``limit`` bytes from ``offset``) of a regular file on the host (not a
     link); None when it is not one."""
-    argv = ["sh", "-c", READ_FROM, "hatch-read", str(path), str(offset + 1), str(limit)]
+    argv = ["sh", "-c", READ_FROM, "hatch-read", str(path), str(offset), str(limit)]
     code, out = host.run_bytes(argv, timeout=timeout)
     if code == 3:
         return None

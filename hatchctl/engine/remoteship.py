@@ -2,17 +2,25 @@
 each ``.stop`` it sees written, with the run's ``summary.json`` before it, so the controller
 records the stop without another round trip (engine/remotecollect.py).
 
-On the host (``EMIT``, in both the inotify and the poll loop), for a stop ``T/ROLE.iN/NAME.stop``:
-the summary of its directory, then the stop, each only when it is a regular file (not a link,
-the checks of remotefiles.READ), of a safe name, and no bigger than its cap (the summary
-MAX_AGENT_FILE, the stop remotefiles.STOP_LIMIT): ``F NONCE KIND MTIME SIZE NOW NAME``, its
-bytes in base64 lines, ``E NONCE``; ``NOW`` is the host's clock (``date +%s.%N``; the inotify
-loop's bash reads ``$EPOCHREALTIME`` instead, no process per stop), so the controller knows the
-file's age by the host's own clock. Per stop: one ``find`` (both files' mtime and size), a ``dd``
-and a ``base64`` per file shipped. A summary that does not exist is
-``N NONCE NAME``. Anything else (a link, too big, no base64 there) ships nothing and the
-controller reads the file over ssh as before. ``NONCE`` is the stream's own random word (an
-argument of its command): a file name printed in a listing cannot open a block.
+On the host, for a stop ``T/ROLE.iN/NAME.stop``: the summary of its directory, then the stop,
+each only when it is a regular file (not a link, the checks of remotefiles.READ), of a safe
+name, and no bigger than its cap (the summary MAX_AGENT_FILE, the stop remotefiles.STOP_LIMIT):
+``F NONCE KIND MTIME SIZE NOW NAME``, its bytes in base64 lines, ``E NONCE``; ``NOW`` is the
+host's clock, so the controller knows the file's age by the host's own clock. A summary that
+does not exist is ``N NONCE NAME``. Anything else (a link, a FIFO, too big, a file that changed
+while read) ships nothing and the controller reads the file over ssh. ``NONCE`` is the stream's
+own random word (an argument of its command): a file name printed in a listing cannot open a
+block. Two readers write these blocks:
+
+- ``READER`` (python3, where the host has it: the inotify loop starts it once per stream): no
+  process per stop. It opens each directory of the path and the file with O_NOFOLLOW and
+  O_NONBLOCK (a link, even a directory's, is never followed, a FIFO never waited on), then
+  takes the file only when it is regular, within its cap, and its size and mtime are the same
+  after the read as before (MTIME formatted as find's ``%T@``: the listing's key).
+- ``EMIT`` (sh: the poll loop, the inotify loop without python3, and the stops a listing finds
+  that no event reported): one ``find`` (both files' mtime and size), a ``dd`` (``nofollow``,
+  ``nonblock``) and a ``base64`` per file; ``NOW`` from ``date +%s.%N`` (the inotify loop's
+  bash reads ``$EPOCHREALTIME`` instead).
 
 The controller takes a block only whole and well formed (the header's fields, base64 lines of
 at most 76 characters, no more than the cap, the decoded size the header's); a stop keeps the
@@ -91,6 +99,124 @@ ship=
 [ -n "$nonce" ] && command -v base64 >/dev/null 2>&1 &&
   dd if=/dev/null iflag=nonblock,nofollow,fullblock count=0 status=none 2>/dev/null && ship=1
 """.replace("SUMMARY_LIMIT", str(SUMMARY_LIMIT)).replace("STOP_LIMIT", str(STOP_LIMIT))
+# bash (the inotify loop: remotewatch.py): the host's clock without a process per stop, bash's
+# $EPOCHREALTIME plus the whole seconds ``date`` differs from it by (none on a real host; a test fakes ``date``), read once between
+# two readings in the same second; ``date`` per stop when that cannot be known
+CLOCK = r"""
+skew=
+for _ in 1 2 3; do
+  a=$EPOCHREALTIME; d=$(date +%s 2>/dev/null); b=$EPOCHREALTIME
+  [[ $a =~ ^[0-9]+[.,][0-9]+$ && $d =~ ^[0-9]+$ && ${a%[.,]*} == "${b%[.,]*}" ]] || continue
+  skew=$(( d - ${a%[.,]*} )); break
+done
+if [ -n "$skew" ]; then
+  host_now() {
+    local t=$EPOCHREALTIME
+    now=$(( ${t%[.,]*} + skew )).${t#*[.,]}
+  }
+fi
+"""
+# bash (the inotify loop, once its inotifywait runs): READER as a coprocess where the host has
+# python3 and the loop its clock (the stream dup'ed on fd 5 for it), not waited for: $rd is
+# "starting", then 1 from the first stop after it said "ready" (``reader_up``; the stops before
+# go as without it), empty when it failed
+START_READER = r"""
+if [ -n "$nonce" ] && [ -n "$skew" ] && [ -n "$reader" ] && command -v python3 >/dev/null 2>&1
+then
+  exec 5>&1
+  coproc RD { exec python3 -I -S -c "$reader" "$nonce" 2>/dev/null; }
+  rd=starting
+fi
+reader_up() {
+  read -t 0 -u "${RD[0]}" 2>/dev/null || return 0
+  IFS= read -r -t 1 hi <&"${RD[0]}" && [ "$hi" = ready ] && rd=1 && return 0
+  kill "$RD_PID" 2>/dev/null; rd=
+}
+"""
+# python3 (the inotify loop's reader, when the host has it: remotewatch.py): for each request
+# ``NOW REL`` on its stdin (NOW the loop's clock), ships REL's summary and stop as ``emit`` does
+# on fd 5 (the stream) and answers the stop's mtime (empty: not shipped) on its stdout; no
+# process per stop. Each file is opened without following a link and without waiting on a FIFO
+# (O_NOFOLLOW, O_NONBLOCK), then must be a regular file within its cap whose size and mtime are
+# the same before and after it is read (else not shipped: the controller reads it over ssh).
+READER = r"""
+import os, re, stat, sys, base64
+nonce = sys.argv[1]
+name = re.compile(r"NAME")
+flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+def mtime(st):
+    s, ns = divmod(st.st_mtime_ns, 10**9)
+    return "%d.%09d0" % (s, ns)  # as find's %T@
+def opendir(rel):  # each directory of the path opened without following a link
+    fd = os.open(".", flags | os.O_DIRECTORY)
+    try:
+        for part in rel.split("/"):
+            fd, up = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd), fd
+            os.close(up)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+def get(path, cap):
+    where, _, base = path.rpartition("/")
+    try:
+        d = opendir(where)
+    except OSError:
+        return False
+    try:
+        fd = os.open(base, flags, dir_fd=d)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    finally:
+        os.close(d)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > cap or st.st_mtime_ns < 0:
+            return False
+        data, n = [], 0
+        while n <= cap:
+            got = os.read(fd, cap + 1 - n)
+            if not got:
+                break
+            data.append(got)
+            n += len(got)
+        again = os.fstat(fd)
+        if n > cap or n != st.st_size or (again.st_mtime_ns, again.st_size) != (
+            st.st_mtime_ns, st.st_size):
+            return False
+        return mtime(st), b"".join(data)
+    finally:
+        os.close(fd)
+def put(text):
+    view = memoryview(text.encode() if isinstance(text, str) else text)
+    while view:
+        view = view[os.write(5, view):]
+def ship(kind, rel, now, got):
+    body = base64.encodebytes(got[1])
+    put("F %s %s %s %d %s %s\n" % (nonce, kind, got[0], len(got[1]), now, rel))
+    put(body + ("E %s\n" % nonce).encode())
+os.fstat(5)
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+for line in iter(sys.stdin.buffer.readline, b""):
+    now, _, rel = line.decode("ascii", "replace").rstrip("\n").partition(" ")
+    answer = ""
+    if name.fullmatch(rel) and ".." not in rel:
+        where = rel.rsplit("/", 1)[0] + "/summary.json"
+        summary = get(where, SUMMARY_LIMIT)
+        if summary is None:
+            put("N %s %s\n" % (nonce, where))
+        elif summary:
+            ship("summary", where, now, summary)
+        stop = get(rel, STOP_LIMIT)
+        if stop:
+            ship("stop", rel, now, stop)
+            answer = stop[0]
+    sys.stdout.write(answer + "\n")
+    sys.stdout.flush()
+"""
 _DIR = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}/(?:factory|qa)\.i[0-9]{1,6}"
 _NAMES = {
     "stop": re.compile(rf"^{_DIR}/[A-Za-z0-9._-]{{1,128}}\.stop$"),
@@ -101,6 +227,11 @@ _HEAD = re.compile(
     r"^F ([0-9a-f]{32}) (stop|summary) ([0-9]{1,12}(?:\.[0-9]{1,10})?) ([0-9]{1,8}) (\S{0,40}) (\S+)$"
 )
 _B64 = re.compile(r"^[A-Za-z0-9+/]{1,76}={0,2}$")
+READER = (
+    READER.replace("NAME", _NAMES["stop"].pattern[1:-1])
+    .replace("SUMMARY_LIMIT", str(SUMMARY_LIMIT))
+    .replace("STOP_LIMIT", str(STOP_LIMIT))
+)
 
 
 @dataclass(frozen=True)

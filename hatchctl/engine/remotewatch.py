@@ -16,7 +16,8 @@ loop ends on the first write after the link is gone).
 
 With each stop it sees written (an inotify event, or a stop new in a listing after the first),
 the stream ships the run's summary and the stop's content before the stop's line
-(engine/remoteship.py): the controller records the stop without another call to the host.
+(engine/remoteship.py; the inotify loop through its python3 reader where the host has one, no
+process per stop): the controller records the stop without another call to the host.
 
 The controller reads the lines in a thread, keeps the newest mtime per path, and wakes the
 supervisor (``("remote", HOST)`` on its queue). A second thread copies the logs of the host's
@@ -45,7 +46,10 @@ from pathlib import Path, PurePosixPath
 from hatchctl import logsetup
 from hatchctl.engine.remotefiles import LogMirror
 from hatchctl.engine.remoteship import (
+    CLOCK,
     EMIT,
+    READER,
+    START_READER,
     Block,
     Shipments,
     Shipped,
@@ -86,35 +90,22 @@ $curl"; prevl=$curl; fi
 done
 """
 )
-# bash: $1 io, $2 logs, $3 the poll script (the fallback), $4 the nonce
+# bash: $1 io, $2 logs, $3 the poll script (the fallback), $4 the nonce, $5 the reader
 INOTIFY_SCRIPT = (
     r"""
-io=$1; logs=$2; poll=$3; nonce=$4; ipid=; listed=; new=; old=; sent=
+io=$1; logs=$2; poll=$3; nonce=$4; reader=$5; ipid=; listed=; new=; old=; sent=; rd=
 """
     + EMIT
+    + CLOCK
     + r"""
-# the host's clock without a process per stop: bash's $EPOCHREALTIME plus the whole seconds
-# ``date`` differs from it by (none on a real host; a test fakes ``date``), read once between
-# two readings in the same second; ``date`` per stop when that cannot be known
-skew=
-for _ in 1 2 3; do
-  a=$EPOCHREALTIME; d=$(date +%s 2>/dev/null); b=$EPOCHREALTIME
-  [[ $a =~ ^[0-9]+[.,][0-9]+$ && $d =~ ^[0-9]+$ && ${a%[.,]*} == "${b%[.,]*}" ]] || continue
-  skew=$(( d - ${a%[.,]*} )); break
-done
-if [ -n "$skew" ]; then
-  host_now() {
-    local t=$EPOCHREALTIME
-    now=$(( ${t%[.,]*} + skew )).${t#*[.,]}
-  }
-fi
 fallback() {
   printf 'W poll %s\n' "$1" || exit 0
+  [ -z "$rd" ] || kill "$RD_PID" 2>/dev/null
   ipid=; exec sh -c "$poll" hatch-watch "$io" "$logs" "$nonce"
 }
 cd -- "$io" 2>/dev/null || fallback no_io_dir
 trap 'exit 0' PIPE HUP TERM INT
-trap '[ -n "$ipid" ] && kill "$ipid" 2>/dev/null' EXIT
+trap '[ -n "$ipid" ] && kill "$ipid" 2>/dev/null; [ -n "$rd" ] && kill "$RD_PID" 2>/dev/null' EXIT
 exec 3< <(exec inotifywait -m -r -e close_write,moved_to --format '%w%f' . 2>&1)
 ipid=$!
 ok=
@@ -123,6 +114,9 @@ while IFS= read -r -t 10 line <&3; do
 done
 [ -n "$ok" ] || { kill "$ipid" 2>/dev/null; fallback inotifywait_failed; }
 printf 'W inotify\n' || exit 0
+"""
+    + START_READER
+    + r"""
 prev=; prevl=; last=; n=1
 while :; do
   if [ "$SECONDS" != "$last" ]; then
@@ -145,8 +139,15 @@ $curl"; prevl=$curl; fi
     rel=${line#./}
     case $rel in
       [A-Za-z0-9]*/*/*.stop)
-        emit . "$rel"
-        got=${m:+${m% *} $rel}
+        [ "$rd" != starting ] || reader_up
+        if [ "$rd" = 1 ]; then  # its answer: the stop's mtime, empty when not shipped
+          host_now; got=; trap '' PIPE
+          { printf '%s %s\n' "$now" "$rel" >&"${RD[1]}" && IFS= read -r -t 20 got <&"${RD[0]}"
+          } 2>/dev/null || { kill "$RD_PID" 2>/dev/null; rd=; got=; }
+          trap 'exit 0' PIPE; got=${got:+$got $rel}
+        else
+          emit . "$rel"; got=${m:+${m% *} $rel}
+        fi
         [ -n "$got" ] || got=$(find "$rel" -maxdepth 0 -type f -printf '%T@ %p' 2>/dev/null)
         [ -z "$got" ] || { printf '%s\n.\n' "$got" || exit 0; sent="$sent
 $got"; } ;;
@@ -157,10 +158,11 @@ $got"; } ;;
 done
 """
 )
-# sh: $1 io, $2 logs, $3 mode, $4 the inotify script, $5 the poll script, $6 the nonce
+# sh: $1 io, $2 logs, $3 mode, $4 the inotify script, $5 the poll script, $6 the nonce, $7 the
+# reader
 WATCH_SCRIPT = r"""
 if [ "$3" != poll ] && command -v inotifywait >/dev/null 2>&1 && command -v bash >/dev/null 2>&1
-then exec bash -c "$4" hatch-watch "$1" "$2" "$5" "$6"
+then exec bash -c "$4" hatch-watch "$1" "$2" "$5" "$6" "$7"
 fi
 [ "$3" = poll ] && why=forced || why=no_inotifywait
 printf 'W poll %s\n' "$why" || exit 0
@@ -259,7 +261,7 @@ class HostWatch:
         mode = "poll" if os.environ.get(MODE_ENV, "auto") == "poll" else "auto"
         scripts = [INOTIFY_SCRIPT, POLL_SCRIPT]
         self.nonce = secrets.token_hex(16)
-        args = [str(io), str(logs), mode, *scripts, self.nonce]
+        args = [str(io), str(logs), mode, *scripts, self.nonce, READER]
         return ["sh", "-c", WATCH_SCRIPT, "hatch-watch", *args]
 
     def _run(self) -> None:

@@ -42,12 +42,12 @@ def wait_for(check: Callable[[], T | None], what: str, timeout: float = 15.0) ->
         time.sleep(0.01)
 
 
-def inotifywaits(directory: Path) -> list[int]:
+def inotifywaits(directory: Path, name: str = "inotifywait") -> list[int]:
     """The inotifywait processes watching ``directory`` (they run as ``inotifywait ... .``
-    with their cwd there)."""
+    with their cwd there); with ``name`` python, the stream's reader (its cwd there too)."""
     found = []
     for p in psutil.process_iter(["pid", "name"]):
-        if p.info["name"] == "inotifywait":
+        if p.info["name"] == name or (name == "python" and p.info["name"].startswith(name)):
             try:
                 if p.cwd() == str(directory):
                     found.append(p.info["pid"])
@@ -128,8 +128,11 @@ def test_stops_reach_the_controller_and_the_stream_ends_with_it(
     assert set(watch.stops) == {STOP, other}
     if mode == "inotify":
         assert inotifywaits(there / "io") != []
+        if shutil.which("python3"):
+            assert inotifywaits(there / "io", "python") != []
     watch.stop()
     wait_for(lambda: not inotifywaits(there / "io"), "the host's inotifywait to end", 10)
+    wait_for(lambda: not inotifywaits(there / "io", "python"), "the host's reader to end", 10)
 
 
 def test_a_live_log_is_copied_as_it_grows_bounded_and_never_through_a_link(
