@@ -6,11 +6,13 @@ watcher shipped them on its stream (engine/remoteship.py: no call to the host at
 anything the stream did not carry whole, read over ssh (bounded reads of regular files); the
 summary's mtime is put into this machine's clock from its age by the host's clock, so a host
 whose clock is off does not make it look older than the run. The local summary, then the local
-``.stop`` are written; the branch fetch (fetch_from_host.sh) and the copy of the rest of the
-log start in the background (``Pending``).
+``.stop`` are written.
 
-``bring_back`` (engine/remotecheck.settle, before anything uses the branch: monitor.after_stop):
-never waits. False while they run (or once started after a restart of the supervisor): when
+``bring_back`` (engine/remotecheck.settle, before anything uses the branch: monitor.after_stop,
+right after the stop is recorded): starts the branch fetch (fetch_from_host.sh) and the copy of
+the rest of the log in the background (``Pending``), once per stop collected, and never waits.
+False while they run (started after the record: their threads took the interpreter from the
+loop while it wrote and recorded the stop, ~1.5-3 ms of a host's stop latency): when
 both are done, ``Pending`` puts the run's stop path on the supervisor's queue (``remote.sink``),
 which checks the run again, as a stop file written then would. A host that does not answer (the
 fetch timed out, or failed with the master connection gone) raises HostUnreachable (again next
@@ -86,14 +88,15 @@ def collect(remote: RemoteRuns, run: RunRow) -> bool:
         summary = None if got_summary is None else (got_summary[1], got_summary[2])
     ms["summary"] = time.monotonic() - start - ms["stop"]
     wait(remote, run.id)  # the last stop's fetch, if any: one at a time per worktree
+    # the fetch and log copy of this stop start once it is recorded (settle -> bring_back): their
+    # threads started here took the interpreter from the loop while it recorded the stop
     results.done.discard(run.id)
-    results.pending[run.id] = Pending(remote, run)  # started at once: under way while recorded
     local_stop.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if summary is not None:
         write_copy(local_summary, summary[1].encode())
         os.utime(local_summary, (summary[0], summary[0]))
     write_copy(local_stop, stop_text.encode())  # last: the run is stopped from here on
-    ms["write"] = time.monotonic() - start - sum(ms.values())  # (the fetch waited, started)
+    ms["write"] = time.monotonic() - start - sum(ms.values())  # (the last fetch waited for)
     results.collected[run.id] = key
     results.gone.pop(run.id, None)
     # when the stop went through each step (time.time(); "there": the host's clock when its
