@@ -1,13 +1,15 @@
 """Is a live run doing anything? Its log growing, else its process tree's CPU (sampled at most
-every 2 s per run, from one /proc pass for all runs); quiet for ``stall_seconds``: stalled (and
-its screen looked at for a prompt it waits at or a known failure); quiet for ``idle_timeout``:
-ended and restarted. An agent that prints in a loop it cannot leave is caught by its screen."""
+every tenth of the stall time per run, from one /proc pass for all runs; a run on a host: on
+its host, in a round off the loop, engine/remotesample.py); quiet for ``stall_seconds``:
+stalled (and its screen looked at for a prompt it waits at or a known failure); quiet for
+``idle_timeout``: ended and restarted. An agent that prints in a loop it cannot leave is caught
+by its screen."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import lifecycle, observe, runend
+from hatchctl.engine import lifecycle, observe, remotesample, runend
 from hatchctl.runtime import psinfo
 from hatchctl.state.rows import RunRow
 
@@ -24,6 +26,8 @@ class Activity:
         self.screen_at: dict[int, float] = {}  # run id -> when its screen was last looked at
         self.failing_since: dict[int, float] = {}  # run id -> since when a failure shows
         self.cpu_table = psinfo.CpuTable(max_age=0.5)  # one /proc pass serves a whole pass
+        self.remote_cpu: dict[int, remotesample.Sample] = {}  # run id -> its last host sample
+        self.log_at: dict[int, float] = {}  # run id -> when its log last grew (a host's run)
 
     def check_idle(self, run: RunRow, now: float, started: float) -> None:
         deps, lim = self.deps, self.deps.limits
@@ -42,12 +46,21 @@ class Activity:
         # busy machine)
         quiet = now - last >= min(1.0, decide / 2)
         sampled_at = self.cpu_at.get(run.id, -1e9)
-        if not grew and quiet and run.pane_pid and now - sampled_at >= every:
-            cpu = self.cpu_table.seconds(run.pane_pid)
-            self.cpu[run.id], self.cpu_at[run.id] = cpu, now
+        if run.remote:  # sampled on its host, off the loop: a round's result, when one came
+            # quiet: its log (not its CPU, found busy a moment ago: the rounds go on, one per
+            # host every `every` seconds, and a result waits for the next pass)
+            if grew:
+                self.log_at[run.id] = now
+            log_quiet = not grew and now - self.log_at.get(run.id, last) >= min(1.0, decide / 2)
+            used, span = self._remote_cpu(run, now, log_quiet, every)
+        else:
+            if not grew and quiet and run.pane_pid and now - sampled_at >= every:
+                cpu = self.cpu_table.seconds(run.pane_pid)
+                self.cpu[run.id], self.cpu_at[run.id] = cpu, now
+            used = (cpu - previous) if previous is not None and cpu is not None else 0.0
+            span = now - sampled_at
         # busy: more than 1 % of a core since the last sample (0.02 s over 2 s, as before)
-        used = (cpu - previous) if previous is not None and cpu is not None else 0.0
-        busy = grew or used > 0.01 * max(2.0, now - sampled_at)
+        busy = grew or used > 0.01 * max(2.0, span)
         if busy:
             if run.waiting_since is not None and size != run.log_size:
                 run = observe.clear_waiting(deps, run, "output")
@@ -97,6 +110,25 @@ class Activity:
             known = observe.check_screen(deps, run)  # a prompt it waits at, or a known failure
             if known is not None:
                 self.monitor._end_and_strike(run, "failed", known.reason, "infra", known.detail, {})
+
+    def _remote_cpu(
+        self, run: RunRow, now: float, quiet: bool, every: float
+    ) -> tuple[float, float]:
+        """(CPU seconds its tree used, over how many seconds of its host's clock) between the
+        run's last two samples, when the newer one came since the last pass; else (0, 0). A
+        quiet run is sampled in its host's rounds (engine/remotesample.py), an active one not."""
+        samples = self.deps.remote.samples
+        if not quiet:
+            samples.forget(run)
+            return 0.0, 0.0
+        samples.want(run, now, every)
+        new = samples.take(run.id)
+        if new is None:
+            return 0.0, 0.0
+        old, self.remote_cpu[run.id] = self.remote_cpu.get(run.id), new
+        if old is None or old.pid != new.pid or new.clock <= old.clock:
+            return 0.0, 0.0  # its first sample, or its pane's process is another one
+        return new.cpu - old.cpu, new.clock - old.clock
 
     def _check_busy_failure(self, run: RunRow, now: float) -> None:
         """An agent printing in a loop it cannot leave (codex reconnecting forever) is never

@@ -17,6 +17,7 @@ from typing import Any
 
 from hatchctl import agents
 from hatchctl.agents.codex import codex_home
+from hatchctl.engine import remotesample
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import SummaryError, TmuxError
 from hatchctl.runtime.logfile import strip_ansi, tail_bytes
@@ -257,8 +258,14 @@ def collect(deps: Deps, run: RunRow, summary: Summary | None = None) -> dict[str
 
 
 def screen(deps: Deps, run: RunRow) -> str:
-    """What the agent's screen shows: its live pane, else the end of its log (ANSI stripped)."""
-    if run.pane_id:
+    """What the agent's screen shows: its live pane, else the end of its log (ANSI stripped).
+    A run on a host: its pane there (engine/remotesample.py), never a pane of this machine's
+    tmux server (the host's pane ids are its own), else the end of the local copy of its log."""
+    if run.remote:
+        shown = remotesample.screen(deps.remote, run)
+        if shown is not None:
+            return shown
+    elif run.pane_id:
         try:
             return deps.tmux.capture(run.pane_id, 60)
         except TmuxError:

@@ -23,6 +23,9 @@ Logs: while a run lives, its log on the host is copied to its local log as it gr
 watcher lists the sizes once a second; remotefiles.LogMirror appends what is new, bounded), so
 ``hatchctl logs`` and the control room's live tail show a remote agent's output as it runs.
 
+Activity: a quiet run's process tree CPU is sampled on its host and its screen captured there
+(engine/remotesample.py), as a local run's are here.
+
 Everything from the host is untrusted: paths are derived from the run's row, never from what
 the host prints; sizes are bounded; the stop file must carry the run's token.
 """
@@ -40,6 +43,7 @@ from hatchctl.engine import (
     remoteadopt,
     remotecollect,
     remotefiles,
+    remotesample,
     remotesandbox,
 )
 from hatchctl.engine.remotefiles import LogMirror
@@ -89,6 +93,7 @@ class RemoteRuns:
         # one launch at a time opens its pane on a host (its tmux server, clone and worktrees
         # are shared): engine/remotelaunch.py
         self.opening = {name: threading.Lock() for name in self.hosts}
+        self.samples = remotesample.CpuSamples(self)  # its agents' CPU (remotesample.py)
 
     # -- layout ----------------------------------------------------------------------------
     def host(self, run: RunRow) -> SshHost:
@@ -207,6 +212,10 @@ class RemoteRuns:
         """The next look at the host's panes lists them again."""
         self._panes.pop(host.name, None)
 
+    def pane(self, run: RunRow) -> Pane | None:
+        """The run's pane in its host's pane list as last read (its pane id and pid there)."""
+        return self._panes.get(run.host or "", {}).get(run.window_name)
+
     def pane_alive(self, run: RunRow, now: float) -> bool | None:
         """Whether the run's pane lives on its host; None when the host does not answer."""
         panes = self.panes(self.host(run), now)
@@ -311,6 +320,7 @@ class RemoteRuns:
         tmux servers of this project; close every master connection."""
         touched = self.ready | set(self.watches)
         self.health.stop()
+        self.samples.close()
         for watch in self.watches.values():
             watch.stop()
         self.watches.clear()

@@ -14,9 +14,13 @@ its task goes back to its role at once, and placement leaves the host out until 
 again. A fetch of the branch that times out is the host's fault (HostUnreachable), never the
 agent's.
 
-Idleness is the local rule on the size of the log on the host (listed by the host's watcher
-every second): no CPU sample, and no screen check (the local log is a copy that follows the
-host's about once a second).
+Idleness is the local rule (engine/activity.py): the size of the log on the host (listed by the
+host's watcher every second), else the CPU of the pane's process tree there, sampled while the
+log is quiet in one command per host per round, in a thread (the loop takes a round's result on
+a later pass and never waits for it; a host that does not answer gives no sample). The screen
+check of a quiet agent (a prompt it waits at, a known failure) reads the host's pane, found by
+its window name in the host's pane list and captured there, never this machine's tmux server;
+the end of the local copy of its log when the host does not answer (engine/remotesample.py).
 """
 
 from __future__ import annotations

@@ -86,10 +86,50 @@ def alive_since(pid: int | None, started_before: float) -> bool:
 _TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
 
 
+def parse_stat(raw: bytes, tick: float = _TICK) -> tuple[int, float] | None:
+    """(ppid, user + system CPU seconds) from the text of one ``/proc/<pid>/stat`` (of this
+    machine, or read on a host: ``tick`` is its clock ticks per second); None when it is not
+    one. The command name may hold spaces and parentheses: fields are counted after its last
+    ')'."""
+    end = raw.rfind(b")")
+    if end < 0:
+        return None
+    fields = raw[end + 2 :].split()
+    if len(fields) < 13:
+        return None
+    try:  # after the name: state, ppid, ... utime (11), stime (12)
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    except ValueError:
+        return None
+
+
+def children_of(table: dict[int, tuple[int, float]]) -> dict[int, list[int]]:
+    """ppid -> its children, from a table of ``_proc_table``'s shape."""
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _cpu) in table.items():
+        children.setdefault(ppid, []).append(child)
+    return children
+
+
+def tree_seconds(
+    table: dict[int, tuple[int, float]], children: dict[int, list[int]], pid: int
+) -> float:
+    """The CPU seconds of ``pid`` and every descendant of it in ``table`` (0 when it is not
+    there)."""
+    total, stack, seen = 0.0, [pid], set()
+    while stack:
+        p = stack.pop()
+        if p in seen or p not in table:
+            continue
+        seen.add(p)
+        total += table[p][1]
+        stack.extend(children.get(p, ()))
+    return total
+
+
 def _proc_table() -> dict[int, tuple[int, float]]:
     """pid -> (ppid, user + system CPU seconds) for every process, from one pass over /proc
-    (one read of /proc/<pid>/stat each; the command name may hold spaces and parentheses,
-    so fields are counted after its last ')')."""
+    (one read of /proc/<pid>/stat each)."""
     table: dict[int, tuple[int, float]] = {}
     try:
         names = os.listdir("/proc")
@@ -103,13 +143,9 @@ def _proc_table() -> dict[int, tuple[int, float]]:
                 raw = f.read(4096)
         except OSError:
             continue  # gone meanwhile
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if len(fields) < 13:
-            continue
-        try:  # after the name: state, ppid, ... utime (11), stime (12)
-            table[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
-        except ValueError:
-            continue
+        parsed = parse_stat(raw)
+        if parsed is not None:
+            table[int(name)] = parsed
     return table
 
 
@@ -135,19 +171,9 @@ class CpuTable:
         now = self.clock()
         if self._at is None or now - self._at > self.max_age:
             self._table = _proc_table()
-            self._children = {}
-            for child, (ppid, _cpu) in self._table.items():
-                self._children.setdefault(ppid, []).append(child)
+            self._children = children_of(self._table)
             self._at = now
-        total, stack, seen = 0.0, [pid], set()
-        while stack:
-            p = stack.pop()
-            if p in seen or p not in self._table:
-                continue
-            seen.add(p)
-            total += self._table[p][1]
-            stack.extend(self._children.get(p, ()))
-        return total
+        return tree_seconds(self._table, self._children, pid)
 
 
 @dataclass
