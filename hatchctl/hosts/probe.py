@@ -22,6 +22,8 @@ echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"
 echo "tmux=$(tmux -V 2>/dev/null)"
 echo "git=$(git --version 2>/dev/null)"
 echo "inotifywait=$(command -v inotifywait 2>/dev/null)"
+echo "safe_read=$(dd if=/dev/null iflag=nofollow,nonblock,skip_bytes,count_bytes count=0 \
+  status=none 2>/dev/null && echo yes)"
 d=$root
 while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done
 echo "disk_dir=$d"
@@ -30,6 +32,10 @@ for p in "$@"; do echo "program=$p=$(command -v -- "$p" 2>/dev/null)"; done
 """
 
 POLLED = "no inotifywait: stops polled every 0.2 s"
+UNSAFE_READ = (
+    "its dd cannot open a file without following a link (GNU coreutils >= 8.16 needed): "
+    "its stop, summary and log files cannot be read safely"
+)
 
 
 @dataclass
@@ -48,6 +54,8 @@ class Health:
     git: str = ""
     programs: dict[str, str] = field(default_factory=dict)  # name -> path ("" = not found)
     watch: str = ""  # an SSH host's stops: "inotify" (as they happen) or "poll" (every 0.2 s)
+    # an SSH host's dd reads a file without following a link (engine/remotefiles.py READ)
+    safe_read: bool | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,6 +82,8 @@ def probe(host: Host, *, timeout: float, programs: tuple[str, ...] = ()) -> Heal
             health.programs[prog] = path
         elif key == "inotifywait" and isinstance(host, SshHost):
             health.watch = "inotify" if value.strip() else "poll"
+        elif key == "safe_read" and isinstance(host, SshHost):
+            health.safe_read = value.strip() == "yes"
         elif key in ("load", "tmux", "git"):
             setattr(health, key, value.strip())
         elif key == "cpus" and value.strip().isdigit():
@@ -99,6 +109,8 @@ def problems(health: Health, *, min_free_mb: int = 0) -> list[tuple[str, str]]:
     if not health.reachable or health.error:
         return [("fail", health.error or "unreachable")]
     out = [("fail", f"{tool} not found") for tool in ("tmux", "git") if not getattr(health, tool)]
+    if health.safe_read is False:
+        out.append(("fail", UNSAFE_READ))
     if health.free_mb is not None and health.free_mb < min_free_mb:
         out.append(("fail", f"{health.free_mb} MB free under {health.root}"))
     out += [("warn", f"{p} not found") for p, path in health.programs.items() if not path]

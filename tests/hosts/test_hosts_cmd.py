@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -13,6 +14,7 @@ from hatchctl.config import parse_config
 from hatchctl.errors import ConfigError, HostError
 from hatchctl.hosts import LocalHost, SshHost, build_hosts, doctor_checks
 from hatchctl.hosts.base import project_dir_name
+from hatchctl.hosts.probe import PROBE_SCRIPT, UNSAFE_READ, Health, problems
 from hatchctl.project import Project
 from tests.conftest import hatchctl, make_repo
 from tests.hosts.conftest import section
@@ -49,6 +51,8 @@ def test_hosts_lists_reachable_and_unreachable(sshd: SshServer, tmp_path: Path) 
     assert by_name["up"]["active"] == 0  # no agent of this project runs there
     assert by_name["up"]["watch"] == ("inotify" if inotify else "poll")
     assert by_name["local"]["watch"] == ""  # this machine's stops: the supervisor's inotify
+    assert by_name["up"]["safe_read"] is True  # GNU dd: reads never follow a link
+    assert by_name["local"]["safe_read"] is None
     assert not by_name["down"]["reachable"] and "Connection refused" in by_name["down"]["error"]
     project = Project.find(repo)
     checks = {c[0]: c for c in doctor_checks(project)}
@@ -99,3 +103,32 @@ def test_paths_map_under_the_host_root(tmp_path: Path) -> None:
     for outside in (project / ".." / "x", Path("/etc/passwd"), Path("../../etc")):
         with pytest.raises(HostError, match="outside the project"):
             ssh.map_path(project, outside)
+
+
+def test_a_host_whose_dd_would_follow_links_fails_its_check(tmp_path: Path) -> None:
+    """The probe asks the host's dd to open with nofollow (engine/remotefiles.py READ needs it);
+    a dd that cannot (here a stand-in first on PATH, as a non-GNU dd refuses the flags) is a
+    failed check, not a host whose every read would look like a missing file."""
+
+    def probed(path: str) -> dict[str, str]:
+        out = subprocess.run(
+            ["sh", "-c", PROBE_SCRIPT, "hatch-probe", str(tmp_path)],
+            env={"PATH": path},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        return dict(line.partition("=")[::2] for line in out.splitlines())
+
+    assert probed("/usr/bin:/bin")["safe_read"] == "yes"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "dd"
+    fake.write_text("#!/bin/sh\necho 'dd: invalid input flag' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    assert probed(f"{bin_dir}:/usr/bin:/bin")["safe_read"] == ""
+    health = Health("h", "h", "/srv", 1, [], reachable=True, tmux="tmux 3.3a", git="git 2.39")
+    assert problems(health) == []
+    health.safe_read = False
+    assert problems(health) == [("fail", UNSAFE_READ)]
