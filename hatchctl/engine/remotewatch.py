@@ -106,7 +106,10 @@ fallback() {
 cd -- "$io" 2>/dev/null || fallback no_io_dir
 trap 'exit 0' PIPE HUP TERM INT
 trap '[ -n "$ipid" ] && kill "$ipid" 2>/dev/null; [ -n "$rd" ] && kill "$RD_PID" 2>/dev/null' EXIT
-exec 3< <(exec inotifywait -m -r -e close_write,moved_to --format '%w%f' . 2>&1)
+# inotifywait dies with this loop even when the loop is killed outright (an OOM kill, a SIGKILL
+# of the session: no EXIT trap runs), where setpriv can ask the kernel for that
+die=(); setpriv --pdeathsig KILL true 2>/dev/null && die=(setpriv --pdeathsig KILL)
+exec 3< <(exec "${die[@]}" inotifywait -m -r -e close_write,moved_to --format '%w%f' . 2>&1)
 ipid=$!
 ok=
 while IFS= read -r -t 10 line <&3; do
