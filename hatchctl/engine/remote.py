@@ -145,6 +145,8 @@ class RemoteRuns:
         for name in HOST_SCRIPTS:
             text = (scripts.root / name).read_text(encoding="utf-8")
             self.put(host, self.hatch_dir(host) / "scripts" / name, text, "700")
+        reaper = remotesandbox.reaper_source()  # (runtime/reaper.py: hosts have no hatchctl)
+        self.put(host, remotesandbox.reaper_file(self, host), reaper, "600")
         self.ready.add(host.name)
         self.sandboxes.forget(host.name)  # asked again: the host may be another machine now
         self.log.info("host_prepared", host=host.name, base=str(self.base(host)))

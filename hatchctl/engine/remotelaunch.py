@@ -5,7 +5,9 @@ meanwhile is handled at once):
 ``open_pane`` (a job's thread, one at a time per host; no store write): the task's branch
 pushed to the clone there (push_to_host.sh over the master connection), its own repository and
 worktree made (host_worktree.sh), the spec, prompt and handover copied, the exchange directory
-made, and the wrapper run_agent.sh started in the host's tmux server, waiting for its ticket.
+made, and the wrapper run_agent.sh started in the host's tmux server, waiting for its ticket
+(then it runs the agent under the reaper, where the host has python3 for it, and bwrap, where
+the run is sandboxed: remotesandbox.py).
 
 ``finish`` (the loop): the host's watcher and the log's mirror in place, then the ticket written
 there (the wrapper starts the agent) and the run ``running``; a run ended meanwhile (a kill,
@@ -20,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hatchctl.engine import launcher, remotefiles
 from hatchctl.errors import HatchError, HostError
@@ -86,13 +88,14 @@ def _open(remote: RemoteRuns, host: SshHost, p: launcher.Pending, sandbox: str) 
         **agent.env,
     }
     box = remote.sandboxes.argv(host, run, copied, extra) if sandbox == "bwrap" else []
+    reaper = remote.sandboxes.reaper(host)  # as locally: every descendant dies with the run
     tmux = remote.tmux(host)
     tmux.ensure_server(Path(remote.base(host)))
     log = paths.run_log(task.id, run.role, run.iteration, run.attempt)
     wrapper = hatch / "scripts" / "agent" / "run_agent.sh"
     pane = tmux.new_window(
         run.window_name,
-        ["bash", str(wrapper), *box, *agent.command],
+        ["bash", str(wrapper), *reaper, *box, *agent.command],
         cwd=where(worktree),
         env=env,
         index=run.id,
@@ -125,5 +128,9 @@ def finish(remote: RemoteRuns, p: launcher.Pending, opened: launcher.Opened) -> 
     # no pane id nor pid in the row: those name this machine's panes and processes (a
     # message or an attach by pane id would reach a local pane); the host's window is
     # found by its name
-    data = {"host": host.name, "host_pane_id": opened.pane_id, "sandbox": opened.mode}
+    reaper = remote.sandboxes.reaped(host, run.role)  # None: not known (probed anew meanwhile)
+    data: dict[str, Any] = {"host": host.name, "host_pane_id": opened.pane_id}
+    data["sandbox"] = opened.mode
+    if reaper is not None:
+        data["reaper"] = reaper
     return launcher.running(deps, run, None, None, data)

@@ -7,7 +7,17 @@ another machine). ``[agents.<role>] sandbox`` decides, as locally: ``auto`` sand
 host has a working ``bwrap`` and otherwise runs bare, saying so once per host (event and log
 ``host_sandbox_unavailable``); ``bwrap`` refuses the host (``usable`` is False for that role,
 and a launch there is a HostError: placement passes the host over, the failure counts against
-it); ``none`` never asks.
+it); ``none`` runs bare.
+
+Every run there, sandboxed or not, runs under the reaper as a local one does (runtime/reaper.py,
+a child subreaper: a double-forked ``setsid`` grandchild stays its descendant and dies with the
+run when its pane is closed or the agent exits). Hosts do not have hatchctl: its source
+(``reaper_source``) is put beside the scripts there (``reaper_file``, by ``remote.prepare``) and
+run by the python3 the probe saw run it (``python3 -I -S FILE``: no site, no script directory on
+its path). A
+host without one runs its agents without the reaper, said once per host at its first launch
+(event and log ``host_reaper_unavailable``); under bwrap there the pid namespace still ends with
+the run.
 
 The profile is the local one (runtime/sandbox.py) built from the host's paths: the whole host
 read-only, a private ``/tmp``, its own ``/proc`` in a new pid namespace that dies with its first
@@ -32,25 +42,32 @@ branch of the task's own repository; verification and the merge run on the contr
 
 from __future__ import annotations
 
+import ast
+import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from hatchctl import agents
 from hatchctl.errors import HostError
 from hatchctl.hosts.ssh import SshHost
-from hatchctl.runtime import sandbox
+from hatchctl.runtime import reaper, sandbox
 from hatchctl.state.rows import RunRow
 
 if TYPE_CHECKING:
     from hatchctl.engine.remote import RemoteRuns
 
-# $1: the controller's .hatch (a host that shares its filesystem has it: hidden from agents).
-# Prints the home directory, "hide" when $1 is a directory there; exit 3 with the reason when
-# bwrap cannot run.
+# $1: the controller's .hatch (a host that shares its filesystem has it: hidden from agents);
+# $2: the reaper's source (``reaper_source``). Prints the home directory, ``reaper=PYTHON`` when
+# that python3 runs the reaper (an agent exiting 3 through it), "hide" when $1 is a directory
+# there; exit 3 with the reason when bwrap cannot run.
 PROBE = r"""
 printf 'home=%s\n' "$HOME"
+py=$(command -v python3 2>/dev/null) && case $py in /*)
+  "$py" -I -S -c "$2" --grace 0 -- sh -c 'exit 3' </dev/null >/dev/null 2>&1
+  [ $? -eq 3 ] && printf 'reaper=%s\n' "$py" ;; esac
 [ -d "$1" ] && [ ! -L "$1" ] && echo hide
 command -v bwrap >/dev/null 2>&1 || { echo "no: bwrap is not installed there"; exit 3; }
 out=$(bwrap --die-with-parent --unshare-pid --unshare-ipc --ro-bind / / --dev /dev \
@@ -59,6 +76,29 @@ last=$(printf '%s' "$out" | tail -n 1 | cut -c 1-200)
 printf 'no: bwrap cannot create a sandbox there: %s\n' "$last"
 exit 3
 """
+NO_REAPER = "no python3 >= 3.8 there that runs the reaper"
+
+
+@functools.cache
+def reaper_source() -> str:
+    """runtime/reaper.py as one ``python3 -I -S -c`` argument: its own code (standard library
+    only), the docstrings and comments left out (tmux takes at most 16 KiB for a whole command,
+    bwrap's arguments and the run's variables included)."""
+    tree = ast.parse(Path(reaper.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and body:
+            first = body[0]
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):  # a docstring
+                node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def reaper_file(remote: RemoteRuns, host: SshHost) -> PurePosixPath:
+    """Where ``remote.prepare`` puts ``reaper_source`` on the host, beside the scripts (a file:
+    the pane's command stays short, tmux taking at most 16 KiB for a whole command)."""
+    return remote.hatch_dir(host) / "scripts" / "agent" / "reaper.py"
 
 
 def task_repo(remote: RemoteRuns, host: SshHost, task_id: str) -> PurePosixPath:
@@ -66,28 +106,38 @@ def task_repo(remote: RemoteRuns, host: SshHost, task_id: str) -> PurePosixPath:
     return remote.hatch_dir(host) / "tasks" / f"{task_id}.git"
 
 
+@dataclass(frozen=True)
+class Probed:
+    problem: str | None  # None when bwrap works on the host, else why not
+    hide: bool  # the controller's .hatch exists there (a loopback host)
+    python: str | None  # the python3 that runs the reaper there, None without one
+
+
 class HostSandboxes:
-    """What each host of one supervisor can do (probed once), and the bwrap command line of a
-    run there."""
+    """What each host of one supervisor can do (probed once), and the bwrap and reaper command
+    lines of a run there."""
 
     def __init__(self, remote: RemoteRuns) -> None:
         self.remote = remote
-        self.probed: dict[str, tuple[str | None, bool]] = {}  # name -> (why not, hide ours)
+        self.probed: dict[str, Probed] = {}
         self.homes: dict[str, PurePosixPath] = {}  # name -> $HOME there
-        self.warned: set[str] = set()
+        self.warned: set[str] = set()  # hosts said to run bare
+        self.unreaped: set[str] = set()  # hosts said to run without the reaper
 
     def forget(self, name: str) -> None:
         self.probed.pop(name, None)
         self.warned.discard(name)
+        self.unreaped.discard(name)
 
-    def probe(self, host: SshHost) -> tuple[str | None, bool]:
-        """(None when bwrap works on the host, else why not; whether the controller's
-        ``.hatch`` exists there). A host that does not answer raises (nothing is kept)."""
+    def probe(self, host: SshHost) -> Probed:
+        """Whether bwrap works on the host, whether the controller's ``.hatch`` exists there,
+        which python3 runs the reaper there. A host that does not answer raises (nothing is
+        kept)."""
         got = self.probed.get(host.name)
         if got is None:
             ours = str(self.remote.deps.project.paths.hatch)
             res = host.run(
-                ["sh", "-c", PROBE, "hatch-probe", ours],
+                ["sh", "-c", PROBE, "hatch-probe", ours, reaper_source()],
                 timeout=float(self.remote.deps.limits.script_timeout),
                 check=False,
             )
@@ -95,12 +145,15 @@ class HostSandboxes:
             if res.returncode not in (0, 3):
                 raise HostError(f"host {host.name}: cannot probe bwrap: {res.output[-300:]}")
             why = next((ln[4:] for ln in lines if ln.startswith("no: ")), "bwrap failed there")
-            got = (None if res.returncode == 0 else why, "hide" in lines)
+            python = next((ln[7:] for ln in lines if ln.startswith("reaper=/")), None)
+            got = Probed(None if res.returncode == 0 else why, "hide" in lines, python)
             home = next((ln[5:] for ln in lines if ln.startswith("home=/")), "")
             if home:
                 self.homes[host.name] = PurePosixPath(home)
             self.probed[host.name] = got
-            self.remote.log.info("host_sandbox_probe", host=host.name, problem=got[0])
+            self.remote.log.info(
+                "host_sandbox_probe", host=host.name, problem=got.problem, python=python
+            )
         return got
 
     def mode(self, host: SshHost, role: str) -> str:
@@ -109,7 +162,7 @@ class HostSandboxes:
         wanted = getattr(self.remote.deps.project.config.agents, role).sandbox
         if wanted == "none":
             return "none"
-        problem = self.probe(host)[0]
+        problem = self.probe(host).problem
         if problem is None:
             return "bwrap"
         if wanted == "bwrap":
@@ -118,13 +171,36 @@ class HostSandboxes:
             )
         if host.name not in self.warned:
             self.warned.add(host.name)
-            self.remote.log.warning("host_sandbox_unavailable", host=host.name, problem=problem)
-            with self.remote.deps.store.tx() as tx:
-                tx.event(
-                    "host_sandbox_unavailable",
-                    data={"host": host.name, "role": role, "problem": problem},
-                )
+            self._say("host_sandbox_unavailable", host, role, problem)
         return "none"
+
+    def _say(self, kind: str, host: SshHost, role: str, problem: str) -> None:
+        self.remote.log.warning(kind, host=host.name, problem=problem)
+        with self.remote.deps.store.tx() as tx:
+            tx.event(kind, data={"host": host.name, "role": role, "problem": problem})
+
+    def reaper(self, host: SshHost) -> list[str]:
+        """The reaper's command line (to put before bwrap's, or the agent's): the host's
+        python3 running ``reaper_source`` with the run's kill grace, as a local run's
+        (engine/confinement.py reaper_prefix); empty where the host has no python3 for it.
+        Probes the host the first time (the launch's thread: ``sandbox = "none"`` did not)."""
+        python = self.probe(host).python
+        if python is None:
+            return []
+        grace = f"{float(self.remote.deps.limits.kill_grace):g}"
+        return [python, "-I", "-S", str(reaper_file(self.remote, host)), "--grace", grace, "--"]
+
+    def reaped(self, host: SshHost, role: str) -> bool | None:
+        """Whether the host's runs run under the reaper, as its probe found (no call to the
+        host; None when it is not probed); a host without it is said once (event and log
+        ``host_reaper_unavailable``: the loop's thread, at its first launch's ``finish``)."""
+        probed = self.probed.get(host.name)
+        if probed is None:
+            return None
+        if probed.python is None and host.name not in self.unreaped:
+            self.unreaped.add(host.name)
+            self._say("host_reaper_unavailable", host, role, NO_REAPER)
+        return probed.python is not None
 
     def preparer(self, role: str | None) -> Callable[[SshHost], None]:
         """``remote.prepare``, then a HostError when ``role``'s agent requires the sandbox and
@@ -144,7 +220,7 @@ class HostSandboxes:
         agent = getattr(self.remote.deps.project.config.agents, role)
         if agent.sandbox != "bwrap":
             return None
-        problem = self.probe(host)[0]
+        problem = self.probe(host).problem
         return None if problem is None else f"sandbox = bwrap for the {role} agent, but {problem}"
 
     def writable(self, host: SshHost, role: str) -> list[PurePosixPath]:
@@ -194,7 +270,7 @@ class HostSandboxes:
         ]
         programs = [Path(a) for a in agent.command if a.startswith("/")]
         ours = paths.hatch  # on a host that shares this filesystem: hidden (under /tmp it is)
-        shared = self.probe(host)[1]
+        shared = self.probe(host).hide
         hide = shared and Path("/tmp") not in ours.parents and ours != there(hatch)
         if shared:  # this machine (a loopback host): what a local agent sees of the programs
             # and of this Python even under /tmp (a CI clone there); never the project itself

@@ -1,6 +1,7 @@
 """A host's health in one bounded round trip: reachable, load, free disk under its root, tmux and
 git versions, whether its runs' stops are reported as they happen (inotifywait) or polled every
-0.2 s, and which agent programs it has. Used by `hatchctl hosts` and `hatchctl doctor`."""
+0.2 s, its python3 (its agents run under the reaper with it), and which agent programs it has.
+Used by `hatchctl hosts` and `hatchctl doctor`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"
 echo "tmux=$(tmux -V 2>/dev/null)"
 echo "git=$(git --version 2>/dev/null)"
 echo "inotifywait=$(command -v inotifywait 2>/dev/null)"
+echo "python3=$(python3 -I -S -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)"
 echo "safe_read=$(dd if=/dev/null iflag=nofollow,nonblock,skip_bytes,count_bytes count=0 \
   status=none 2>/dev/null && echo yes)"
 d=$root
@@ -32,6 +34,10 @@ for p in "$@"; do echo "program=$p=$(command -v -- "$p" 2>/dev/null)"; done
 """
 
 POLLED = "no inotifywait: stops polled every 0.2 s"
+NO_REAPER = (
+    "no python3 >= 3.8: its agents run without the reaper (a double-forked setsid process "
+    "outlives its run there)"
+)
 UNSAFE_READ = (
     "its dd cannot open a file without following a link (GNU coreutils >= 8.16 needed): "
     "its stop, summary and log files cannot be read safely"
@@ -56,6 +62,8 @@ class Health:
     watch: str = ""  # an SSH host's stops: "inotify" (as they happen) or "poll" (every 0.2 s)
     # an SSH host's dd reads a file without following a link (engine/remotefiles.py READ)
     safe_read: bool | None = None
+    # an SSH host's python3 version ("" without one): its agents run under the reaper with it
+    python3: str | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +90,8 @@ def probe(host: Host, *, timeout: float, programs: tuple[str, ...] = ()) -> Heal
             health.programs[prog] = path
         elif key == "inotifywait" and isinstance(host, SshHost):
             health.watch = "inotify" if value.strip() else "poll"
+        elif key == "python3" and isinstance(host, SshHost):
+            health.python3 = value.strip()
         elif key == "safe_read" and isinstance(host, SshHost):
             health.safe_read = value.strip() == "yes"
         elif key in ("load", "tmux", "git"):
@@ -114,9 +124,21 @@ def problems(health: Health, *, min_free_mb: int = 0) -> list[tuple[str, str]]:
     if health.free_mb is not None and health.free_mb < min_free_mb:
         out.append(("fail", f"{health.free_mb} MB free under {health.root}"))
     out += [("warn", f"{p} not found") for p, path in health.programs.items() if not path]
+    if health.python3 is not None and not reaps(health.python3):
+        out.append(("warn", NO_REAPER))
     if health.watch == "poll":
         out.append(("warn", f"{POLLED}; apt-get install inotify-tools there"))
     return out
+
+
+def reaps(version: str) -> bool:
+    """Whether a host's python3 of ``version`` runs the reaper (engine/remotesandbox.py)."""
+    parts = version.split(".")[:2]
+    return (
+        len(parts) == 2
+        and all(p.isdigit() for p in parts)
+        and (int(parts[0]), int(parts[1])) >= (3, 8)
+    )
 
 
 def summary(health: Health) -> str:

@@ -26,6 +26,10 @@ stays a descendant the supervisor can find. Then:
 Exit codes: the agent's own; 2 usage; 126 the agent cannot be executed; 127 it is not found.
 Descendants are read from /proc (no psutil: the reaper lives as long as the agent, so it is kept
 small); on systems without /proc psutil is imported when it is needed.
+
+Standard library only, Python >= 3.8: on an SSH host, where hatchctl is not installed, this
+file's code is copied beside the scripts and run by ``python3 -I -S FILE``
+(engine/remotesandbox.py reaper_source, reaper_file).
 """
 
 from __future__ import annotations
@@ -165,9 +169,9 @@ class Reaper:
                 return
             if pid == 0:
                 return
-            if pid == self.agent and self.status is None:
-                code = os.waitstatus_to_exitcode(status)
-                self.status = code if code >= 0 else 128 - code
+            if pid == self.agent and self.status is None:  # (no waitstatus_to_exitcode: 3.8)
+                signalled = os.WIFSIGNALED(status)
+                self.status = 128 + os.WTERMSIG(status) if signalled else os.WEXITSTATUS(status)
 
     def forward(self, info: signal.struct_siginfo) -> None:
         sent_by_a_process = info.si_code <= 0  # SI_USER, SI_QUEUE, SI_TKILL: kill(2) and co.
