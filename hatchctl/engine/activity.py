@@ -1,7 +1,8 @@
 """Is a live run doing anything? Its log growing, else its process tree's CPU (sampled at most
 every tenth of the stall time per run, from one /proc pass for all runs; a run on a host: on
 its host, in a round off the loop, engine/remotesample.py); quiet for ``stall_seconds``:
-stalled (and its screen looked at for a prompt it waits at or a known failure); quiet for
+stalled (and its screen looked at for a prompt it waits at or a known failure; a host's: on
+the pass its capture there lands, engine/remotesample.Screens); quiet for
 ``idle_timeout``: ended and restarted. An agent that prints in a loop it cannot leave is caught
 by its screen."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hatchctl import agents
 from hatchctl.engine import lifecycle, observe, remotesample, runend
 from hatchctl.runtime import psinfo
 from hatchctl.state.rows import RunRow
@@ -28,6 +30,7 @@ class Activity:
         self.cpu_table = psinfo.CpuTable(max_age=0.5)  # one /proc pass serves a whole pass
         self.remote_cpu: dict[int, remotesample.Sample] = {}  # run id -> its last host sample
         self.log_at: dict[int, float] = {}  # run id -> when its log last grew (a host's run)
+        self.screen_due: set[int] = set()  # stalled runs whose screen is to be looked at (hosts)
 
     def check_idle(self, run: RunRow, now: float, started: float) -> None:
         deps, lim = self.deps, self.deps.limits
@@ -62,6 +65,7 @@ class Activity:
         # busy: more than 1 % of a core since the last sample (0.02 s over 2 s, as before)
         busy = grew or used > 0.01 * max(2.0, span)
         if busy:
+            self.screen_due.discard(run.id)
             if run.waiting_since is not None and size != run.log_size:
                 run = observe.clear_waiting(deps, run, "output")
             if run.state == "stalled":
@@ -107,9 +111,21 @@ class Activity:
         elif idle >= min(lim.stall_seconds, lim.idle_timeout) and run.state == "running":
             with deps.store.tx() as tx:
                 tx.transition_run(run.id, "running", "stalled", data={"idle": round(idle, 2)})
-            known = observe.check_screen(deps, run)  # a prompt it waits at, or a known failure
-            if known is not None:
-                self.monitor._end_and_strike(run, "failed", known.reason, "infra", known.detail, {})
+            self._check_screen(run)
+        elif run.state == "stalled" and run.id in self.screen_due:
+            self._check_screen(run)  # a host's capture landed (or is asked for again)
+
+    def _check_screen(self, run: RunRow) -> None:
+        """A stalled agent's screen: a prompt it waits at, or a known failure. A run on a host:
+        looked at again on later passes until its capture there landed (off the loop)."""
+        looked, known = observe.check_screen(self.deps, run)
+        if looked:
+            self.screen_due.discard(run.id)
+        else:
+            self.screen_due.add(run.id)
+        if known is not None:
+            self.screen_due.discard(run.id)
+            self.monitor._end_and_strike(run, "failed", known.reason, "infra", known.detail, {})
 
     def _remote_cpu(
         self, run: RunRow, now: float, quiet: bool, every: float
@@ -137,8 +153,14 @@ class Activity:
         window = self.deps.limits.idle_timeout
         if now - self.screen_at.get(run.id, -1e9) < window / 2:
             return
+        preset = agents.for_agent(getattr(self.deps.project.config.agents, run.role))
+        if not any(p.while_busy for p in preset.failure_patterns):
+            return
+        shown = observe.screen(self.deps, run)
+        if shown is None:  # a host's capture under way: looked at on the pass it lands
+            return
         self.screen_at[run.id] = now
-        found = observe.busy_failure(self.deps, run)
+        found = observe.busy_failure(self.deps, run, shown[0])
         if found is None:
             self.failing_since.pop(run.id, None)
             return

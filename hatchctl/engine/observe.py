@@ -17,7 +17,6 @@ from typing import Any
 
 from hatchctl import agents
 from hatchctl.agents.codex import codex_home
-from hatchctl.engine import remotesample
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import SummaryError, TmuxError
 from hatchctl.runtime.logfile import strip_ansi, tail_bytes
@@ -32,6 +31,7 @@ SESSION_META_LIMIT = 1024 * 1024  # the first line (session_meta, ~22 KiB with 0
 _ROLLOUT_RE = re.compile(r"rollout-[0-9T:-]+-[0-9a-f-]+\.jsonl")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+WAIT_LIMIT = 64 * 1024  # bytes of a Notification file (``<stop>.wait``)
 
 
 def _wait_file(deps: Deps, run: RunRow) -> Path:
@@ -40,32 +40,59 @@ def _wait_file(deps: Deps, run: RunRow) -> Path:
 
 def check_waiting(deps: Deps, run: RunRow) -> RunRow:
     """Record a new Notification (the run waits for input): event ``agent_waiting`` and a
-    notification. Returns the run as it is now."""
+    notification. Returns the run as it is now. (A run on a host: engine/remotecheck.py, the
+    file its host's watcher reports, read off the loop: engine/remotesignals.py.)"""
     path = _wait_file(deps, run)
     try:
         mtime = path.lstat().st_mtime
     except FileNotFoundError:
         return run
-    started = run.running_at or run.started_at
-    if mtime < started or (run.waiting_since is not None and mtime <= run.waiting_since):
+    if not wait_is_new(run, mtime):
         return run
     try:
-        doc = json.loads(read_agent_file(path, "wait file", 64 * 1024))
-    except (SummaryError, ValueError):
+        said = wait_message(deps, run, read_agent_file(path, "wait file", WAIT_LIMIT))
+    except SummaryError:
         return run
-    if not isinstance(doc, dict) or not secret.token_ok(deps.secret, run.id, doc.get("token")):
-        with deps.store.tx() as tx:
-            tx.event("forged_signal", task_id=run.task_id, run_id=run.id, data={"file": "wait"})
-        path.unlink(missing_ok=True)
+    if said is False:
         return run
-    message = str(doc.get("message") or "waiting for input")[:300]
-    path.unlink(missing_ok=True)  # consumed: one notification is one agent_waiting
+    path.unlink(missing_ok=True)  # consumed: one notification is one agent_waiting (or forged)
+    if said is True:
+        return run
     try:  # output up to now (the prompt being drawn) is not the agent moving on
         size = (deps.project.root / run.log_path).stat().st_size
     except FileNotFoundError:
         size = run.log_size
+    return mark_waiting(deps, run, mtime, said, size)
+
+
+def wait_is_new(run: RunRow, mtime: float) -> bool:
+    """A Notification file of this mtime (this machine's clock) is one of this run's, not yet
+    recorded."""
+    started = run.running_at or run.started_at
+    return mtime >= started and (run.waiting_since is None or mtime > run.waiting_since)
+
+
+def wait_message(deps: Deps, run: RunRow, raw: bytes) -> str | bool:
+    """The message a Notification file's content carries for ``run``; False when it is not a
+    whole JSON document (looked at again); True when it is not the run's (no token, or another
+    one): refused, event ``forged_signal``."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(doc, dict) or not secret.token_ok(deps.secret, run.id, doc.get("token")):
+        data = {"file": "wait", **({"host": run.host} if run.remote else {})}
+        with deps.store.tx() as tx:
+            tx.event("forged_signal", task_id=run.task_id, run_id=run.id, data=data)
+        return True
+    return str(doc.get("message") or "waiting for input")[:300]
+
+
+def mark_waiting(deps: Deps, run: RunRow, since: float, message: str, size: int) -> RunRow:
+    """The run waits for input since ``since`` (its log's ``size`` then): event
+    ``agent_waiting`` and a notification."""
     with deps.store.tx() as tx:
-        run = tx.update_run(run.id, waiting_since=mtime, waiting_reason=message, log_size=size)
+        run = tx.update_run(run.id, waiting_since=since, waiting_reason=message, log_size=size)
         tx.event("agent_waiting", task_id=run.task_id, run_id=run.id, data={"message": message})
     deps.notifier.send("agent_waiting", task_id=run.task_id, role=run.role, message=message)
     return run
@@ -257,19 +284,29 @@ def collect(deps: Deps, run: RunRow, summary: Summary | None = None) -> dict[str
     return found
 
 
-def screen(deps: Deps, run: RunRow) -> str:
-    """What the agent's screen shows: its live pane, else the end of its log (ANSI stripped).
-    A run on a host: its pane there (engine/remotesample.py), never a pane of this machine's
-    tmux server (the host's pane ids are its own), else the end of the local copy of its log."""
+def screen(deps: Deps, run: RunRow) -> tuple[str, bool] | None:
+    """What the agent's screen shows (ANSI stripped) and whether that is settled: its live
+    pane, else the end of its log. A run on a host: its pane there as captured off the loop
+    (engine/remotesample.Screens: never this machine's tmux server, whose pane ids are its
+    own), None while that capture is under way (asked again on a later pass); the end of the
+    local copy of its log when its pane is not listed there (settled) or the host did not
+    answer (not settled: looked at again when it does)."""
     if run.remote:
-        shown = remotesample.screen(deps.remote, run)
-        if shown is not None:
-            return shown
-    elif run.pane_id:
+        got = deps.remote.samples.screens.look(run)
+        if got is None:
+            return None
+        if got.text is not None:
+            return got.text, True
+        return _log_tail(deps, run), got.settled
+    if run.pane_id:
         try:
-            return deps.tmux.capture(run.pane_id, 60)
+            return deps.tmux.capture(run.pane_id, 60), True
         except TmuxError:
             pass
+    return _log_tail(deps, run), True
+
+
+def _log_tail(deps: Deps, run: RunRow) -> str:
     try:
         raw = tail_bytes(deps.project.root / run.log_path, 16 * 1024)
     except OSError:
@@ -278,33 +315,39 @@ def screen(deps: Deps, run: RunRow) -> str:
 
 
 def known_failure(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
-    """A failure the agent's preset knows by its text (e.g. Claude Code refusing root)."""
+    """A failure the agent's preset knows by its text (e.g. Claude Code refusing root). Asked
+    once its run exited: a host's pane is gone by then, and the end of its log (all of it
+    copied here) is read while a capture is under way."""
     preset = agents.for_agent(getattr(deps.project.config.agents, run.role))
     if not preset.failure_patterns:
         return None
-    return preset.failure(screen(deps, run))
+    shown = screen(deps, run)
+    return preset.failure(_log_tail(deps, run) if shown is None else shown[0])
 
 
-def busy_failure(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
-    """A known failure an agent keeps showing while it prints (``while_busy`` patterns)."""
+def busy_failure(deps: Deps, run: RunRow, shown: str) -> agents.FailurePattern | None:
+    """A known failure an agent keeps showing while it prints (``while_busy`` patterns) on
+    its screen, as ``screen`` gave it."""
     preset = agents.for_agent(getattr(deps.project.config.agents, run.role))
     patterns = [p for p in preset.failure_patterns if p.while_busy]
-    if not patterns:
-        return None
-    shown = screen(deps, run)
     return next((p for p in patterns if re.search(p.regex, shown, re.MULTILINE)), None)
 
 
-def check_screen(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
+def check_screen(deps: Deps, run: RunRow) -> tuple[bool, agents.FailurePattern | None]:
     """For an agent gone quiet: a known failure on its screen (returned), or a prompt it waits
-    at (the run is marked waiting, as the Notification hook would)."""
+    at (the run is marked waiting, as the Notification hook would). First: False while the
+    screen is not settled (a host's capture under way, or the host did not answer and the end
+    of the log was read): looked at again on a later pass."""
     preset = agents.for_agent(getattr(deps.project.config.agents, run.role))
     if not preset.failure_patterns and not preset.waiting_patterns:
-        return None
-    shown = screen(deps, run)
+        return True, None
+    got = screen(deps, run)
+    if got is None:
+        return False, None
+    shown, settled = got
     found = preset.failure(shown)
     if found is not None or run.waiting_since is not None:
-        return found
+        return True, found
     pattern = preset.waiting(shown)
     if pattern is not None:
         message = f"the screen shows a prompt ({pattern[:80]})"
@@ -317,4 +360,5 @@ def check_screen(deps: Deps, run: RunRow) -> agents.FailurePattern | None:
                 data={"message": message, "source": "screen"},
             )
         deps.notifier.send("agent_waiting", task_id=run.task_id, role=run.role, message=message)
-    return None
+        return True, None
+    return settled, None

@@ -21,6 +21,9 @@ a later pass and never waits for it; a host that does not answer gives no sample
 check of a quiet agent (a prompt it waits at, a known failure) reads the host's pane, found by
 its window name in the host's pane list and captured there, never this machine's tmux server;
 the end of the local copy of its log when the host does not answer (engine/remotesample.py).
+The capture runs in a thread, as the CPU rounds do: the check acts on the pass after it lands.
+A Notification (the agent waits for the user) written on the host is reported by its watcher
+and read off the loop (engine/remotesignals.py), then recorded as a local one.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from hatchctl.engine import remotecollect, runend
+from hatchctl.engine import observe, remotecollect, runend
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import HostUnreachable
 from hatchctl.state.rows import RunRow
@@ -87,6 +90,7 @@ def check_active(monitor: Monitor, run: RunRow, now: float) -> None:
             host_lost(deps, run, now - since)
         return
     if alive:  # no output for idle_timeout: as locally (the size is the watcher's)
+        run = check_waiting(monitor, run)
         monitor._check_idle(run, now, started)
         return
     if _stop_on_its_way(deps, run, now):
@@ -104,6 +108,20 @@ def check_active(monitor: Monitor, run: RunRow, now: float) -> None:
     reason = "vanished" if claimed else "never_started"
     detail = f"the agent's pane on host {run.host} is gone and it wrote no .stop file"
     monitor.restart(run, reason, detail)
+
+
+def check_waiting(monitor: Monitor, run: RunRow) -> RunRow:
+    """A Notification file (``<stop>.wait``) the run's host's watcher reported, once read off
+    the loop (engine/remotesignals.py): checked and recorded as a local one (its run's token,
+    else ``forged_signal``; event ``agent_waiting``). Returns the run as it is now."""
+    deps = monitor.deps
+    got = deps.remote.samples.waits.take(run)
+    if got is None or not observe.wait_is_new(run, got[0]):
+        return run
+    said = observe.wait_message(deps, run, got[1])
+    if isinstance(said, bool):  # not whole, or forged (recorded)
+        return run
+    return observe.mark_waiting(deps, run, got[0], said, monitor._log_size(run))
 
 
 def _stop_on_its_way(deps: Deps, run: RunRow, now: float) -> bool:

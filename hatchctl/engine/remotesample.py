@@ -3,9 +3,13 @@ process tree's CPU, the same checks a local run gets (engine/activity.py, engine
 
 Screen: the run's pane is found by its window name in the host's pane list (the one the
 monitor reads each second, engine/remote.py) and captured by the host's tmux over the master
-connection, bounded by ``[limits] tmux_timeout``; never by the row's pane id on this machine's
-tmux server (a host's pane ids are its own: ``%3`` there is another agent here). When the host
-does not answer, the end of the local copy of its log is read instead.
+connection, never by the row's pane id on this machine's tmux server (a host's pane ids are
+its own: ``%3`` there is another agent here). The loop never waits for it: the capture runs in
+a thread (one at a time per run, bounded by ``[limits] tmux_timeout``), wakes the loop when it
+lands, and the check that asked for it (a stall's screen check, a printing agent's known
+failure) acts on that later pass. When the host does not answer, the end of the local copy of
+its log is read instead, and a stall's screen is captured again (at most every RETRY s) until
+the host answers.
 
 CPU: in rounds, one per host at a time and at most one every ``every`` seconds, each covering
 every quiet run there: a thread runs one command on the host, ``grep`` printing every
@@ -21,9 +25,11 @@ name.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hatchctl.engine.remotesignals import WaitReads
 from hatchctl.errors import HatchError
 from hatchctl.runtime import psinfo
 from hatchctl.state.rows import RunRow
@@ -31,8 +37,11 @@ from hatchctl.state.rows import RunRow
 if TYPE_CHECKING:
     from hatchctl.engine.remote import RemoteRuns
     from hatchctl.hosts.ssh import SshHost
+    from hatchctl.runtime.tmux import Tmux
 
 SCREEN_LINES = 60
+MAX_AGE = 5.0  # seconds a landed capture serves the check that asked for it
+RETRY = 2.0  # seconds before a run's capture that failed is tried again
 TABLE_LIMIT = 8 * 1024 * 1024  # bytes of a host's process table read in one round
 # the host's clock ticks, then /proc/uptime and every /proc/<pid>/stat, each line prefixed by
 # its file's name (-H; -a: a name with bytes that are not text is still printed as text)
@@ -43,16 +52,87 @@ TABLE_SCRIPT = (
 Table = dict[int, tuple[int, float]]  # pid -> (ppid, CPU seconds), as psinfo's
 
 
-def screen(remote: RemoteRuns, run: RunRow) -> str | None:
-    """The run's pane on its host as it shows now; None when it is not listed there or the
-    host does not answer."""
-    pane = remote.pane(run)
-    if pane is None:
+@dataclass(frozen=True)
+class Capture:
+    """A run's pane as captured on its host: ``text`` None when the host did not answer in
+    time or the pane is not listed there (then ``settled``: it is gone, or its host's pane list
+    is not read: the local copy of the log is all there is; not settled: looked at again)."""
+
+    text: str | None
+    settled: bool
+    at: float = 0.0  # time.monotonic() when it landed
+
+
+class Screens:
+    """Host panes captured off the loop (see the module): one capture at a time per run, in a
+    thread bounded by ``[limits] tmux_timeout``; ``look`` takes a capture landed since the
+    last look (a later pass), else starts one and says "not yet". A capture that failed is not
+    tried again for the run before RETRY seconds."""
+
+    def __init__(self, remote: RemoteRuns) -> None:
+        self.remote = remote
+        self.lock = threading.Lock()
+        self.threads: dict[int, threading.Thread] = {}  # run id -> its capture under way
+        self.landed: dict[int, Capture] = {}
+        self.failed_at: dict[int, float] = {}  # run id -> when its last capture failed
+        self.closed = False
+
+    def look(self, run: RunRow) -> Capture | None:
+        """The run's screen landed since the last look (at most MAX_AGE old), else None: a
+        capture is under way (started now when none runs)."""
+        now = time.monotonic()
+        with self.lock:
+            got = self.landed.pop(run.id, None)
+            if got is not None and now - got.at <= MAX_AGE:
+                return got
+            running = self.threads.get(run.id)
+            if self.closed or (running is not None and running.is_alive()):
+                return None
+            if now - self.failed_at.get(run.id, -1e9) < RETRY:
+                return None
+        pane = self.remote.pane(run)  # the pane list as last read (on the loop)
+        if pane is None:
+            return Capture(None, settled=True, at=now)
+        host = self.remote.host(run)
+        tmux = self.remote.tmux(host)
+        thread = threading.Thread(
+            target=self._capture,
+            args=(run.id, host.name, tmux, pane.pane_id),
+            name=f"hatch-screen-{run.id}",
+            daemon=True,
+        )
+        with self.lock:
+            if self.closed:
+                return None
+            self.threads[run.id] = thread
+            thread.start()
         return None
-    try:
-        return remote.tmux(remote.host(run)).capture(pane.pane_id, SCREEN_LINES)
-    except HatchError:  # unreachable, timed out, the pane gone meanwhile
-        return None
+
+    def _capture(self, run_id: int, host: str, tmux: Tmux, pane_id: str) -> None:
+        try:
+            text: str | None = tmux.capture(pane_id, SCREEN_LINES)
+        except HatchError as exc:  # unreachable, timed out, the pane gone meanwhile
+            self.remote.log.info("host_screen_unread", host=host, error=str(exc)[:300])
+            text = None
+        with self.lock:
+            if self.threads.get(run_id) is threading.current_thread():
+                del self.threads[run_id]
+            if self.closed:
+                return
+            self.landed[run_id] = Capture(text, text is not None, time.monotonic())
+            if text is None:
+                self.failed_at[run_id] = time.monotonic()
+            else:
+                self.failed_at.pop(run_id, None)
+        self.remote.sink.put(("remote", host))  # the check that asked acts on the next pass
+
+    def close(self) -> None:
+        """No capture from now on; the ones under way waited for (bounded by their timeout)."""
+        with self.lock:
+            self.closed = True
+            threads = list(self.threads.values())
+        for thread in threads:
+            thread.join()
 
 
 def parse_table(out: bytes) -> tuple[float, Table] | None:
@@ -109,6 +189,10 @@ class CpuSamples:
         self.rounds: dict[str, threading.Thread] = {}
         self.started: dict[str, float] = {}  # host -> when its last round started
         self.closed = False
+        # what else is looked at off the loop (closed with the rounds): panes' screens, and
+        # the Notification files the hosts' watchers report (engine/remotesignals.py)
+        self.screens = Screens(remote)
+        self.waits = WaitReads(remote)
 
     def want(self, run: RunRow, now: float, every: float) -> None:
         """``run`` is quiet: its pane's tree is sampled in its host's next round, started now
@@ -175,3 +259,5 @@ class CpuSamples:
             rounds = list(self.rounds.values())
         for thread in rounds:
             thread.join()
+        self.screens.close()
+        self.waits.close()

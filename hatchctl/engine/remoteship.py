@@ -49,7 +49,8 @@ MAX_BYTES = 16 * 1024 * 1024  # their bytes, summaries included
 # a base64 for each (``host_now``: the host's clock, ``date``; bash's loop reads it without a
 # process: remotewatch.py);
 # ``ship_new`` those of the (at most 32) stops of the listing $cur not in $old nor $sent (the
-# ones the inotify loop shipped since its last listing) of the exchange directory $io
+# ones the inotify loop shipped since its last listing) of the exchange directory $io (the
+# ``.stop.wait`` files listed with them are not shipped: engine/remotesignals.py)
 EMIT = r"""
 emit1() {
   m=
@@ -85,6 +86,7 @@ emit() {
 ship_new() {
   k=0
   printf '%s\n' "$cur" | while IFS= read -r l; do
+    case $l in *.wait) continue ;; esac  # a Notification, listed with the stops: not shipped
     case "
 $old
 $sent

@@ -17,7 +17,9 @@ loop ends on the first write after the link is gone).
 With each stop it sees written (an inotify event, or a stop new in a listing after the first),
 the stream ships the run's summary and the stop's content before the stop's line
 (engine/remoteship.py; the inotify loop through its python3 reader where the host has one, no
-process per stop): the controller records the stop without another call to the host.
+process per stop): the controller records the stop without another call to the host. The
+runs' ``.stop.wait`` (Notification) files are listed with the stops and printed at once when
+written: read by the controller off its loop (engine/remotesignals.py).
 
 The controller reads the lines in a thread, keeps the newest mtime per path, and wakes the
 supervisor (``("remote", HOST)`` on its queue). A second thread copies the logs of the host's
@@ -57,8 +59,11 @@ from hatchctl.engine.remoteship import (
     directory,
     none_line,
 )
+from hatchctl.engine.remotesignals import parse_line, parse_log_line, parse_wait_line
 from hatchctl.errors import HatchError
 from hatchctl.hosts.ssh import SshHost
+
+__all__ = ["HostWatch", "parse_line", "parse_log_line"]
 
 MODE_ENV = "HATCH_REMOTE_WATCH"  # "poll": never inotify (tests, benchmarks); default "auto"
 # sh: $1 io, $2 logs, $3 the nonce of shipped files (engine/remoteship.py)
@@ -70,7 +75,8 @@ io=$1; logs=$2; nonce=$3; prev=; prevl=; n=0; beat=15; listed=; new=; old=
     + r"""
 while :; do
   out=; new=
-  cur=$(find "$io" -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null | sort)
+  cur=$(find "$io" \( -name '*.stop' -o -name '*.stop.wait' \) -type f -printf '%T@ %P\n' \
+    2>/dev/null | sort)
   if [ "$cur" != "$prev" ]; then out=$cur; new=$listed; old=$prev; prev=$cur; fi
   listed=1
   if [ "$n" -ge 5 ]; then
@@ -126,7 +132,8 @@ while :; do
     last=$SECONDS; out=; new=; n=$((n+1))
     if [ "$n" -ge 2 ]; then
       n=0
-      cur=$(find . -name '*.stop' -type f -printf '%T@ %P\n' 2>/dev/null)
+      cur=$(find . \( -name '*.stop' -o -name '*.stop.wait' \) -type f -printf '%T@ %P\n' \
+        2>/dev/null)
       if [ "$cur" != "$prev" ]; then out=$cur; new=$listed; old=$prev; prev=$cur; fi
       listed=1
     fi
@@ -154,6 +161,9 @@ $curl"; prevl=$curl; fi
         [ -n "$got" ] || got=$(find "$rel" -maxdepth 0 -type f -printf '%T@ %p' 2>/dev/null)
         [ -z "$got" ] || { printf '%s\n.\n' "$got" || exit 0; sent="$sent
 $got"; } ;;
+      [A-Za-z0-9]*/*/*.stop.wait)  # a Notification: listed at once (read by the controller)
+        got=$(find "$rel" -maxdepth 0 -type f -printf '%T@ %p' 2>/dev/null)
+        [ -z "$got" ] || printf '%s\n.\n' "$got" || exit 0 ;;
     esac
   elif [ $? -le 128 ]; then
     fallback inotifywait_ended
@@ -173,28 +183,7 @@ exec sh -c "$5" hatch-watch "$1" "$2" "$6"
 """
 MAX_LINE = 512
 MAX_PATHS = 20_000
-_PATH_RE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/(factory|qa)\.i[0-9]{1,6}/[A-Za-z0-9._-]{1,128}\.stop$"
-)
-_MTIME_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,10})?$")
 _MODE_RE = re.compile(r"^W (inotify|poll)(?: ([a-z_]{1,40}))?$")
-_LOG_RE = re.compile(r"^L ([0-9]{1,15}) ((?:factory|qa)/[A-Za-z0-9][A-Za-z0-9._-]{0,160}\.log)$")
-
-
-def parse_log_line(line: str) -> tuple[str, int] | None:
-    """``(path relative to .hatch/logs, size)`` of a log listing line, or None."""
-    found = _LOG_RE.fullmatch(line)
-    if found is None or ".." in found.group(2):
-        return None
-    return found.group(2), int(found.group(1))
-
-
-def parse_line(line: str) -> tuple[str, str] | None:
-    """``(relative path, mtime)`` of one listing line, or None for anything else."""
-    mtime, _, rel = line.partition(" ")
-    if not _MTIME_RE.fullmatch(mtime) or not _PATH_RE.fullmatch(rel) or ".." in rel:
-        return None
-    return rel, mtime
 
 
 class HostWatch:
@@ -216,6 +205,7 @@ class HostWatch:
         self.local_io = local_io  # a reported stop wakes the supervisor for its run at once
         self.stops: dict[str, str] = {}  # relative path -> mtime, as last listed
         self.logs: dict[str, int] = {}  # path relative to .hatch/logs -> size, as last listed
+        self.waits: dict[str, str] = {}  # relative path of a .stop.wait -> mtime, as listed
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.connected = threading.Event()  # a listing arrived on the current stream
@@ -248,6 +238,10 @@ class HostWatch:
     def reported(self, rel: str) -> str | None:
         with self.lock:
             return self.stops.get(rel)
+
+    def waiting(self, rel: str) -> str | None:
+        with self.lock:
+            return self.waits.get(rel)
 
     def log_size(self, rel: str) -> int | None:
         with self.lock:
@@ -318,6 +312,7 @@ class HostWatch:
 
     def _read(self, proc: subprocess.Popen[bytes]) -> bool:
         listing: dict[str, str] = {}
+        waits: dict[str, str] = {}
         sizes: dict[str, int] = {}
         got = False
         block: Block | None = None
@@ -347,10 +342,13 @@ class HostWatch:
                 log = parse_log_line(line) if parsed is None else None
                 if log is not None and len(sizes) < MAX_PATHS:
                     sizes[log[0]] = log[1]
+                wait = parse_wait_line(line) if parsed is None and log is None else None
+                if wait is not None and len(waits) < MAX_PATHS:
+                    waits[wait[0]] = wait[1]
                 continue
             got = True
             changed: list[str] = []
-            grew = False
+            grew = noticed = False
             with self.lock:
                 for rel, mtime in listing.items():
                     if self.stops.get(rel) != mtime and len(self.stops) < MAX_PATHS:
@@ -360,7 +358,10 @@ class HostWatch:
                     if rel in self.logs or len(self.logs) < MAX_PATHS:
                         grew = grew or self.logs.get(rel) != size
                         self.logs[rel] = size
-            listing, sizes = {}, {}
+                for rel, mtime in waits.items():  # the run's monitor reads it (remotesignals)
+                    if self.waits.get(rel) != mtime and len(self.waits) < MAX_PATHS:
+                        self.waits[rel], noticed = mtime, True
+            listing, sizes, waits = {}, {}, {}
             self.connected.set()
             if grew:
                 self._grew.set()
@@ -368,7 +369,7 @@ class HostWatch:
                 for rel in changed[:64]:  # the supervisor checks these runs first
                     self.queued.put(rel)
                     self.sink.put(("stop", str(self.local_io / rel)))
-            if changed:
+            if changed or noticed:
                 self.sink.put(("remote", self.host.name))
         return got
 
