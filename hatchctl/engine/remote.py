@@ -82,6 +82,8 @@ class RemoteRuns:
         self.down: set[str] = set()  # declared lost: nothing is placed there until it answers
         self.unreachable_since: dict[str, float] = {}
         self._probe_at: dict[str, float] = {}
+        self._listing: dict[str, _Listing] = {}  # host -> its pane listing under way
+        self._generation: dict[str, int] = {}  # host -> forget_panes calls (stale listings)
         self._panes: dict[str, dict[str, Pane]] = {}
         self.results = remotecollect.Results()  # stops collected, branches fetched
         self.watches: dict[str, HostWatch] = {}
@@ -168,25 +170,44 @@ class RemoteRuns:
         return self.read(host, path, 4096) is not None
 
     # -- liveness --------------------------------------------------------------------------
-    def panes(self, host: SshHost, now: float) -> dict[str, Pane] | None:
+    def panes(self, host: SshHost, now: float, *, wait: bool = True) -> dict[str, Pane] | None:
         """This project's live panes on the host by window name (cached for PANES_MAX_AGE),
-        None while the host does not answer (``unreachable_since`` says since when)."""
+        None while the host does not answer (``unreachable_since`` says since when). With
+        ``wait`` False (the monitor, on the loop) the listing is made in a thread: the last
+        one is served meanwhile (None before the first), and the loop is woken when it is
+        done; a frozen host never holds the loop for ``tmux_timeout``."""
+        listing = self._listing.get(host.name)
+        if listing is not None:
+            if listing.is_alive() and not wait:
+                return None if host.name in self.unreachable_since else self._panes.get(host.name)
+            listing.join()
+            self._listing.pop(host.name, None)
+            if listing.generation == self._generation.get(host.name, 0):
+                return self._listed(host, listing.started, listing.result)
+            # begun before forget_panes (a pane opened since): dropped, listed again below
         if host.name in self.unreachable_since:
             if now - self._probe_at.get(host.name, 0.0) < UNREACHABLE_RETRY:
                 return None
         elif host.name in self._panes and now - self._probe_at.get(host.name, 0.0) < PANES_MAX_AGE:
             return self._panes[host.name]
         self._probe_at[host.name] = now
+        if wait:
+            return self._listed(host, now, _list_panes(self.tmux(host)))
+        generation = self._generation.get(host.name, 0)
+        self._listing[host.name] = _Listing(self.tmux(host), now, self.sink, host.name, generation)
+        return None if host.name in self.unreachable_since else self._panes.get(host.name)
+
+    def _listed(
+        self, host: SshHost, now: float, listed: list[Pane] | HostUnreachable
+    ) -> dict[str, Pane] | None:
+        """A listing of the host's panes taken into account (on the loop): its live panes, or
+        None when the host did not answer (then unreachable since ``now``)."""
         tmux = self.tmux(host)
-        try:
-            listed = tmux.list_panes()
-        except TmuxServerDead:
-            listed = []
-        except HostUnreachable as exc:
+        if isinstance(listed, HostUnreachable):
             if host.name not in self.unreachable_since:
                 self.unreachable_since[host.name] = now
-                self.log.warning("host_unreachable", host=host.name, error=str(exc)[:300])
-                self.health.failed(host.name, f"unreachable: {exc}")
+                self.log.warning("host_unreachable", host=host.name, error=str(listed)[:300])
+                self.health.failed(host.name, f"unreachable: {listed}")
             self._panes.pop(host.name, None)
             self.ready.discard(host.name)  # prepared again when it answers (it may be new)
             return None
@@ -211,7 +232,9 @@ class RemoteRuns:
             tmux.kill_pane(panes.pop(name).pane_id)
 
     def forget_panes(self, host: SshHost) -> None:
-        """The next look at the host's panes lists them again."""
+        """The next look at the host's panes lists them again (a listing under way, begun
+        before a pane opened or closed, is not taken)."""
+        self._generation[host.name] = self._generation.get(host.name, 0) + 1
         self._panes.pop(host.name, None)
 
     def pane(self, run: RunRow) -> Pane | None:
@@ -219,8 +242,9 @@ class RemoteRuns:
         return self._panes.get(run.host or "", {}).get(run.window_name)
 
     def pane_alive(self, run: RunRow, now: float) -> bool | None:
-        """Whether the run's pane lives on its host; None when the host does not answer."""
-        panes = self.panes(self.host(run), now)
+        """Whether the run's pane lives on its host (as last listed: the listing is made off the
+        loop); None when the host does not answer, or before its first listing."""
+        panes = self.panes(self.host(run), now, wait=False)
         return None if panes is None else run.window_name in panes
 
     # -- completion ------------------------------------------------------------------------
@@ -332,3 +356,39 @@ class RemoteRuns:
                     self.tmux(host).kill_server()
             with contextlib.suppress(HatchError, OSError):
                 host.close()
+
+
+def _list_panes(tmux: Tmux) -> list[Pane] | HostUnreachable:
+    """The host's panes (none when its tmux server is not running), or why it did not answer
+    (its link down, or tmux there timed out: a frozen host)."""
+    try:
+        return tmux.list_panes()
+    except TmuxServerDead:
+        return []
+    except HostUnreachable as exc:
+        return exc
+    except HatchError as exc:
+        return HostUnreachable(str(exc))
+
+
+class _Listing(threading.Thread):
+    """One listing of a host's panes (bounded by the host's tmux timeout), in a thread; the
+    supervisor woken (``("remote", HOST)``) when it is done."""
+
+    def __init__(
+        self,
+        tmux: Tmux,
+        started: float,
+        sink: queue.Queue[tuple[str, str]],
+        host: str,
+        generation: int,
+    ) -> None:
+        super().__init__(name=f"hatch-panes-{host}", daemon=True)
+        self.tmux, self.started, self.sink, self.host = tmux, started, sink, host
+        self.generation = generation
+        self.result: list[Pane] | HostUnreachable = []
+        self.start()
+
+    def run(self) -> None:
+        self.result = _list_panes(self.tmux)
+        self.sink.put(("remote", self.host))

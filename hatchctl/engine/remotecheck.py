@@ -5,7 +5,9 @@ A reported stop is collected (engine/remotecollect.py) before anything else and 
 once; its branch and log are brought back before it is acted on (``settle``, off the loop: the
 loop is woken when they are here); after that the run is handled as a local one. While it
 runs: its run timeout and idle timeout as locally; its pane looked up in the host's pane list
-(one call per host per second at most); a pane gone without a stop is ``vanished`` (or
+(listed in a thread, one call per host per second at most: a frozen host never holds the loop;
+a listing that times out counts as the host not answering); a pane gone without a stop is
+``vanished`` (or
 ``never_started``), restarted by policy. A host that does not answer is waited for: the link
 is retried (every call opens a new master connection when the old one died) and the watcher
 reconnects by itself, so a live agent is simply found again, same run, same attempt. Past

@@ -11,6 +11,7 @@ size (engine/remotesample.py):
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -223,14 +224,20 @@ def test_a_host_that_does_not_answer_gives_no_sample_and_is_not_waited_for(
                 env={"HATCH_TASK_ID": "B"},
                 index=run.id,
             )
-            assert remote.pane_alive(run, deps.clock())
+            wait_for(lambda: remote.pane_alive(run, deps.clock()), 30, "its pane listed")
             samples = remote.samples
             with frozen(sshd):
                 samples.want(run, deps.clock(), 1.0)  # returns: the round runs in a thread
                 assert samples.rounds["loop"].is_alive()  # on the frozen host
                 assert samples.take(run.id) is None
+                # nor does the pane list hold the loop: listed in a thread, none known meanwhile
+                remote.forget_panes(host)
+                assert remote.pane_alive(run, deps.clock()) is None
+                listing = [t for t in threading.enumerate() if t.name == "hatch-panes-loop"]
+                assert listing and listing[0].is_alive()  # still waiting on the frozen host
                 samples.rounds["loop"].join()  # its timeout
                 assert samples.take(run.id) is None  # nothing: neither idle nor busy
+            wait_for(lambda: remote.pane_alive(run, deps.clock()), 60, "its pane listed again")
             first = wait_for(lambda: sample_of(samples, run), 60, "a sample once it answers")
 
             def more() -> Sample | None:

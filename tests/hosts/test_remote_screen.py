@@ -59,7 +59,7 @@ def test_a_stalled_host_runs_screen_is_captured_off_the_loop_and_seen_when_it_la
             argv = [sys.executable, str(agent)]
             pane = tmux.new_window(run.window_name, argv, cwd=tmp_path, env={}, index=run.id)
             wait_for(lambda: "Would you like" in tmux.capture(pane.pane_id), 30, "the prompt")
-            assert remote.pane_alive(run, deps.clock())  # the host's pane list, as last read
+            wait_for(lambda: remote.pane_alive(run, deps.clock()), 30, "its pane listed")
 
             def check() -> None:
                 fresh = store.run(run.id)
@@ -131,7 +131,7 @@ def test_a_host_gone_its_screen_is_the_end_of_the_local_copy_of_its_log(
             tmux.ensure_server(Path(remote.base(host)))
             argv = [sys.executable, "-c", "import signal; signal.pause()"]
             tmux.new_window(run.window_name, argv, cwd=tmp_path, env={}, index=run.id)
-            assert remote.pane_alive(run, deps.clock())
+            wait_for(lambda: remote.pane_alive(run, deps.clock()), 30, "its pane listed")
             local_log = project.root / run.log_path  # what was copied of it: the prompt
             local_log.parent.mkdir(parents=True, exist_ok=True)
             local_log.write_text("Would you like to run the following command?\n > 1. Yes\n")
