@@ -138,13 +138,22 @@ def test_a_failure_cleared_off_the_hosts_screen_is_not_held_against_the_run(
     assert run.waiting_reason and "Would you like to run" in run.waiting_reason
 
 
+# computing: a fifth of a core (20 ms in every 100), far above the 1 % that counts as busy,
+# without taking a whole core from the rest of the suite for the test's seconds
+BURN = (
+    "import time\n"
+    "while True:\n"
+    "    end = time.monotonic() + 0.02\n"
+    "    while time.monotonic() < end:\n"
+    "        pass\n"
+    "    time.sleep(0.08)\n"
+)
 BURN_OR_SLEEP = (  # task B computes without printing, task S sleeps
-    "import os, signal\n"
+    "import os, signal, time\n"
     "print('working on', os.environ['HATCH_TASK_ID'], flush=True)\n"
     "if os.environ['HATCH_TASK_ID'] == 'B':\n"
-    "    while True:\n"
-    "        pass\n"
-    "signal.pause()\n"
+    + "".join(f"    {line}\n" for line in BURN.splitlines()[1:])
+    + "signal.pause()\n"
 )
 
 
@@ -219,7 +228,7 @@ def test_a_host_that_does_not_answer_gives_no_sample_and_is_not_waited_for(
             tmux.ensure_server(Path(remote.base(host)))
             tmux.new_window(
                 run.window_name,
-                [sys.executable, "-c", "while True: pass"],
+                [sys.executable, "-c", BURN],
                 cwd=tmp_path,
                 env={"HATCH_TASK_ID": "B"},
                 index=run.id,
