@@ -43,16 +43,23 @@ HATCHCTL = [sys.executable, "-m", "hatchctl"]
 
 # The longest tests start first, so that with xdist no worker is left running one of them alone
 # at the end while the others idle (about 25-50 s each; tests/e2e/test_chaos.py the longest).
-SLOW_FIRST = (
+SLOW_FIRST = (  # the files of the longest tests (--durations), longest first
     "tests/e2e/test_chaos.py",
+    "tests/hosts/test_remote_activity.py",
+    "tests/hosts/test_remote_loop.py",
+    "tests/hosts/test_remote_run.py",
+    "tests/integration/test_disk_full.py",
     "tests/e2e/test_demo.py",
+    "tests/integration/test_preset_screens.py",
     "tests/agents/test_claude_code.py",
     "tests/agents/test_preset_failures.py",
+    "tests/agents/test_aider.py",
+    "tests/hosts/test_remote_reaper.py",
     "tests/agents/test_preset_cli_flags.py",
     "tests/integration/test_pipeline.py",
-    "tests/hosts/test_remote_run.py",
+    "tests/hosts/test_remote_sandbox.py",
     "tests/integration/test_supervision.py",
-    "tests/security/test_symlinks.py",
+    "tests/security/test_symlinks_agents.py",
 )
 
 
