@@ -59,7 +59,14 @@ SLOW_FIRST = (  # the files of the longest tests (--durations), longest first
     "tests/integration/test_pipeline.py",
     "tests/hosts/test_remote_sandbox.py",
     "tests/integration/test_supervision.py",
+    "tests/tui/test_keys_supervised.py",
+    "tests/tui/test_app.py",
+    "tests/e2e/test_ui_tmux.py",
+    "tests/hosts/test_remote_screen.py",
+    "tests/tui/test_message.py",
+    "tests/tui/test_review_keys.py",
     "tests/security/test_symlinks_agents.py",
+    "tests/hosts/test_remote_stream.py",
 )
 
 
