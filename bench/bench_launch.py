@@ -155,48 +155,27 @@ def hatchctl(
     }
 
 
-def bash(tmp: Path, label: str, agents: int) -> dict[str, object]:
+def bash(tmp: Path, label: str, agents: int, tree: Path | None = None) -> dict[str, object]:
+    """The bash loop (``BASH``), or with ``tree`` hatchctl's own commands for N launches from
+    that tree (launchkit.BASH_SAME: its scripts mount read-only views, unmounted after)."""
     root = tmp / "proj"
-    make_repo(root, label, agents, None)
+    make_repo(root, label, agents, None if tree is None else "none")
     script = tmp / "launch.sh"
-    script.write_text(BASH)
-    socket = f"blaunch{os.getpid()}bash"
+    script.write_text(BASH if tree is None else BASH_SAME)
+    socket = f"blaunch{os.getpid()}{label.replace('-', '')}"
+    argv = ["bash", str(script), socket, str(root), str(agents)]
+    if tree is not None:
+        argv += [str(tree / "hatch_scripts"), sys.executable]
     try:
-        t0, t1 = timed(["bash", str(script), socket, str(root), str(agents)], root, "bash loop")
+        t0, t1 = timed(argv, root, f"{label} loop")
         cpu = LAST_CPU[0]  # bash, git, tmux clients (not the tmux server: nor for hatchctl)
         times = [float(x) for x in (root / ".bench" / "times").read_text().split()]
         panes = tmux_panes(socket)
         broken = broken_worktrees(root, root / ".bench" / "wt")
     finally:
         kill_tmux(socket)
-    return {
-        "total": t1 - t0,
-        "cpu": cpu,
-        "first": times[0] - t0,
-        "spread": times[-1] - times[0],
-        "panes": panes,
-        "broken_worktrees": broken,
-    }
-
-
-def bash_same(tmp: Path, label: str, agents: int, tree: Path) -> dict[str, object]:
-    """hatchctl's own commands for N launches (launchkit.BASH_SAME) in a bash loop."""
-    root = tmp / "proj"
-    make_repo(root, label, agents, "none")
-    script = tmp / "launch.sh"
-    script.write_text(BASH_SAME)
-    socket = f"blaunch{os.getpid()}bashsame"
-    argv = ["bash", str(script), socket, str(root), str(agents)]
-    argv += [str(tree / "hatch_scripts"), sys.executable]
-    try:
-        t0, t1 = timed(argv, root, "bash-same loop")
-        cpu = LAST_CPU[0]
-        times = [float(x) for x in (root / ".bench" / "times").read_text().split()]
-        panes = tmux_panes(socket)
-        broken = broken_worktrees(root, root / ".bench" / "wt")
-    finally:
-        kill_tmux(socket)
-        unmount_views(root)
+        if tree is not None:
+            unmount_views(root)
     return {
         "total": t1 - t0,
         "cpu": cpu,
@@ -267,7 +246,7 @@ def main() -> int:
             t, "hatchctl-none", n, args.tree, "none", spy("none"), args.tick
         ),
         "bash": lambda t: bash(t, "bash", n),
-        "bash-same": lambda t: bash_same(t, "bash-same", n, args.tree),
+        "bash-same": lambda t: bash(t, "bash-same", n, args.tree),
         "tmuxp-panes": lambda t: tmuxp(t, "tmuxp-panes", n, args.tmuxp, False),
         "tmuxp-wt": lambda t: tmuxp(t, "tmuxp-wt", n, args.tmuxp, True),
     }
