@@ -18,16 +18,14 @@ from typing import Any
 
 from hatchctl import logsetup
 from hatchctl.cmds.common import build_deps
-from hatchctl.engine import launcher
 from hatchctl.engine.remotesample import CpuSamples, Sample
 from hatchctl.engine.supervisor import Supervisor
 from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.rows import RunRow
-from hatchctl.state.sync import sync_specs
 from tests.hosts.sshd import SshServer
 from tests.hosts.test_remote_loop import frozen
-from tests.hosts.test_remote_run import host_config, host_server_cleaned, remote_root
+from tests.hosts.test_remote_run import begun_on_host, host_config, host_server_cleaned, remote_root
 from tests.integration.conftest import Projects, drain, projects, wait_for
 
 __all__ = ["projects", "remote_root"]  # the fixtures
@@ -218,12 +216,7 @@ def test_a_host_that_does_not_answer_gives_no_sample_and_is_not_waited_for(
     host = remote.hosts["loop"]
     try:
         with host_server_cleaned(project):
-            specs = project.load_specs().specs
-            sync_specs(store, specs)
-            task = store.task("B")
-            assert task is not None
-            pending = launcher.begin(deps, task, specs["B"], "factory", 1, 1, host=host)
-            run = pending.run
+            run = begun_on_host(project, deps, "B")
             tmux = remote.tmux(host)  # its pane on the host, burning CPU
             tmux.ensure_server(Path(remote.base(host)))
             tmux.new_window(

@@ -21,6 +21,8 @@ import psutil
 import pytest
 
 from hatchctl.config import HostSection
+from hatchctl.engine import launcher
+from hatchctl.engine.deps import Deps
 from hatchctl.engine.remotewatch import MODE_ENV
 from hatchctl.hosts.attach import attach_argv
 from hatchctl.hosts.base import project_dir_name
@@ -28,6 +30,7 @@ from hatchctl.hosts.ssh import SshHost
 from hatchctl.project import Project
 from hatchctl.runtime.tmux import Tmux
 from hatchctl.state.rows import RunRow, TaskRow
+from hatchctl.state.sync import sync_specs
 from tests.conftest import git
 from tests.hosts.sshd import SshServer
 from tests.integration.conftest import (
@@ -81,6 +84,24 @@ def host_server_cleaned(project: Project) -> Iterator[None]:
         yield
     finally:
         Tmux(host_socket(project)).kill_server()
+
+
+def begun_on_host(
+    project: Project, deps: Deps, task_id: str, running_at: float | None = None
+) -> RunRow:
+    """Task ``task_id``'s factory run begun on host ``loop`` (its row committed ``starting``,
+    its prompt written: what a launch does before the pane opens); ``running`` since
+    ``running_at`` when given."""
+    specs = project.load_specs().specs
+    sync_specs(deps.store, specs)
+    task = deps.store.task(task_id)
+    assert task is not None
+    host = deps.remote.hosts["loop"]
+    run = launcher.begin(deps, task, specs[task_id], "factory", 1, 1, host=host).run
+    if running_at is None:
+        return run
+    with deps.store.tx() as tx:
+        return tx.transition_run(run.id, "starting", "running", running_at=running_at)
 
 
 def test_a_task_runs_factory_qa_merged_on_the_host(

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from hatchctl.cmds.common import build_deps
-from hatchctl.engine import launcher
 from hatchctl.engine.supervisor import Supervisor
-from hatchctl.state.sync import sync_specs
 from tests.hosts.sshd import SshServer
 from tests.hosts.test_remote_activity import PROMPTS
 from tests.hosts.test_remote_loop import frozen
-from tests.hosts.test_remote_run import host_config, host_server_cleaned, remote_root
+from tests.hosts.test_remote_run import begun_on_host, host_config, host_server_cleaned, remote_root
 from tests.integration.conftest import Projects, projects, wait_for
 
 __all__ = ["projects", "remote_root"]  # the fixtures
@@ -45,15 +43,8 @@ def test_a_stalled_host_runs_screen_is_captured_off_the_loop_and_seen_when_it_la
     screens = remote.samples.screens
     try:
         with host_server_cleaned(project):
-            specs = project.load_specs().specs
-            sync_specs(store, specs)
-            task = store.task("C")
-            assert task is not None
-            pending = launcher.begin(deps, task, specs["C"], "factory", 1, 1, host=host)
             started = deps.clock() - 30  # quiet since: past its stall time
-            with store.tx() as tx:
-                tx.transition_run(pending.run.id, "starting", "running", running_at=started)
-            run = pending.run
+            run = begun_on_host(project, deps, "C", started)
             tmux = remote.tmux(host)  # its pane on the host, at the codex-like prompt
             tmux.ensure_server(Path(remote.base(host)))
             argv = [sys.executable, str(agent)]
@@ -118,15 +109,8 @@ def test_a_host_gone_its_screen_is_the_end_of_the_local_copy_of_its_log(
     screens = remote.samples.screens
     try:
         with host_server_cleaned(project):
-            specs = project.load_specs().specs
-            sync_specs(store, specs)
-            task = store.task("C")
-            assert task is not None
-            pending = launcher.begin(deps, task, specs["C"], "factory", 1, 1, host=host)
             started = deps.clock() - 30
-            with store.tx() as tx:
-                tx.transition_run(pending.run.id, "starting", "running", running_at=started)
-            run = pending.run
+            run = begun_on_host(project, deps, "C", started)
             tmux = remote.tmux(host)  # its pane there shows nothing
             tmux.ensure_server(Path(remote.base(host)))
             argv = [sys.executable, "-c", "import signal; signal.pause()"]

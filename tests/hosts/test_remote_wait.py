@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 from hatchctl.cmds.common import build_deps
-from hatchctl.engine import launcher, remotecheck
+from hatchctl.engine import remotecheck
 from hatchctl.engine.deps import Deps
 from hatchctl.engine.remotesignals import parse_line, parse_wait_line
 from hatchctl.engine.supervisor import Supervisor
 from hatchctl.state.rows import RunRow
-from hatchctl.state.sync import sync_specs
 from tests.hosts.sshd import SshServer
-from tests.hosts.test_remote_run import host_config, host_server_cleaned, remote_root
+from tests.hosts.test_remote_run import begun_on_host, host_config, host_server_cleaned, remote_root
 from tests.hosts.test_remotewatch import mode
 from tests.integration.conftest import Projects, projects, wait_for
 
@@ -67,13 +66,7 @@ def test_a_notification_written_on_the_host_marks_the_run_waiting_a_forged_one_i
     host = remote.hosts["loop"]
     try:
         with host_server_cleaned(project):
-            specs = project.load_specs().specs
-            sync_specs(store, specs)
-            task = store.task("W")
-            assert task is not None
-            pending = launcher.begin(deps, task, specs["W"], "factory", 1, 1, host=host)
-            with store.tx() as tx:
-                run = tx.transition_run(pending.run.id, "starting", "running", running_at=tx.now)
+            run = begun_on_host(project, deps, "W", deps.clock())
             remote.prepare(host)
             stop_there = Path(remote.on_host(host, project.root / run.stop_path))
             stop_there.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as launch does
