@@ -26,6 +26,7 @@ from hatchctl.engine.remotesandbox import NO_REAPER, reaper_file, reaper_source
 from hatchctl.hosts import probe
 from tests.hosts.sshd import SshServer, make_server, unavailable
 from tests.hosts.test_remote_run import SIM, host_config, host_server_cleaned, remote_root
+from tests.hosts.test_remote_sandbox import marked
 from tests.integration.conftest import Projects, drain, projects
 
 __all__ = ["projects", "remote_root"]  # the fixtures
@@ -63,15 +64,6 @@ if os.environ["HATCH_ATTEMPT"] == "1":
     time.sleep(600)
 os.execv(sys.executable, [sys.executable, "-m", "hatchctl", "sim-agent", *sys.argv[1:]])
 """
-
-
-def marked(mark: str) -> list[int]:
-    """The pids of the processes with ``mark`` among their arguments."""
-    found = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        if mark in (p.info["cmdline"] or []):
-            found.append(p.info["pid"])
-    return found
 
 
 def gone_within(seconds: float, mark: str) -> bool:

@@ -220,6 +220,7 @@ os.execv(sys.executable, [sys.executable, "-m", "hatchctl", "sim-agent", *sys.ar
 
 
 def marked(mark: str) -> list[int]:
+    """The pids of the processes with ``mark`` among their arguments."""
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         if mark in (p.info["cmdline"] or []):
