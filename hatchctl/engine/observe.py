@@ -292,7 +292,7 @@ def screen(deps: Deps, run: RunRow) -> tuple[str, bool] | None:
     local copy of its log when its pane is not listed there (settled) or the host did not
     answer (not settled: looked at again when it does)."""
     if run.remote:
-        got = deps.remote.samples.screens.look(run)
+        got = deps.remote.screens.look(run)
         if got is None:
             return None
         if got.text is not None:

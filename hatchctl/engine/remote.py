@@ -45,6 +45,7 @@ from hatchctl.engine import (
     remotefiles,
     remotesample,
     remotesandbox,
+    remotesignals,
 )
 from hatchctl.engine.remotefiles import LogMirror
 from hatchctl.engine.remotehealth import HostHealth
@@ -96,6 +97,8 @@ class RemoteRuns:
         # are shared): engine/remotelaunch.py
         self.opening = {name: threading.Lock() for name in self.hosts}
         self.samples = remotesample.CpuSamples(self)  # its agents' CPU (remotesample.py)
+        self.screens = remotesample.Screens(self)  # off the loop too: the panes' screens, and
+        self.waits = remotesignals.WaitReads(self)  # the hosts' Notification files
 
     # -- layout ----------------------------------------------------------------------------
     def host(self, run: RunRow) -> SshHost:
@@ -347,6 +350,8 @@ class RemoteRuns:
         touched = self.ready | set(self.watches)
         self.health.stop()
         self.samples.close()
+        self.screens.close()
+        self.waits.close()
         for watch in self.watches.values():
             watch.stop()
         self.watches.clear()

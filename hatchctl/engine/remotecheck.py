@@ -117,7 +117,7 @@ def check_waiting(monitor: Monitor, run: RunRow) -> RunRow:
     the loop (engine/remotesignals.py): checked and recorded as a local one (its run's token,
     else ``forged_signal``; event ``agent_waiting``). Returns the run as it is now."""
     deps = monitor.deps
-    got = deps.remote.samples.waits.take(run)
+    got = deps.remote.waits.take(run)
     if got is None or not observe.wait_is_new(run, got[0]):
         return run
     said = observe.wait_message(deps, run, got[1])

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hatchctl.engine.remotesignals import WaitReads
 from hatchctl.errors import HatchError
 from hatchctl.runtime import psinfo
 from hatchctl.state.rows import RunRow
@@ -189,10 +188,6 @@ class CpuSamples:
         self.rounds: dict[str, threading.Thread] = {}
         self.started: dict[str, float] = {}  # host -> when its last round started
         self.closed = False
-        # what else is looked at off the loop (closed with the rounds): panes' screens, and
-        # the Notification files the hosts' watchers report (engine/remotesignals.py)
-        self.screens = Screens(remote)
-        self.waits = WaitReads(remote)
 
     def want(self, run: RunRow, now: float, every: float) -> None:
         """``run`` is quiet: its pane's tree is sampled in its host's next round, started now
@@ -259,5 +254,3 @@ class CpuSamples:
             rounds = list(self.rounds.values())
         for thread in rounds:
             thread.join()
-        self.screens.close()
-        self.waits.close()

@@ -40,7 +40,7 @@ def test_a_stalled_host_runs_screen_is_captured_off_the_loop_and_seen_when_it_la
     activity = sup.monitor.activity
     remote, store = deps.remote, deps.store
     host = remote.hosts["loop"]
-    screens = remote.samples.screens
+    screens = remote.screens
     try:
         with host_server_cleaned(project):
             started = deps.clock() - 30  # quiet since: past its stall time
@@ -106,7 +106,7 @@ def test_a_host_gone_its_screen_is_the_end_of_the_local_copy_of_its_log(
     activity = sup.monitor.activity
     remote, store = deps.remote, deps.store
     host = remote.hosts["loop"]
-    screens = remote.samples.screens
+    screens = remote.screens
     try:
         with host_server_cleaned(project):
             started = deps.clock() - 30
