@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hatchctl
 from hatchctl.config import AgentSection
 from hatchctl.engine.deps import Deps
 from hatchctl.errors import CommandError, HatchError
@@ -90,11 +91,20 @@ def prepare(
     return Plan("bwrap", [*reaper, *bw], bw)
 
 
+# The reaper's start, paid by every launch: -S (no site: its path scan and .pth files) and -c
+# (no runpy), the package's own directory given as an argument, put first on sys.path
+REAPER_BOOT = (
+    "import sys; sys.path[:0] = [sys.argv.pop(1)]; "
+    "from hatchctl.runtime.reaper import main; sys.exit(main())"
+)
+PACKAGE_ROOT = str(Path(hatchctl.__file__).resolve().parent.parent)  # where hatchctl/ is
+
+
 def reaper_prefix(deps: Deps) -> list[str]:
     """The reaper (a child subreaper: every descendant dies with it) before an agent's command;
-    -I: never the worktree's modules."""
+    -I: never the worktree's modules (nor $PYTHON* variables)."""
     grace = f"{float(deps.limits.kill_grace):g}"
-    return [sys.executable, "-I", "-m", "hatchctl.runtime.reaper", "--grace", grace, "--"]
+    return [sys.executable, "-I", "-S", "-c", REAPER_BOOT, PACKAGE_ROOT, "--grace", grace, "--"]
 
 
 def agent_paths(agent: AgentSection, role: str, root: Path) -> tuple[list[Path], tuple[Path, ...]]:

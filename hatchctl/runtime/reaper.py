@@ -2,7 +2,8 @@
 descendant.
 
 Start it with ``-I`` (or at least ``-P``): it runs outside the sandbox in the agent's worktree,
-and plain ``python -m`` would import a worktree's own ``hatchctl/`` or ``math.py`` first.
+and plain ``python -m`` would import a worktree's own ``hatchctl/`` or ``os.py`` first. A launch
+starts it cheaper still (engine/confinement.py reaper_prefix: ``-I -S -c``, no site, no runpy).
 
 run_agent.sh runs the agent through this small parent. It makes itself a child subreaper
 (``prctl(PR_SET_CHILD_SUBREAPER)``), so a grandchild that double-forks, clears its environment
@@ -34,13 +35,22 @@ file's code is copied beside the scripts and run by ``python3 -I -S FILE``
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterable
+
+# What the reaper imports is paid again by every agent launch (20 launches: 20 starts), so it
+# imports little: signal's C module without the module that wraps it in enums (``enum`` is
+# a third of the reaper's imports); ``typing``, ``contextlib`` and ``math`` not at all.
+TYPE_CHECKING = False  # typing's own constant would import typing
+if TYPE_CHECKING:  # (the same functions and constants: signal.py re-exports _signal's)
+    import signal
+    from collections.abc import Iterable
+else:
+    try:
+        import _signal as signal
+    except ImportError:  # not CPython
+        import signal
 
 PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_GRACE = 5.0
@@ -130,8 +140,10 @@ def descendants(root: int) -> list[int]:
 
 def _send(pids: Iterable[int], sig: int) -> None:
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:
             os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):  # (no contextlib: see the imports)
+            continue
 
 
 class Reaper:
@@ -251,7 +263,7 @@ def parse(args: list[str]) -> tuple[float, list[str]] | str:
             grace = float(value)
         except ValueError:
             return f"--grace wants a number of seconds, not {value!r}"
-        if not (math.isfinite(grace) and grace >= 0):
+        if not 0 <= grace < float("inf"):  # (NaN compares false)
             return f"--grace wants a number of seconds, not {value!r}"
     argv = args[i + 1 :]
     if not argv:

@@ -13,11 +13,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
 import pytest
 
+from hatchctl.engine import confinement
 from hatchctl.runtime import reaper
 from tests.conftest import poll
 
@@ -255,20 +257,25 @@ def test_the_reaper_is_a_child_subreaper() -> None:
 def test_isolated_mode_keeps_a_worktree_from_replacing_the_reaper(tmp_path: Path) -> None:
     """The reaper runs outside any sandbox with the worktree as its working directory, which
     the agent controls. ``python -m`` puts the working directory first on sys.path, so a
-    worktree's hatchctl/ (or math.py, contextlib.py...) would run instead: ``-I`` (or ``-P``)
-    is required in the command that starts the reaper."""
+    worktree's hatchctl/ (or ctypes.py, imported when the reaper starts...) would run instead:
+    ``-I`` (or ``-P``) is required in the command that starts the reaper. A launch's own
+    command (confinement.reaper_prefix: ``-I -S -c``, the package's directory first on
+    sys.path) runs the real reaper too."""
     (tmp_path / "hatchctl" / "runtime").mkdir(parents=True)
     (tmp_path / "hatchctl" / "__init__.py").write_text("print('SHADOW')\n")
     (tmp_path / "hatchctl" / "runtime" / "__init__.py").write_text("")
     (tmp_path / "hatchctl" / "runtime" / "reaper.py").write_text("print('SHADOW')\n")
-    (tmp_path / "math.py").write_text("print('SHADOW')\n")
+    (tmp_path / "ctypes.py").write_text("print('SHADOW')\n")
 
-    def run(*flags: str) -> str:
-        argv = [sys.executable, *flags, "-m", "hatchctl.runtime.reaper", "--", "echo", "real"]
+    def run(argv: list[str]) -> str:
+        argv = [*argv, "echo", "real"]
         return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=30).stdout
 
-    assert "SHADOW" in run()  # the hazard is real
-    assert run("-I") == "real\n"
+    assert "SHADOW" in run([sys.executable, "-m", "hatchctl.runtime.reaper", "--"])  # real hazard
+    assert run([sys.executable, "-I", "-m", "hatchctl.runtime.reaper", "--"]) == "real\n"
+    launch = confinement.reaper_prefix(SimpleNamespace(limits=SimpleNamespace(kill_grace=1)))  # type: ignore[arg-type]
+    assert launch[:4] == [sys.executable, "-I", "-S", "-c"]
+    assert run(launch) == "real\n"
 
 
 # -- a TTY agent stays interactive in a real tmux pane ---------------------------------------
@@ -388,3 +395,17 @@ def test_one_proc_pass_gives_each_trees_cpu_like_psutil() -> None:
                 proc.kill()
             p.kill()
             p.wait()
+
+
+def test_the_reaper_starts_light() -> None:
+    """Every launch starts a reaper: as a launch starts it (``-I -S -c``), it imports neither
+    site's path scan nor enum (signal.py), typing or contextlib, which were a third of its
+    start-up; it still has what it needs to run an agent."""
+    probe = (
+        "import sys; sys.path[:0] = [sys.argv.pop(1)]; import hatchctl.runtime.reaper as r; "
+        "print(sorted(m for m in ('site', 'enum', 'typing', 'contextlib', 'signal', 'runpy') "
+        "if m in sys.modules), r.main(['--', 'true']))"
+    )
+    argv = [sys.executable, "-I", "-S", "-c", probe, confinement.PACKAGE_ROOT]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert out.stdout == "[] 0\n", out.stderr
