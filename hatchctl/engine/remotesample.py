@@ -27,8 +27,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
+from hatchctl.engine.flights import Flights
 from hatchctl.errors import HatchError
 from hatchctl.runtime import psinfo
 from hatchctl.state.rows import RunRow
@@ -71,10 +73,9 @@ class Screens:
     def __init__(self, remote: RemoteRuns) -> None:
         self.remote = remote
         self.lock = threading.Lock()
-        self.threads: dict[int, threading.Thread] = {}  # run id -> its capture under way
+        self.flights: Flights[int] = Flights("screen")  # run id -> its capture under way
         self.landed: dict[int, Capture] = {}
         self.failed_at: dict[int, float] = {}  # run id -> when its last capture failed
-        self.closed = False
 
     def look(self, run: RunRow) -> Capture | None:
         """The run's screen landed since the last look (at most MAX_AGE old), else None: a
@@ -84,27 +85,16 @@ class Screens:
             got = self.landed.pop(run.id, None)
             if got is not None and now - got.at <= MAX_AGE:
                 return got
-            running = self.threads.get(run.id)
-            if self.closed or (running is not None and running.is_alive()):
-                return None
             if now - self.failed_at.get(run.id, -1e9) < RETRY:
                 return None
+        if not self.flights.idle(run.id):
+            return None
         pane = self.remote.pane(run)  # the pane list as last read (on the loop)
         if pane is None:
             return Capture(None, settled=True, at=now)
         host = self.remote.host(run)
         tmux = self.remote.tmux(host)
-        thread = threading.Thread(
-            target=self._capture,
-            args=(run.id, host.name, tmux, pane.pane_id),
-            name=f"hatch-screen-{run.id}",
-            daemon=True,
-        )
-        with self.lock:
-            if self.closed:
-                return None
-            self.threads[run.id] = thread
-            thread.start()
+        self.flights.start(run.id, partial(self._capture, run.id, host.name, tmux, pane.pane_id))
         return None
 
     def _capture(self, run_id: int, host: str, tmux: Tmux, pane_id: str) -> None:
@@ -114,9 +104,7 @@ class Screens:
             self.remote.log.info("host_screen_unread", host=host, error=str(exc)[:300])
             text = None
         with self.lock:
-            if self.threads.get(run_id) is threading.current_thread():
-                del self.threads[run_id]
-            if self.closed:
+            if self.flights.closed:
                 return
             self.landed[run_id] = Capture(text, text is not None, time.monotonic())
             if text is None:
@@ -127,11 +115,7 @@ class Screens:
 
     def close(self) -> None:
         """No capture from now on; the ones under way waited for (bounded by their timeout)."""
-        with self.lock:
-            self.closed = True
-            threads = list(self.threads.values())
-        for thread in threads:
-            thread.join()
+        self.flights.close()
 
 
 def parse_table(out: bytes) -> tuple[float, Table] | None:
@@ -185,9 +169,8 @@ class CpuSamples:
         self.lock = threading.Lock()
         self.quiet: dict[str, dict[int, tuple[int, float]]] = {}  # host -> run -> (pid, seen)
         self.latest: dict[int, Sample] = {}  # run id -> its newest sample, not taken yet
-        self.rounds: dict[str, threading.Thread] = {}
+        self.rounds: Flights[str] = Flights("cpu")  # host -> its round under way
         self.started: dict[str, float] = {}  # host -> when its last round started
-        self.closed = False
 
     def want(self, run: RunRow, now: float, every: float) -> None:
         """``run`` is quiet: its pane's tree is sampled in its host's next round, started now
@@ -199,20 +182,14 @@ class CpuSamples:
         with self.lock:
             quiet = self.quiet.setdefault(host.name, {})
             quiet[run.id] = (pane.pid, now)
-            running = self.rounds.get(host.name)
-            if self.closed or (running is not None and running.is_alive()):
-                return
-            if now - self.started.get(host.name, -1e9) < every:
+            if not self.rounds.idle(host.name) or now - self.started.get(host.name, -1e9) < every:
                 return
             for run_id in [r for r, (_, seen) in quiet.items() if now - seen > 2 * every + 1]:
                 del quiet[run_id]  # no longer quiet, or ended
                 self.latest.pop(run_id, None)
             pids = {run_id: pid for run_id, (pid, _) in quiet.items()}
-            thread = threading.Thread(
-                target=self._round, args=(host, pids), name=f"hatch-cpu-{host.name}", daemon=True
-            )
-            self.rounds[host.name], self.started[host.name] = thread, now
-            thread.start()
+            if self.rounds.start(host.name, partial(self._round, host, pids)):
+                self.started[host.name] = now
 
     def forget(self, run: RunRow) -> None:
         """``run`` is active (or gone): left out of the next rounds."""
@@ -244,13 +221,9 @@ class CpuSamples:
             if pid in table
         }
         with self.lock:
-            if not self.closed:
+            if not self.rounds.closed:
                 self.latest.update(found)
 
     def close(self) -> None:
         """No round from now on; the ones under way waited for (bounded by their timeout)."""
-        with self.lock:
-            self.closed = True
-            rounds = list(self.rounds.values())
-        for thread in rounds:
-            thread.join()
+        self.rounds.close()

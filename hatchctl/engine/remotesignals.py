@@ -22,10 +22,12 @@ from __future__ import annotations
 import re
 import threading
 import time
+from functools import partial
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from hatchctl.engine import remotefiles
+from hatchctl.engine.flights import Flights
 from hatchctl.errors import HatchError
 from hatchctl.state.rows import RunRow
 
@@ -75,11 +77,10 @@ class WaitReads:
     def __init__(self, remote: RemoteRuns) -> None:
         self.remote = remote
         self.lock = threading.Lock()
-        self.threads: dict[int, threading.Thread] = {}  # run id -> its read under way
+        self.flights: Flights[int] = Flights("wait")  # run id -> its read under way
         self.asked: dict[int, str] = {}  # run id -> the reported mtime last read (or reading)
         self.landed: dict[int, tuple[float, bytes]] = {}  # run id -> (its mtime here, content)
         self.failed_at: dict[int, float] = {}  # run id -> when its last read failed
-        self.closed = False
 
     def take(self, run: RunRow) -> tuple[float, bytes] | None:
         """The run's Notification file as read since the last call: (its mtime in this
@@ -96,34 +97,17 @@ class WaitReads:
         mtime = watch.waiting(rel)
         host = self.remote.host(run)
         with self.lock:
-            running = self.threads.get(run.id)
-            if mtime is None or self.asked.get(run.id) == mtime or self.closed:
-                return None
-            if running is not None and running.is_alive():
+            if mtime is None or self.asked.get(run.id) == mtime or not self.flights.idle(run.id):
                 return None
             if time.monotonic() - self.failed_at.get(run.id, -1e9) < RETRY:
                 return None
             self.asked[run.id] = mtime
             path = self.remote.on_host(host, self.remote.deps.project.root / run.stop_path)
-            thread = threading.Thread(
-                target=self._read,
-                args=(run.id, host, path.with_name(path.name + WAIT_SUFFIX), mtime),
-                name=f"hatch-wait-{run.id}",
-                daemon=True,
-            )
-            self.threads[run.id] = thread
-            thread.start()
+            wait = path.with_name(path.name + WAIT_SUFFIX)
+            self.flights.start(run.id, partial(self._read, run.id, host, wait, mtime))
         return None
 
     def _read(self, run_id: int, host: SshHost, path: PurePosixPath, mtime: str) -> None:
-        try:
-            self._read_once(run_id, host, path, mtime)
-        finally:
-            with self.lock:
-                if self.threads.get(run_id) is threading.current_thread():
-                    del self.threads[run_id]
-
-    def _read_once(self, run_id: int, host: SshHost, path: PurePosixPath, mtime: str) -> None:
         timeout = float(self.remote.deps.limits.script_timeout)
         try:
             got = remotefiles.read_stamped(host, path, WAIT_LIMIT + 1, timeout=timeout)
@@ -137,15 +121,11 @@ class WaitReads:
         if got is None or len(got[2].encode()) > WAIT_LIMIT:
             return  # gone, not a regular file (a link, a FIFO), or too big: not a notification
         with self.lock:
-            if self.closed:
+            if self.flights.closed:
                 return
             self.landed[run_id] = (got[1], got[2].encode())
         self.remote.sink.put(("remote", host.name))  # the run's monitor takes it next pass
 
     def close(self) -> None:
         """No read from now on; the ones under way waited for (bounded by their timeout)."""
-        with self.lock:
-            self.closed = True
-            threads = list(self.threads.values())
-        for thread in threads:
-            thread.join()
+        self.flights.close()

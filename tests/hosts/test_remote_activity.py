@@ -230,14 +230,14 @@ def test_a_host_that_does_not_answer_gives_no_sample_and_is_not_waited_for(
             samples = remote.samples
             with frozen(sshd):
                 samples.want(run, deps.clock(), 1.0)  # returns: the round runs in a thread
-                assert samples.rounds["loop"].is_alive()  # on the frozen host
+                assert samples.rounds.busy("loop")  # on the frozen host
                 assert samples.take(run.id) is None
                 # nor does the pane list hold the loop: listed in a thread, none known meanwhile
                 remote.forget_panes(host)
                 assert remote.pane_alive(run, deps.clock()) is None
                 listing = [t for t in threading.enumerate() if t.name == "hatch-panes-loop"]
                 assert listing and listing[0].is_alive()  # still waiting on the frozen host
-                samples.rounds["loop"].join()  # its timeout
+                samples.rounds.threads["loop"].join()  # its timeout
                 assert samples.take(run.id) is None  # nothing: neither idle nor busy
             wait_for(lambda: remote.pane_alive(run, deps.clock()), 60, "its pane listed again")
             first = wait_for(lambda: sample_of(samples, run), 60, "a sample once it answers")
@@ -250,19 +250,20 @@ def test_a_host_that_does_not_answer_gives_no_sample_and_is_not_waited_for(
             assert second.pid == first.pid == remote.pane(run).pid  # type: ignore[union-attr]
             assert second.clock > first.clock  # the host's clock
             sshd.stop()  # gone: its link with it
-            for thread in list(samples.rounds.values()):
+            for thread in list(samples.rounds.threads.values()):
                 thread.join()
-            last = samples.rounds["loop"]
-            samples.want(run, deps.clock() + 10, 1.0)
-            assert samples.rounds["loop"] is not last  # a round was tried
-            samples.rounds["loop"].join()
+            later = deps.clock() + 10
+            samples.want(run, later, 1.0)
+            assert samples.started["loop"] == later  # a round was tried
+            for thread in list(samples.rounds.threads.values()):
+                thread.join()
             assert samples.take(run.id) is None
     finally:
         remote.shutdown(kill_servers=False)
         store.close()
         if sshd.proc is None:
             sshd.start()  # for the tests after this one
-    assert not any(t.is_alive() for t in remote.samples.rounds.values())
+    assert not any(t.is_alive() for t in remote.samples.rounds.threads.values())
 
 
 def sample_of(samples: CpuSamples, run: RunRow) -> Sample | None:

@@ -61,16 +61,16 @@ def test_a_stalled_host_runs_screen_is_captured_off_the_loop_and_seen_when_it_la
                 check()  # stalled: its screen asked for, on the frozen host
                 stalled = store.run(run.id)
                 assert stalled is not None and stalled.state == "stalled"
-                capture = screens.threads[run.id]
+                capture = screens.flights.threads[run.id]
                 assert capture.is_alive()  # the check returned; the capture hangs there
                 assert run.id in activity.screen_due  # looked at again when it lands
                 check()  # a later pass: nothing landed, nothing waited for
-                assert capture.is_alive() and screens.threads[run.id] is capture
+                assert capture.is_alive() and screens.flights.threads[run.id] is capture
                 assert not [e for e in store.events("C") if e.kind == "agent_waiting"]
                 assert stalled.waiting_since is None
             capture.join()  # the host answers: the capture lands (its timeout is far)
             assert screens.landed[run.id].text is not None
-            assert run.id not in screens.threads  # (a finished capture is not kept)
+            assert run.id not in screens.flights.threads  # (a finished capture is not kept)
 
             def waiting() -> list[dict[str, Any]]:
                 check()
@@ -84,7 +84,7 @@ def test_a_stalled_host_runs_screen_is_captured_off_the_loop_and_seen_when_it_la
     finally:
         remote.shutdown(kill_servers=False)
         store.close()
-    assert not any(t.is_alive() for t in screens.threads.values())
+    assert not any(t.is_alive() for t in screens.flights.threads.values())
 
 
 def test_a_host_gone_its_screen_is_the_end_of_the_local_copy_of_its_log(

@@ -105,7 +105,7 @@ def test_a_notification_written_on_the_host_marks_the_run_waiting_a_forged_one_i
     finally:
         remote.shutdown(kill_servers=False)
         store.close()
-    assert not any(t.is_alive() for t in remote.waits.threads.values())
+    assert not any(t.is_alive() for t in remote.waits.flights.threads.values())
 
 
 def test_a_notification_line_is_parsed_apart_from_a_stop_and_untrusted() -> None:
