@@ -7,6 +7,7 @@ No tmux call per agent per tick: liveness and idleness come from psutil and the 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,17 @@ class Monitor:
         self.between: Callable[[], None] = lambda: None
         # when set, a stop recorded here is handed over (run, exited), not acted on at once
         self.on_recorded: Callable[[RunRow, bool], None] | None = None
+        self.checked_at = -1e9  # time.monotonic() of the last pass that checked the live runs
+
+    def due(self) -> bool:
+        """Whether this pass checks the live runs (pane alive, timeouts, activity): at most
+        twice a tick. A burst of launches wakes a pass per finished job, and each looking at
+        every live run again made a burst cost the square of its size."""
+        now = time.monotonic()
+        if now - self.checked_at < self.deps.limits.tick / 2:
+            return False
+        self.checked_at = now
+        return True
 
     # -- helpers ---------------------------------------------------------------------------
     def _path(self, rel: str) -> Path:

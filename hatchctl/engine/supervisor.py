@@ -296,7 +296,7 @@ class Supervisor:
             if done is not None:
                 self._guard(done.task_id, prompting.delivered, self.monitor, run_id, kind, result)
         checkpoint()
-        for run in deps.store.runs(live_only=True):
+        for run in deps.store.runs(live_only=True) if self.monitor.due() else []:
             if self.stops.busy(run):
                 continue  # recorded (maybe at a checkpoint of this loop): acted on by stops
             self._guard(run.task_id, self.monitor.check, run, deps.clock())

@@ -10,6 +10,7 @@ processes are identified by (pid, create time), never by a pid alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -73,14 +74,31 @@ def alive(pid: int | None) -> bool:
 
 
 def alive_since(pid: int | None, started_before: float) -> bool:
-    """Alive, and the same process: created no later than ``started_before`` (guards pid reuse)."""
+    """Alive, and the same process: created no later than ``started_before`` (guards pid reuse).
+    Asked of every live run on every monitor pass: one read of ``/proc/<pid>/stat`` (its state
+    and start time, as psutil reads them, which reads the file twice and more)."""
     if not pid:
         return False
     try:
-        p = psutil.Process(pid)
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_before + 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
         return False
+    except OSError:  # no /proc here (or not readable): psutil's own way
+        try:
+            p = psutil.Process(pid)
+            return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_before + 1.0
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+    fields = raw[raw.rfind(b")") + 2 :].split()  # after the name, which may hold anything
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        return False
+    return _boot_time() + int(fields[19]) / _TICK <= started_before + 1.0
+
+
+@functools.cache
+def _boot_time() -> float:
+    return float(psutil.boot_time())
 
 
 _TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0

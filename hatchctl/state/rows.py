@@ -18,6 +18,8 @@ def iso(ts: float | None) -> str | None:
 def _load(value: Any, default: Any) -> Any:
     if value is None:
         return default
+    if value == "[]" or value == "{}":  # most lists and maps are empty: no parse (a fresh one)
+        return [] if value == "[]" else {}
     try:
         return json.loads(value)
     except (TypeError, ValueError):
@@ -62,7 +64,7 @@ class TaskRow:
         data["depends_on"] = _load(data["depends_on"], [])
         data["files"] = _load(data["files"], [])
         data["errors"] = _load(data["errors"], [])
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{name: data[name] for name in _TASK_FIELDS})
 
 
 @dataclass
@@ -106,7 +108,12 @@ class RunRow:
     def from_row(cls, row: sqlite3.Row) -> RunRow:
         data = dict(row)
         data["metrics"] = _load(data.get("metrics"), {})
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{name: data[name] for name in _RUN_FIELDS})
+
+
+# the fields from_row fills, listed once (dataclasses.fields() per row was most of its cost)
+_TASK_FIELDS = tuple(f.name for f in fields(TaskRow))
+_RUN_FIELDS = tuple(f.name for f in fields(RunRow))
 
 
 @dataclass
