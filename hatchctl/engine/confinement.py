@@ -3,8 +3,8 @@ taking back what it may legitimately change and checking what it may not.
 
 On launch: the run's exchange directory (0700) is made, the refs it must not touch are
 snapshotted, a sandboxed run gets a shadow of ``refs/heads/hatch`` holding only its own branch,
-and the agent's command is wrapped: ``reaper`` (a child subreaper: every descendant dies with
-it) then, where the sandbox is on, ``bwrap``.
+and the agent's command is wrapped: in ``bwrap`` where the sandbox is on (its pid namespace:
+every descendant dies with the agent), else in the ``reaper`` (a child subreaper: the same).
 
 After a stop (``reclaim``): the worktree's git links are rewritten, the sandboxed branch is taken
 back if it is a real commit, and every other ref is compared with the snapshot.
@@ -69,9 +69,8 @@ def prepare(
     # (one for-each-ref: the refs to protect and, for the sandbox's shadow, this task's branch)
     protected, tip = refguard.snapshot_with_tip(root, integration, task_id, timeout)
     refguard.save(_refs_file(deps, run_id), protected, mode)
-    reaper = reaper_prefix(deps)
     if mode == "none":
-        return Plan("none", reaper)
+        return Plan("none", reaper_prefix(deps))
     problem = sandbox.probe()
     if problem:
         raise HatchError(f"sandbox = bwrap for the {role} agent, but {problem}")
@@ -88,7 +87,7 @@ def prepare(
         git=sandbox.GitLayout(common, refguard.worktree_gitdir(common, task_id), refs, logs),
     )
     bw = sandbox.argv(profile, [])
-    return Plan("bwrap", [*reaper, *bw], bw)
+    return Plan("bwrap", bw, bw)  # (no reaper: bwrap's pid namespace does its work, below)
 
 
 # The reaper's start, paid by every launch: -S (no site: its path scan and .pth files) and -c
@@ -101,8 +100,12 @@ PACKAGE_ROOT = str(Path(hatchctl.__file__).resolve().parent.parent)  # where hat
 
 
 def reaper_prefix(deps: Deps) -> list[str]:
-    """The reaper (a child subreaper: every descendant dies with it) before an agent's command;
-    -I: never the worktree's modules (nor $PYTHON* variables)."""
+    """The reaper (a child subreaper: every descendant dies with it) before an unsandboxed
+    agent's command; -I: never the worktree's modules (nor $PYTHON* variables). A sandboxed one
+    runs without it: bwrap's pid namespace holds every descendant (a double fork, ``setsid``,
+    ``env -i`` cannot leave it), ends with the agent (bwrap's init exits with it and the kernel
+    kills the rest) and with its pane (``--die-with-parent``); the reaper was one more Python
+    start per launch that changed none of that."""
     grace = f"{float(deps.limits.kill_grace):g}"
     return [sys.executable, "-I", "-S", "-c", REAPER_BOOT, PACKAGE_ROOT, "--grace", grace, "--"]
 

@@ -62,11 +62,11 @@ def prompt_text(
 
 
 def _confine(deps: Deps, agent: AgentSection, plan: PlanDir) -> tuple[str, list[str]]:
-    """(sandbox mode, the command prefix): the reaper, then bwrap where the sandbox is on."""
-    reaper = confinement.reaper_prefix(deps)
+    """(sandbox mode, the command prefix): bwrap where the sandbox is on, else the reaper
+    (confinement.reaper_prefix)."""
     mode = sandbox.resolve_mode(agent.sandbox)
     if mode == "none":
-        return mode, reaper
+        return mode, confinement.reaper_prefix(deps)
     problem = sandbox.probe()
     if problem:
         raise HatchError(f"sandbox = bwrap for the planner, but {problem}")
@@ -79,7 +79,7 @@ def _confine(deps: Deps, agent: AgentSection, plan: PlanDir) -> tuple[str, list[
         readable=(plan.feature, plan.prompt),
         visible=(*sandbox.default_visible(root, deps.scripts.root), *programs),
     )
-    return mode, [*reaper, *sandbox.argv(profile, [])]
+    return mode, sandbox.argv(profile, [])
 
 
 def launch(deps: Deps, agent: AgentSection, plan: PlanDir, token: str) -> tuple[str, str]:

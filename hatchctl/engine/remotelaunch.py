@@ -6,8 +6,8 @@ meanwhile is handled at once):
 pushed to the clone there (push_to_host.sh over the master connection), its own repository and
 worktree made (host_worktree.sh), the spec, prompt and handover copied, the exchange directory
 made, and the wrapper run_agent.sh started in the host's tmux server, waiting for its ticket
-(then it runs the agent under the reaper, where the host has python3 for it, and bwrap, where
-the run is sandboxed: remotesandbox.py).
+(then it runs the agent in bwrap where the run is sandboxed, else under the reaper where the
+host has python3 for it: remotesandbox.py).
 
 ``finish`` (the loop): the host's watcher and the log's mirror in place, then the ticket written
 there (the wrapper starts the agent) and the run ``running``; a run ended meanwhile (a kill,
@@ -88,7 +88,8 @@ def _open(remote: RemoteRuns, host: SshHost, p: launcher.Pending, sandbox: str) 
         **agent.env,
     }
     box = remote.sandboxes.argv(host, run, copied, extra) if sandbox == "bwrap" else []
-    reaper = remote.sandboxes.reaper(host)  # as locally: every descendant dies with the run
+    # as locally: every descendant dies with the run (bwrap's pid namespace, else the reaper)
+    reaper = remote.sandboxes.reaper(host) if not box else []
     tmux = remote.tmux(host)
     tmux.ensure_server(Path(remote.base(host)))
     log = paths.run_log(task.id, run.role, run.iteration, run.attempt)
@@ -128,9 +129,10 @@ def finish(remote: RemoteRuns, p: launcher.Pending, opened: launcher.Opened) -> 
     # no pane id nor pid in the row: those name this machine's panes and processes (a
     # message or an attach by pane id would reach a local pane); the host's window is
     # found by its name
-    reaper = remote.sandboxes.reaped(host, run.role)  # None: not known (probed anew meanwhile)
     data: dict[str, Any] = {"host": host.name, "host_pane_id": opened.pane_id}
     data["sandbox"] = opened.mode
+    # under bwrap its pid namespace, not the reaper; None: not known (probed anew meanwhile)
+    reaper = False if opened.mode == "bwrap" else remote.sandboxes.reaped(host, run.role)
     if reaper is not None:
         data["reaper"] = reaper
     return launcher.running(deps, run, None, None, data)

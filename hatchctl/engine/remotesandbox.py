@@ -9,15 +9,15 @@ host has a working ``bwrap`` and otherwise runs bare, saying so once per host (e
 and a launch there is a HostError: placement passes the host over, the failure counts against
 it); ``none`` runs bare.
 
-Every run there, sandboxed or not, runs under the reaper as a local one does (runtime/reaper.py,
-a child subreaper: a double-forked ``setsid`` grandchild stays its descendant and dies with the
-run when its pane is closed or the agent exits). Hosts do not have hatchctl: its source
+An unsandboxed run there runs under the reaper as a local one does (runtime/reaper.py, a
+child subreaper: a double-forked ``setsid`` grandchild stays its descendant and dies with the
+run when its pane is closed or the agent exits); a sandboxed one has bwrap's pid namespace for
+that, as locally (engine/confinement.py reaper_prefix). Hosts do not have hatchctl: its source
 (``reaper_source``) is put beside the scripts there (``reaper_file``, by ``remote.prepare``) and
 run by the python3 the probe saw run it (``python3 -I -S FILE``: no site, no script directory on
 its path). A
-host without one runs its agents without the reaper, said once per host at its first launch
-(event and log ``host_reaper_unavailable``); under bwrap there the pid namespace still ends with
-the run.
+host without one runs its unsandboxed agents without the reaper, said once per host at its
+first such launch (event and log ``host_reaper_unavailable``).
 
 The profile is the local one (runtime/sandbox.py) built from the host's paths: the whole host
 read-only, a private ``/tmp``, its own ``/proc`` in a new pid namespace that dies with its first
@@ -180,7 +180,7 @@ class HostSandboxes:
             tx.event(kind, data={"host": host.name, "role": role, "problem": problem})
 
     def reaper(self, host: SshHost) -> list[str]:
-        """The reaper's command line (to put before bwrap's, or the agent's): the host's
+        """The reaper's command line (to put before an unsandboxed agent's): the host's
         python3 running ``reaper_source`` with the run's kill grace, as a local run's
         (engine/confinement.py reaper_prefix); empty where the host has no python3 for it.
         Probes the host the first time (the launch's thread: ``sandbox = "none"`` did not)."""

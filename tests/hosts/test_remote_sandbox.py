@@ -251,8 +251,15 @@ def test_killing_a_sandboxed_run_on_a_host_ends_its_whole_tree(
             (2, "loop", "succeeded", "completed"),
         ]
         assert "grandchild started" in (project.root / runs[0].log_path).read_text()
-        # the pid namespace died with the sandbox: the grandchild too, long before now
+        # the pid namespace died with the sandbox: the grandchild too, long before now (no
+        # reaper ran in front of bwrap: the namespace does its work)
         assert marked(mark) == []
+        launched = [
+            (e.data["sandbox"], e.data.get("reaper"))
+            for e in deps.store.events("T-1")
+            if e.run_id == runs[0].id and e.from_state == "starting" and e.to_state == "running"
+        ]
+        assert launched == [("bwrap", False)]
     finally:
         for pid in marked(mark):  # a failure leaves nothing behind
             with contextlib.suppress(psutil.Error):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
 
+from hatchctl.engine import confinement
 from hatchctl.engine.deps import run_key
 from hatchctl.runtime import psinfo
 from hatchctl.runtime.tmux import Tmux
@@ -78,6 +80,9 @@ def test_hang_is_detected_restarted_with_backoff_then_struck(projects: Projects)
         assert psinfo.marked(deps.run_key(r.id)) == []
 
 
+REAPER = [sys.executable, "-I", "-S", "-c", confinement.REAPER_BOOT]  # how a launch starts it
+
+
 @pytest.mark.parametrize("sandbox", ["none", "auto"])
 def test_kill_from_another_process_escalates_for_an_agent_ignoring_sigterm_with_a_setsid_grandchild(
     projects: Projects, sandbox: str
@@ -110,6 +115,10 @@ def test_kill_from_another_process_escalates_for_an_agent_ignoring_sigterm_with_
         procs = psinfo.marked(key)
         sessions = {os.getsid(pr.pid) for pr in procs}
         assert len(procs) >= 3 and len(sessions) >= 2  # the grandchild left the agent's session
+        # under bwrap its pid namespace holds the tree, no reaper runs (one Python start less)
+        reapers = [pr for pr in procs if pr.cmdline()[:5] == REAPER]
+        sandboxed = any(pr.name() == "bwrap" for pr in procs)
+        assert (len(reapers), sandboxed) == ((0, True) if sandbox == "auto" else (1, False))
         out = hatchctl("-C", str(p.root), "kill", "S")
         assert out.returncode == 0, out.stderr
         assert "killed S" in out.stdout
