@@ -60,6 +60,7 @@ from launchkit import (
     unmount_views,
 )
 
+from hatchctl.engine import confinement
 from hatchctl.project import tmux_socket
 from hatchctl.runtime.scripts import Scripts, builtin_root, unmount_all_under
 
@@ -164,8 +165,9 @@ def bash(tmp: Path, label: str, agents: int, tree: Path | None = None) -> dict[s
     script.write_text(BASH if tree is None else BASH_SAME)
     socket = f"blaunch{os.getpid()}{label.replace('-', '')}"
     argv = ["bash", str(script), socket, str(root), str(agents)]
-    if tree is not None:
-        argv += [str(tree / "hatch_scripts"), sys.executable]
+    if tree is not None:  # the reaper as a launch starts it (sandbox none), from the tree
+        boot = [sys.executable, "-I", "-S", "-c", confinement.REAPER_BOOT, str(tree)]
+        argv += [str(tree / "hatch_scripts"), *boot, "--grace", "5", "--"]
     try:
         t0, t1 = timed(argv, root, f"{label} loop")
         cpu = LAST_CPU[0]  # bash, git, tmux clients (not the tmux server: nor for hatchctl)

@@ -208,11 +208,12 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 # integration tip read once (hatchctl reads it once per burst), then per agent its scripts
 # (create_worktree.sh, mount_readonly.sh), the launch ticket, and one tmux call opening the
 # window (run_agent.sh, the reaper, the agent) with its log pipe, as the supervisor makes them.
-# Args: SOCKET ROOT N SCRIPTS PYTHON
+# Args: SOCKET ROOT N SCRIPTS REAPER_ARGV... (engine/confinement.py reaper_prefix)
 BASH_SAME = r"""
 set -eu
 T=(tmux -L "$1" -f /dev/null)
-R=$2 N=$3 S=$4 PY=$5
+R=$2 N=$3 S=$4
+REAPER=("${@:5}")
 cd "$R"
 "${T[@]}" new-session -d -s bench -x 200 -y 50
 st=$R/.bench/state
@@ -228,7 +229,7 @@ for i in $(seq 1 "$N"); do
     -e HATCH_RUN_ID="$i" -e HATCH_TASK_ID="T-$i" -e HATCH_ROLE=factory \
     -e HATCH_ITERATION=1 -e HATCH_ATTEMPT=1 -e HATCH_WORKTREE="$d" \
     -e HATCH_STOP_FILE="$st/io/T-$i.stop" -e HATCH_STATE_DIR="$st" \
-    bash "$S/agent/run_agent.sh" "$PY" -I -m hatchctl.runtime.reaper --grace 5 -- sleep 600 \; \
+    bash "$S/agent/run_agent.sh" "${REAPER[@]}" sleep 600 \; \
     pipe-pane -o -t "bench:$((i + 1))" "exec cat >> '$R/.bench/logs/T-$i.log'"
   echo "$EPOCHREALTIME" >> "$R/.bench/times"
 done
