@@ -21,7 +21,8 @@ git, tmux clients); neither counts its tmux server or the agents. The targets ta
 order rotates each repetition). Usage: bench_launch.py [--agents 20]
 [--reps 3] [--tree DIR] [--tmuxp /tmp/tmuxp-venv/bin/tmuxp] [--only T,T] [--json FILE]
 [--tick 0.2s: hatchctl's [limits] tick] [--py-spy FILE: record the supervisor of the first
-rep of each hatchctl target, py-spy on PATH]
+rep of each hatchctl target, py-spy on PATH]. The projects are made under $TMPDIR (`TMPDIR=/dev/shm`:
+on tmpfs; docs/benchmarks.md says why that is the control on the development machine).
 """
 
 from __future__ import annotations
