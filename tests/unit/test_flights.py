@@ -33,13 +33,17 @@ def test_one_task_at_a_time_per_key_and_the_key_free_again_when_it_ends() -> Non
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_task_that_raised_frees_its_key() -> None:
     flights: Flights[int] = Flights("test")
+    go = threading.Event()
 
     def boom() -> None:
+        go.wait(30)
         raise RuntimeError("a bug in a task")
 
     assert flights.start(1, boom)
-    poll(lambda: flights.idle(1), what="the key freed")
-    assert flights.threads == {}
+    thread = flights.threads[1]
+    go.set()
+    thread.join()  # (its exception reported within this test, where it is expected)
+    assert flights.idle(1) and flights.threads == {}
     flights.close()
 
 
