@@ -313,38 +313,12 @@ def agent_processes(run_key: str) -> dict[Ident, psutil.Process]:
     return found
 
 
-def in_sandbox(procs: list[psutil.Process]) -> list[psutil.Process] | None:
-    """The processes of a run's tree inside its bwrap sandbox (below a ``bwrap``, not one
-    itself), or None when the tree has none. A sandboxed agent's SIGTERM goes to these alone:
-    signalled too, the outer bwrap dies of it (or its parent, run_agent.sh, does), and
-    ``--die-with-parent`` SIGKILLs the whole namespace before the agent can use its grace. A
-    process that names itself bwrap is spared the SIGTERM only: the SIGKILL after the grace
-    takes everything. ``procs`` as agent_processes gives them (their ``info["ppid"]``)."""
-    boxes = set()
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            if p.name() == "bwrap":
-                boxes.add(p.pid)
-    if not boxes:
-        return None
-    parent = {p.pid: getattr(p, "info", {}).get("ppid") for p in procs}
-    inside = []
-    for p in procs:
-        up, hops = parent.get(p.pid), 0
-        while up is not None and up not in boxes and hops < len(parent):
-            up, hops = parent.get(up), hops + 1
-        if p.pid not in boxes and up in boxes:
-            inside.append(p)
-    return inside
-
-
 def kill_agent(run_key: str, *, grace: float, settle: float = 2.0) -> KillReport:
     """Kill every process of the agent and report what was measured to survive.
 
     The agent's processes are those carrying its run key in their environment and all their
     descendants (see ``agent_processes``), each recorded as (pid, create time). SIGTERM (and
-    SIGCONT, so stopped ones act on it) to them and their process groups (in a sandbox: to the
-    processes inside it, see ``in_sandbox``), wait up to ``grace``,
+    SIGCONT, so stopped ones act on it) to them and their process groups, wait up to ``grace``,
     then freeze what is left with SIGSTOP, looking again until no new process appears (a frozen
     process cannot fork), and SIGKILL the lot; again while new ones turn up, for up to ``settle``
     seconds (what was frozen is killed even when that time is up: a slow machine never leaves a
@@ -354,13 +328,7 @@ def kill_agent(run_key: str, *, grace: float, settle: float = 2.0) -> KillReport
     report = KillReport()
     record = agent_processes(run_key)
     first = list(record.values())
-    boxed = in_sandbox(first)
-    if boxed is not None:  # SIGTERM inside the sandbox only (see in_sandbox)
-        _signal_each(boxed, signal.SIGTERM)
-        _signal_each(boxed, signal.SIGCONT)
-        gone, _ = _wait_gone(boxed, grace)
-        report.exited_on_term = len(gone)
-    elif first:
+    if first:
         _signal_all(first, signal.SIGTERM)
         _signal_each(first, signal.SIGCONT)
         gone, _ = _wait_gone(first, grace)

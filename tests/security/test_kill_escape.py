@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hatchctl.runtime import psinfo, sandbox
+from hatchctl.runtime import psinfo
 from tests.conftest import poll
 
 REAPER = [sys.executable, "-I", "-m", "hatchctl.runtime.reaper"]
@@ -193,44 +193,3 @@ def test_kill_agent_of_an_unknown_run_finds_nothing() -> None:
     report = psinfo.kill_agent(f"no-such-run-{uuid.uuid4().hex}", grace=5.0)
     assert (report.found, report.killed, report.survivors) == (0, 0, [])
     assert report.seconds < 5.0  # no grace is waited when there is nothing to wait for
-
-
-# The agent acts on SIGTERM: it takes a moment (a trap's sleep), then says so and exits.
-GRACEFUL_AGENT = r"""
-dir=$1 marker=$2
-trap 'echo term > "$dir/term"; sleep 0.2; echo graceful > "$dir/done"; exit 0' TERM
-echo ready > "$dir/ready"
-while :; do sleep "$marker" & wait; done
-"""
-
-
-def test_a_sandboxed_agent_gets_its_grace_before_anything_is_killed(
-    tmp_path: Path, marker: str
-) -> None:
-    """A sandboxed tree as a pane runs it (bash, then bwrap with its pid namespace and
-    --die-with-parent, then the agent). SIGTERM to the outer bwrap or to the bash above it ended
-    the namespace at once (SIGKILL to everything in it): the agent never got its grace. The
-    kill sends its SIGTERM inside the sandbox only; the agent finishes its handler and exits,
-    and nothing is left."""
-    problem = sandbox.probe()
-    if problem:
-        pytest.skip(problem)
-    key = f"test-{uuid.uuid4().hex}"
-    (tmp_path / "agent.sh").write_text(GRACEFUL_AGENT)
-    box = ["bwrap", "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/", "--dev", "/dev"]
-    box += ["--proc", "/proc", "--bind", str(tmp_path), str(tmp_path), "--"]
-    agent = ["bash", str(tmp_path / "agent.sh"), str(tmp_path), marker]
-    pane = ["bash", "-c", '"$@"; echo "exit $?" > "$0/wrapper"', str(tmp_path), *box, *agent]
-    env = {**os.environ, psinfo.RUN_KEY_ENV: key}
-    proc = subprocess.Popen(pane, env=env, start_new_session=True)
-    try:
-        poll(lambda: (tmp_path / "ready").exists(), what="the sandboxed agent to start")
-        names = {p.name() for p in psinfo.agent_processes(key).values()}
-        assert "bwrap" in names  # (the tree is the sandboxed one)
-        report = psinfo.kill_agent(key, grace=30)
-        assert (tmp_path / "done").read_text() == "graceful\n"  # its handler ran to the end
-        assert report.exited_on_term >= 1 and report.survivors == []
-        assert with_marker(marker) == [] and psinfo.marked(key) == []
-    finally:
-        proc.kill()
-        proc.wait()
