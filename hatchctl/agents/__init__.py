@@ -27,7 +27,6 @@ import importlib
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from hatchctl.errors import HatchError
+from hatchctl.state.atomicfile import write_atomic
 
 if TYPE_CHECKING:
     from hatchctl.config import AgentSection
@@ -290,24 +290,8 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
         mode = target.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o600
-    tmp = target.with_name(f"{target.name}.hatch-{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    try:
-        fd = os.open(tmp, flags, mode)
-        try:
-            os.fchmod(fd, mode)
-            payload = text.encode("utf-8")
-            while payload:
-                payload = payload[os.write(fd, payload) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_atomic(target, text.encode("utf-8"), mode=mode)
     with contextlib.suppress(OSError):
         dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
