@@ -3,7 +3,7 @@ machine cannot run one; an SshHost on it per test, its master connection closed 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,23 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     if reason:
         pytest.skip(reason)
     server = make_server(tmp_path_factory.mktemp("sshd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def sshd_without(directory: Path, missing: Callable[[str], bool]) -> Iterator[SshServer]:
+    """For a fixture: a started server whose sessions' PATH holds every program of /usr/bin but
+    the ``missing`` ones (a host that lacks them), stopped after; skipped where no sshd runs."""
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(parents=True)
+    for entry in Path("/usr/bin").iterdir():
+        if not missing(entry.name):
+            (bin_dir / entry.name).symlink_to(entry)
+    server = make_server(directory / "sshd", env={"PATH": str(bin_dir)})
     server.start()
     yield server
     server.stop()

@@ -24,7 +24,8 @@ import pytest
 from hatchctl.cmds.common import build_deps
 from hatchctl.engine.remotesandbox import NO_REAPER, reaper_file, reaper_source
 from hatchctl.hosts import probe
-from tests.hosts.sshd import SshServer, make_server, unavailable
+from tests.hosts.conftest import sshd_without
+from tests.hosts.sshd import SshServer
 from tests.hosts.test_remote_run import SIM, host_config, host_server_cleaned, remote_root
 from tests.hosts.test_remote_sandbox import marked
 from tests.integration.conftest import Projects, drain, projects
@@ -183,18 +184,7 @@ def test_the_shipped_reaper_runs_on_python_3_8() -> None:
 def no_python_sshd(tmp_path: Path) -> Iterator[SshServer]:
     """A server whose sessions have a PATH with everything of /usr/bin but python3: a host
     without python3."""
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    bin_dir = tmp_path / "nopython-bin"
-    bin_dir.mkdir()
-    for entry in Path("/usr/bin").iterdir():
-        if not entry.name.startswith("python"):
-            (bin_dir / entry.name).symlink_to(entry)
-    server = make_server(tmp_path / "sshd-nopython", env={"PATH": str(bin_dir)})
-    server.start()
-    yield server
-    server.stop()
+    yield from sshd_without(tmp_path / "nopython", lambda name: name.startswith("python"))
 
 
 def test_a_host_without_python3_runs_its_agents_without_the_reaper_said_once(

@@ -25,7 +25,8 @@ from hatchctl.hosts.base import project_dir_name
 from hatchctl.project import Project
 from hatchctl.runtime import sandbox
 from tests.conftest import git
-from tests.hosts.sshd import SshServer, make_server, unavailable
+from tests.hosts.conftest import sshd_without
+from tests.hosts.sshd import SshServer
 from tests.hosts.test_remote_run import SIM, host_config, host_server_cleaned, remote_root
 from tests.integration.conftest import Projects, drain, projects, to_toml
 
@@ -280,18 +281,7 @@ def with_agent_env(project: Project, env: dict[str, str]) -> Project:
 def bare_sshd(tmp_path: Path) -> Iterator[SshServer]:
     """A server whose sessions have a PATH with everything of /usr/bin but bwrap: a host
     without bwrap."""
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    bin_dir = tmp_path / "nobwrap-bin"
-    bin_dir.mkdir()
-    for entry in Path("/usr/bin").iterdir():
-        if entry.name != "bwrap":
-            (bin_dir / entry.name).symlink_to(entry)
-    server = make_server(tmp_path / "sshd-nobwrap", env={"PATH": str(bin_dir)})
-    server.start()
-    yield server
-    server.stop()
+    yield from sshd_without(tmp_path / "nobwrap", lambda name: name == "bwrap")
 
 
 def test_a_host_without_bwrap_is_refused_when_the_sandbox_is_required(
