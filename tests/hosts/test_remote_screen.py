@@ -11,6 +11,7 @@ from typing import Any
 
 from hatchctl.cmds.common import build_deps
 from hatchctl.engine.supervisor import Supervisor
+from hatchctl.project import Project
 from tests.hosts.sshd import SshServer
 from tests.hosts.test_remote_activity import PROMPTS
 from tests.hosts.test_remote_loop import frozen
@@ -20,21 +21,30 @@ from tests.integration.conftest import Projects, projects, wait_for
 __all__ = ["projects", "remote_root"]  # the fixtures
 
 
+def codex_on_host(
+    projects: Projects, sshd: SshServer, remote_root: Path, command: list[str], tmux_timeout: str
+) -> Project:
+    """A project whose task C runs on the loopback host: a codex-preset factory (``command``,
+    unsandboxed), stalled after 1 s of quiet, its host's tmux calls bounded by
+    ``tmux_timeout``."""
+    config: dict[str, Any] = host_config(sshd, remote_root)
+    config["agents"]["factory"] = {
+        "preset": "codex",
+        "command": command,
+        "env": {"CODEX_API_KEY": "fake"},
+        "sandbox": "none",
+    }
+    config["limits"] = {"stall_after": "1s", "idle_timeout": "10m", "tmux_timeout": tmux_timeout}
+    return projects.make({"C": {"host_labels": ["gpu"], "sim": {}}}, config=config)
+
+
 def test_a_stalled_host_runs_screen_is_captured_off_the_loop_and_seen_when_it_lands(
     projects: Projects, sshd: SshServer, remote_root: Path, tmp_path: Path
 ) -> None:
     agent = tmp_path / "codex_like.py"
     agent.write_text(PROMPTS.format(before=""))
-    config: dict[str, Any] = host_config(sshd, remote_root)
-    config["agents"]["factory"] = {
-        "preset": "codex",
-        "command": [sys.executable, str(agent)],
-        "env": {"CODEX_API_KEY": "fake"},
-        "sandbox": "none",
-    }
     # a capture on the frozen host hangs until it answers (far within its timeout)
-    config["limits"] = {"stall_after": "1s", "idle_timeout": "10m", "tmux_timeout": "120s"}
-    project = projects.make({"C": {"host_labels": ["gpu"], "sim": {}}}, config=config)
+    project = codex_on_host(projects, sshd, remote_root, [sys.executable, str(agent)], "120s")
     deps = build_deps(project)
     sup = Supervisor(deps)
     activity = sup.monitor.activity
@@ -92,15 +102,8 @@ def test_a_host_gone_its_screen_is_the_end_of_the_local_copy_of_its_log(
 ) -> None:
     """The capture fails (the host does not answer): the end of the log copied here is read
     instead, as before; its pane is captured again later (the check is not settled)."""
-    config: dict[str, Any] = host_config(sshd, remote_root)
-    config["agents"]["factory"] = {
-        "preset": "codex",
-        "command": [sys.executable, "-c", "import signal; signal.pause()"],
-        "env": {"CODEX_API_KEY": "fake"},
-        "sandbox": "none",
-    }
-    config["limits"] = {"stall_after": "1s", "idle_timeout": "10m", "tmux_timeout": "20s"}
-    project = projects.make({"C": {"host_labels": ["gpu"], "sim": {}}}, config=config)
+    pause = [sys.executable, "-c", "import signal; signal.pause()"]
+    project = codex_on_host(projects, sshd, remote_root, pause, "20s")
     deps = build_deps(project)
     sup = Supervisor(deps)
     activity = sup.monitor.activity
